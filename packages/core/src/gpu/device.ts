@@ -1,0 +1,103 @@
+/**
+ * Device acquisition. We request the adapter's limits explicitly (wgpu otherwise hands out the
+ * spec's small defaults, e.g. 128 MiB storage bindings) and the optional features the kernels can
+ * use: `shader-f16` (f16 weight storage), `subgroups`, `timestamp-query` (benchmarks). Every feature
+ * has a tested fallback, so a device without them still runs every kernel (DESIGN.md §3).
+ * @module
+ */
+import { GpuUnavailableError } from "../errors.ts";
+
+/** Optional features the engine knows how to use, as found on the device. */
+export interface GpuFeatures {
+  /** `shader-f16`: WGSL `f16` storage and arithmetic. */
+  f16: boolean;
+  /** `subgroups`: subgroup reductions (no kernel depends on it; there is always a workgroup path). */
+  subgroups: boolean;
+  /** `timestamp-query`: GPU timestamps for benchmarks. */
+  timestamp: boolean;
+}
+
+/** Options for {@link requestGpu}. */
+export interface GpuOptions {
+  /** Disable shader-f16 even when the adapter has it (tests the f32 fallback). */
+  disableF16?: boolean;
+  /** Passed to `requestAdapter`. */
+  powerPreference?: GPUPowerPreference;
+}
+
+/** The acquired device with its adapter description, features and limits. */
+export interface GpuDevice {
+  /** The WebGPU device. */
+  device: GPUDevice;
+  /** Human-readable adapter description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  adapterName: string;
+  /** Whether this is a software/fallback adapter (lavapipe). */
+  isFallback: boolean;
+  /** Optional features enabled on the device. */
+  features: GpuFeatures;
+  /** The limits granted to the device (= the adapter's). */
+  limits: GPUSupportedLimits;
+}
+
+const LIMIT_NAMES = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "maxUniformBufferBindingSize",
+  "maxDynamicUniformBuffersPerPipelineLayout",
+  "maxBindingsPerBindGroup",
+] as const;
+
+const NO_ADAPTER_HELP = "no WebGPU adapter found. On a CPU-only Linux host install Mesa's software Vulkan " +
+  "driver (`apt-get install -y mesa-vulkan-drivers`); on a GPU host check the Vulkan driver " +
+  "(VK_DRIVER_FILES / vulkaninfo).";
+
+/** Describe a device in one line (for benchmark and CLI headers). */
+export function describeGpu(gpu: GpuDevice): string {
+  const f = gpu.features;
+  const feats = [f.f16 && "shader-f16", f.subgroups && "subgroups", f.timestamp && "timestamp-query"]
+    .filter(Boolean).join(", ");
+  return `${gpu.adapterName}${gpu.isFallback ? " [software]" : ""} (features: ${feats || "none"})`;
+}
+
+/**
+ * Acquire a WebGPU device with the adapter's full limits and the optional features it has.
+ * Throws {@link GpuUnavailableError} when there is no adapter, naming the package to install.
+ */
+export async function requestGpu(options: GpuOptions = {}): Promise<GpuDevice> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new GpuUnavailableError("this runtime has no navigator.gpu (Deno ≥ 2 exposes WebGPU by default)");
+  }
+  // Deno's Vulkan loader warns (harmlessly) without XDG_RUNTIME_DIR; give it one.
+  try {
+    if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+  } catch { /* no env permission: only a warning is lost */ }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: options.powerPreference });
+  if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
+  const want: GPUFeatureName[] = [];
+  const has = (n: string) => adapter.features.has(n as GPUFeatureName);
+  const f16 = has("shader-f16") && !options.disableF16;
+  if (f16) want.push("shader-f16");
+  if (has("subgroups")) want.push("subgroups" as GPUFeatureName);
+  if (has("timestamp-query")) want.push("timestamp-query");
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMIT_NAMES) requiredLimits[name] = adapter.limits[name];
+  const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
+  device.addEventListener("uncapturederror", (e) => {
+    console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
+  });
+  const info = adapter.info;
+  return {
+    device,
+    adapterName: info.description || info.device || info.vendor || "unknown adapter",
+    isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    features: { f16, subgroups: has("subgroups"), timestamp: has("timestamp-query") },
+    limits: device.limits,
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * The recorder encodes a whole step — many dispatches — into one command encoder and one compute
+ * pass, then submits once (a new encoder + submit costs ~90 µs in Deno, a dispatch in an open pass
+ * ~1–2 µs; DESIGN.md §3). Per-dispatch parameters go into one uniform arena with dynamic offsets:
+ * each dispatch gets its own 256-byte slot in a CPU staging copy that is uploaded with a single
+ * `writeBuffer` right before the submit. `writeBuffer` is queue-ordered, so the next step may reuse
+ * the slots although the previous submit has not finished.
+ *
+ * Readback is batched and asynchronous: `readback(t)` queues a copy that is appended after the pass
+ * and returns a promise; all reads of one submit share one staging buffer and one `mapAsync`, and
+ * staging buffers come from a pool, so several submits can be in flight (double buffering comes from
+ * never waiting on a read before encoding the next step). Deno resolves a `mapAsync` ≥10 ms after
+ * the GPU is done, so loops must read every K steps, never per token.
+ * @module
+ */
+import type { GpuDevice } from "./device.ts";
+import { type Kernel, KernelCache } from "./kernel.ts";
+import type { Tensor } from "./tensor.ts";
+import { BufferPool } from "./arena.ts";
+import { ShapeError } from "../errors.ts";
+
+interface PendingRead {
+  tensor: Tensor;
+  resolve: (data: ArrayBuffer) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Options for {@link Recorder}. */
+export interface RecorderOptions {
+  /** Bytes of the uniform arena: bounds the dispatches per submit (256 B each). Default 4 MiB. */
+  paramArenaBytes?: number;
+}
+
+/** Records dispatches into one encoder/pass per submit. Not reentrant; one per stream of work. */
+export class Recorder {
+  /** The device. */
+  readonly gpu: GpuDevice;
+  /** Pipeline and bind-group caches (shared by everything recorded here). */
+  readonly kernels: KernelCache;
+  readonly #pool: BufferPool;
+  readonly #paramBuf: GPUBuffer;
+  readonly #staging: ArrayBuffer;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
+  readonly #f32: Float32Array;
+  readonly #slot: number;
+  #paramUsed = 0;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #reads: PendingRead[] = [];
+  #dispatches = 0;
+  #totalDispatches = 0;
+  #submits = 0;
+
+  /** Create a recorder with its own uniform arena and staging pool. */
+  constructor(gpu: GpuDevice, kernels: KernelCache = new KernelCache(gpu), options: RecorderOptions = {}) {
+    this.gpu = gpu;
+    this.kernels = kernels;
+    this.#pool = new BufferPool(gpu);
+    this.#slot = Math.max(256, gpu.limits.minUniformBufferOffsetAlignment);
+    const bytes = Math.ceil((options.paramArenaBytes ?? 4 << 20) / this.#slot) * this.#slot;
+    this.#paramBuf = gpu.device.createBuffer({
+      label: "param-arena",
+      size: bytes,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.#staging = new ArrayBuffer(bytes);
+    this.#u32 = new Uint32Array(this.#staging);
+    this.#i32 = new Int32Array(this.#staging);
+    this.#f32 = new Float32Array(this.#staging);
+  }
+
+  /** Dispatches recorded since the last submit. */
+  get pendingDispatches(): number {
+    return this.#dispatches;
+  }
+
+  /** Counters for diagnostics and benchmarks: total dispatches and submits since creation. */
+  get stats(): { dispatches: number; submits: number } {
+    return { dispatches: this.#totalDispatches, submits: this.#submits };
+  }
+
+  #ensurePass(): GPUComputePassEncoder {
+    if (!this.#pass) {
+      this.#encoder = this.gpu.device.createCommandEncoder({ label: "step" });
+      this.#pass = this.#encoder.beginComputePass({ label: "step" });
+    }
+    return this.#pass;
+  }
+
+  /**
+   * Record one dispatch of `kernel` over `tensors` (binding order) with `params` (one number per
+   * character of `kernel.spec.params`) and `groups` workgroups.
+   */
+  dispatch(
+    kernel: Kernel,
+    tensors: readonly Tensor[],
+    params: readonly number[],
+    groups: readonly number[],
+  ): void {
+    const spec = kernel.spec;
+    if (tensors.length !== spec.storage.length) {
+      throw new ShapeError(
+        `${spec.name}: ${tensors.length} tensors bound, kernel declares ${spec.storage.length}`,
+      );
+    }
+    const types = spec.params ?? "";
+    if (params.length !== types.length) {
+      throw new ShapeError(`${spec.name}: ${params.length} params given, kernel declares ${types.length}`);
+    }
+    const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
+      throw new ShapeError(
+        `${spec.name}: workgroup count [${gx},${gy},${gz}] exceeds ${maxGroups} per dimension`,
+      );
+    }
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    // WebGPU forbids one buffer bound read-only and read-write in the same dispatch (wgpu reports a
+    // usage conflict and drops the dispatch). Arenas pack many tensors into one buffer, so kernels
+    // bind activations read_write; a "read" binding is only for buffers nothing in the dispatch writes.
+    for (let i = 0; i < tensors.length; i++) {
+      if (spec.storage[i] !== "read") continue;
+      for (let j = 0; j < tensors.length; j++) {
+        if (spec.storage[j] === "rw" && tensors[j].buffer === tensors[i].buffer) {
+          throw new ShapeError(
+            `${spec.name}: read-only ${tensors[i].name} shares a GPU buffer with written ${tensors[j].name}`,
+          );
+        }
+      }
+    }
+    let offset = 0;
+    if (kernel.paramBytes > 0) {
+      if (this.#paramUsed + this.#slot > this.#staging.byteLength) this.submit(); // arena full: flush
+      offset = this.#paramUsed;
+      this.#paramUsed += this.#slot;
+      const w = offset >> 2;
+      for (let i = 0; i < types.length; i++) {
+        const c = types.charCodeAt(i);
+        if (c === 102 /* f */) this.#f32[w + i] = params[i];
+        else if (c === 105 /* i */) this.#i32[w + i] = params[i];
+        else this.#u32[w + i] = params[i];
+      }
+    }
+    const pass = this.#ensurePass();
+    pass.setPipeline(kernel.pipeline);
+    const bg = this.kernels.bindGroup(kernel, tensors, kernel.paramBytes > 0 ? this.#paramBuf : null);
+    if (kernel.paramBytes > 0) pass.setBindGroup(0, bg, [offset]);
+    else pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    this.#dispatches++;
+    this.#totalDispatches++;
+  }
+
+  /** Queue a copy of `t` to the CPU, made after everything recorded before the next submit. */
+  readback(t: Tensor): Promise<ArrayBuffer> {
+    return new Promise((resolve, reject) => this.#reads.push({ tensor: t, resolve, reject }));
+  }
+
+  /** End the pass, append queued readback copies, upload params, submit. Returns when submitted. */
+  submit(): void {
+    if (!this.#pass && this.#reads.length === 0) return;
+    const device = this.gpu.device;
+    const encoder = this.#encoder ?? device.createCommandEncoder({ label: "readback" });
+    this.#pass?.end();
+    const reads = this.#reads;
+    this.#reads = [];
+    let staging: GPUBuffer | null = null;
+    const offsets: number[] = [];
+    if (reads.length > 0) {
+      let total = 0;
+      for (const r of reads) {
+        offsets.push(total);
+        total += Math.ceil(r.tensor.byteLength / 4) * 4;
+      }
+      staging = this.#pool.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
+      reads.forEach((r, i) => {
+        encoder.copyBufferToBuffer(
+          r.tensor.buffer,
+          r.tensor.offset,
+          staging!,
+          offsets[i],
+          r.tensor.bindingSize,
+        );
+      });
+    }
+    if (this.#paramUsed > 0) {
+      device.queue.writeBuffer(this.#paramBuf, 0, this.#staging, 0, this.#paramUsed);
+    }
+    device.queue.submit([encoder.finish()]);
+    this.#submits++;
+    this.#encoder = null;
+    this.#pass = null;
+    this.#paramUsed = 0;
+    this.#dispatches = 0;
+    if (staging) {
+      const buf = staging;
+      buf.mapAsync(GPUMapMode.READ).then(() => {
+        const mapped = buf.getMappedRange();
+        reads.forEach((r, i) => r.resolve(mapped.slice(offsets[i], offsets[i] + r.tensor.byteLength)));
+        buf.unmap();
+        this.#pool.release(buf);
+      }, (e) => reads.forEach((r) => r.reject(e)));
+    }
+  }
+
+  /** Submit what is recorded and wait until the GPU has finished it (tests and setup only). */
+  async finish(): Promise<void> {
+    this.submit();
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Submit and read `t` back as its typed array (tests and setup; loops use {@link readback}). */
+  async read(t: Tensor): Promise<Float32Array | Uint32Array | Int32Array | Uint16Array> {
+    const p = this.readback(t);
+    this.submit();
+    const buf = await p;
+    switch (t.dtype) {
+      case "f32":
+        return new Float32Array(buf);
+      case "u32":
+        return new Uint32Array(buf);
+      case "i32":
+        return new Int32Array(buf);
+      case "f16":
+        return new Uint16Array(buf);
+    }
+  }
+
+  /** Read an f32 tensor (throws naming the tensor if it is not f32). */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== "f32") throw new ShapeError(`${t.name}: readF32 on a ${t.dtype} tensor`);
+    return await this.read(t) as Float32Array;
+  }
+
+  /** Release the uniform arena and staging buffers. */
+  destroy(): void {
+    this.#paramBuf.destroy();
+    this.#pool.destroy();
+  }
+}

@@ -66,6 +66,14 @@ export class Tensor {
     return new Tensor(this.buffer, this.offset, shape, this.dtype, name);
   }
 
+  /** A view of the first `n` entries along dim 0 (e.g. the first T rows of a (maxT, H) workspace). */
+  rows(n: number, name: string = this.name): Tensor {
+    if (!Number.isInteger(n) || n < 0 || n > this.shape[0]) {
+      throw new ShapeError(`${this.name}: cannot take ${n} rows of [${this.shape}]`);
+    }
+    return new Tensor(this.buffer, this.offset, [n, ...this.shape.slice(1)], this.dtype, name);
+  }
+
   /** Throw a {@link ShapeError} naming this tensor unless its shape equals `shape` (-1 = any). */
   expectShape(shape: readonly number[], dtype?: DType | DType[]): this {
     const ok = shape.length === this.shape.length && shape.every((d, i) => d < 0 || d === this.shape[i]);

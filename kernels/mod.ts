@@ -11,3 +11,9 @@ import elementwise from "./elementwise.wgsl" with { type: "text" };
 
 /** Elementwise kernels: `add`. */
 export const ELEMENTWISE_WGSL: string = elementwise;
+import rope from "./rope.wgsl" with { type: "text" };
+/** Fused QKV split + RoPE + KV-cache write (also plain in-place RoPE): `rope_qkv`. */
+export const ROPE_WGSL: string = rope;
+import attention from "./attention.wgsl" with { type: "text" };
+/** Attention over the KV cache (GQA, causal or bitset mask, online softmax): `attention`. */
+export const ATTENTION_WGSL: string = attention;

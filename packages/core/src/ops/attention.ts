@@ -1,0 +1,123 @@
+/**
+ * Scaled-dot-product attention over the KV cache (`kernels/attention.wgsl`), with grouped-query
+ * heads and either the causal mask or a per-query bitset mask (tree drafts). One dispatch: one
+ * workgroup per (query, head) runs a tiled online softmax over the valid cache rows, so decode and
+ * tree verification never materialise scores in global memory.
+ *
+ * Limits: f32 tensors; head dim a multiple of 4 and ≤ 128 (the kernel keeps q and the output as
+ * hd/4 vec4 lanes of one workgroup).
+ * @module
+ */
+import { ATTENTION_WGSL } from "@gto/kernels";
+import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { ShapeError } from "../errors.ts";
+
+/** Largest head dim the attention kernel supports. */
+export const ATTENTION_MAX_HEAD_DIM = 128;
+
+/** Threshold (workgroups = Tq · nH) below which 256-thread workgroups are used (few, long ones). */
+const WIDE_BELOW = 64;
+
+// KernelCache.get keys on the full WGSL text; look variants up by a short key instead so a dispatch
+// costs no string building after the first call per (workgroup size, head dim).
+const variants = new WeakMap<KernelCache, Map<number, Kernel>>();
+
+function attentionKernel(rec: Recorder, wg: number, hd: number): Kernel {
+  let m = variants.get(rec.kernels);
+  if (!m) variants.set(rec.kernels, m = new Map());
+  const key = wg * 1024 + hd;
+  let k = m.get(key);
+  if (!k) {
+    k = rec.kernels.get({
+      name: `attention_wg${wg}_d${hd}`,
+      code: specialize(ATTENTION_WGSL, { WG: wg, D4: hd / 4 }),
+      entryPoint: "attention",
+      storage: ["rw", "rw", "rw", "rw", "rw"],
+      params: "uuuufuu",
+    });
+    m.set(key, k);
+  }
+  return k;
+}
+
+/**
+ * Scaled-dot-product attention with GQA over a KV cache.
+ * `q` (Tq, nH·hd); `kCache`, `vCache` (S, nKV·hd) of which rows [0, kvLen) are valid (later rows
+ * are never read); `out` (Tq, nH·hd), which may be `q` itself. Head h uses kv head
+ * floor(h / (nH / nKV)). `scale` defaults to 1/sqrt(hd).
+ * Masking: by default causal, query t at absolute position kvLen − Tq + t seeing keys ≤ that
+ * position (requires Tq ≤ kvLen). With `opts.mask` (u32 tensor (Tq, ceil(kvLen/32)), see
+ * {@link packMask}; bit j of row t set ⇔ query t may see key j) any per-query mask (tree masks).
+ * A query with no visible key outputs zeros. hd must be a multiple of 4 and ≤ 128; tensors f32.
+ */
+export function attention(
+  rec: Recorder,
+  out: Tensor,
+  q: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  opts: {
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    kvLen: number;
+    scale?: number;
+    mask?: Tensor;
+  },
+): void {
+  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask } = opts;
+  const scale = opts.scale ?? 1 / Math.sqrt(hd);
+  if (!Number.isInteger(nH) || !Number.isInteger(nKV) || nKV <= 0 || nH <= 0 || nH % nKV !== 0) {
+    throw new ShapeError(`attention: numHeads ${nH} must be a positive multiple of numKvHeads ${nKV}`);
+  }
+  if (!Number.isInteger(hd) || hd <= 0 || hd % 4 !== 0 || hd > ATTENTION_MAX_HEAD_DIM) {
+    throw new ShapeError(
+      `attention: headDim ${hd} must be a multiple of 4 in [4, ${ATTENTION_MAX_HEAD_DIM}]`,
+    );
+  }
+  if (q.shape.length !== 2) throw new ShapeError(`${q.name}: expected 2-D (Tq, nH·hd), got [${q.shape}]`);
+  const Tq = q.shape[0];
+  q.expectShape([Tq, nH * hd], "f32"); // (Tq, nH·hd)
+  out.expectShape([Tq, nH * hd], "f32"); // (Tq, nH·hd)
+  kCache.expectShape([-1, nKV * hd], "f32"); // (S, nKV·hd)
+  vCache.expectShape([kCache.shape[0], nKV * hd], "f32"); // (S, nKV·hd)
+  const S = kCache.shape[0];
+  if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
+    throw new ShapeError(`attention: kvLen ${kvLen} must be in [1, ${S}] (rows of ${kCache.name})`);
+  }
+  const words = Math.ceil(kvLen / 32);
+  if (mask) {
+    mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
+  } else if (Tq > kvLen) {
+    throw new ShapeError(`attention: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
+  }
+  if (!Number.isFinite(scale)) throw new ShapeError(`attention: scale ${scale} is not finite`);
+  const wg = Tq * nH <= WIDE_BELOW ? 256 : 128;
+  const k = attentionKernel(rec, wg, hd);
+  rec.dispatch(
+    k,
+    [q, kCache, vCache, mask ?? q, out],
+    [Tq, nH, nKV, kvLen, scale, mask ? 1 : 0, words],
+    [nH, Tq],
+  );
+}
+
+/**
+ * Pack a boolean (Tq, Tk) mask (`Uint8Array`, non-zero = may attend) into the bitset layout the
+ * attention kernel expects: (Tq, ceil(Tk/32)) u32 words, bit (j & 31) of word j >> 5 of row t ⇔ mask[t, j].
+ */
+export function packMask(mask: Uint8Array, tq: number, tk: number): Uint32Array {
+  if (mask.length !== tq * tk) {
+    throw new ShapeError(`packMask: mask has ${mask.length} elements, expected (${tq}, ${tk}) = ${tq * tk}`);
+  }
+  const words = Math.ceil(tk / 32);
+  const bits = new Uint32Array(tq * words); // (Tq, ceil(Tk/32))
+  for (let t = 0; t < tq; t++) {
+    for (let j = 0; j < tk; j++) {
+      if (mask[t * tk + j]) bits[t * words + (j >> 5)] |= 1 << (j & 31);
+    }
+  }
+  return bits;
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { attention, packMask } from "./attention.ts";
+import { assertAllClose, randn, rng, testGpu } from "../testing/mod.ts";
+import { BufferArena } from "../gpu/arena.ts";
+import { attentionRef, causalMask } from "../reference/ops.ts";
+import { ShapeError } from "../errors.ts";
+
+const CONFIGS: [number, number, number][] = [[4, 2, 32], [6, 2, 64], [8, 4, 8], [1, 1, 4]];
+const TQS = [1, 3, 17, 60];
+const KVS = [1, 5, 70, 300];
+
+/** A cache (S, w) whose rows [0, kvLen) are `valid` and whose later rows are NaN / huge garbage. */
+function withGarbage(valid: Float32Array, kvLen: number, S: number, w: number): Float32Array {
+  const c = new Float32Array(S * w);
+  c.set(valid);
+  for (let i = kvLen * w; i < S * w; i++) c[i] = i % 2 ? NaN : 1e30;
+  return c;
+}
+
+async function check(
+  nH: number,
+  nKV: number,
+  hd: number,
+  Tq: number,
+  kvLen: number,
+  maskKind: "causal" | "random",
+  seed: number,
+  arena: BufferArena,
+): Promise<void> {
+  const { rec } = await testGpu();
+  arena.reset();
+  const S = kvLen + 7;
+  const kvW = nKV * hd;
+  const q = randn(Tq * nH * hd, seed);
+  const k = randn(kvLen * kvW, seed + 1), v = randn(kvLen * kvW, seed + 2);
+  let mask: Uint8Array;
+  if (maskKind === "causal") {
+    mask = causalMask(Tq, kvLen, kvLen - Tq);
+  } else {
+    const r = rng(seed + 3);
+    mask = new Uint8Array(Tq * kvLen).map(() => (r() < 0.5 ? 1 : 0));
+    const empty = Tq > 1 ? 1 : 0; // an all-false row (the only row when Tq = 1 and seed is odd)
+    if (Tq > 1 || seed % 2) mask.fill(0, empty * kvLen, (empty + 1) * kvLen);
+  }
+  const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
+  const tK = arena.upload(withGarbage(k, kvLen, S, kvW), [S, kvW], "f32", "kCache");
+  const tV = arena.upload(withGarbage(v, kvLen, S, kvW), [S, kvW], "f32", "vCache");
+  const tOut = arena.alloc([Tq, nH * hd], "f32", "out");
+  const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen };
+  if (maskKind === "causal") {
+    attention(rec, tOut, tQ, tK, tV, opts);
+  } else {
+    const tMask = arena.upload(packMask(mask, Tq, kvLen), [Tq, Math.ceil(kvLen / 32)], "u32", "mask");
+    attention(rec, tOut, tQ, tK, tV, { ...opts, mask: tMask });
+  }
+  const dims = { tq: Tq, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
+  const expected = attentionRef(q, k, v, mask, 1 / Math.sqrt(hd), dims);
+  assertAllClose(await rec.readF32(tOut), expected, {
+    rtol: 1e-4,
+    atol: 2e-5,
+    name: `attention nH=${nH} nKV=${nKV} hd=${hd} Tq=${Tq} kvLen=${kvLen} ${maskKind}`,
+  });
+}
+
+Deno.test("attention matches attentionRef: causal and random masks, GQA, garbage beyond kvLen", async () => {
+  const { gpu } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "test");
+  let seed = 10;
+  for (const [nH, nKV, hd] of CONFIGS) {
+    for (const Tq of TQS) {
+      for (const kvLen of KVS) {
+        if (Tq > kvLen) continue;
+        for (const maskKind of ["causal", "random"] as const) {
+          await check(nH, nKV, hd, Tq, kvLen, maskKind, seed++, arena);
+        }
+      }
+    }
+  }
+  // the largest supported head dim, a head dim that does not divide the workgroup (hd = 96),
+  // a long cache (several tiles) for the 256- and 128-thread variants
+  await check(2, 1, 128, 3, 300, "causal", 1, arena);
+  await check(2, 1, 128, 40, 300, "random", 2, arena);
+  await check(3, 1, 96, 2, 70, "causal", 3, arena);
+  await check(3, 1, 96, 30, 70, "random", 4, arena);
+  await check(4, 2, 32, 1, 1100, "causal", 5, arena);
+  await check(4, 2, 32, 20, 1100, "causal", 6, arena);
+  arena.destroy();
+});
+
+Deno.test("attention: explicit scale, out aliasing q", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 20, "test");
+  const [nH, nKV, hd, Tq, kvLen] = [4, 2, 16, 5, 9];
+  const q = randn(Tq * nH * hd, 1), k = randn(kvLen * nKV * hd, 2), v = randn(kvLen * nKV * hd, 3);
+  const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
+  const tK = arena.upload(k, [kvLen, nKV * hd], "f32", "k");
+  const tV = arena.upload(v, [kvLen, nKV * hd], "f32", "v");
+  attention(rec, tQ, tQ, tK, tV, { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, scale: 0.3 });
+  const dims = { tq: Tq, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
+  assertAllClose(await rec.readF32(tQ), attentionRef(q, k, v, causalMask(Tq, kvLen, kvLen - Tq), 0.3, dims), {
+    name: "attention in place, scale 0.3",
+  });
+  arena.destroy();
+});
+
+Deno.test("attention validates shapes; packMask layout", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 16, "test");
+  const q = arena.alloc([3, 4 * 8], "f32", "q");
+  const out = arena.alloc([3, 4 * 8], "f32", "out");
+  const k = arena.alloc([10, 2 * 8], "f32", "kCache");
+  const v = arena.alloc([10, 2 * 8], "f32", "vCache");
+  const opts = { numHeads: 4, numKvHeads: 2, headDim: 8, kvLen: 5 };
+  assert.throws(() => attention(rec, out, q, k, v, { ...opts, kvLen: 11 }), ShapeError);
+  assert.throws(() => attention(rec, out, q, k, v, { ...opts, kvLen: 2 }), /Tq 3/);
+  assert.throws(() => attention(rec, out, q, k, v, { ...opts, numKvHeads: 3 }), ShapeError);
+  assert.throws(() => attention(rec, out, q, k, v, { ...opts, headDim: 6, numHeads: 4 }), ShapeError);
+  const big = arena.alloc([1, 132], "f32", "big");
+  assert.throws(
+    () => attention(rec, big, big, k, v, { numHeads: 1, numKvHeads: 1, headDim: 132, kvLen: 1 }),
+    /headDim 132/,
+  );
+  assert.throws(
+    () => attention(rec, out, q, k, v, { ...opts, mask: arena.alloc([3, 2], "u32", "mask") }),
+    /mask/,
+  );
+  const m = new Uint8Array(2 * 40);
+  m[0] = 1;
+  m[33] = 1;
+  m[40 + 31] = 1;
+  assert.deepEqual([...packMask(m, 2, 40)], [1, 2, 0x80000000, 0]);
+  assert.throws(() => packMask(m, 2, 41), ShapeError);
+  await rec.finish();
+  arena.destroy();
+});

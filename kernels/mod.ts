@@ -17,3 +17,19 @@ export const ROPE_WGSL: string = rope;
 import attention from "./attention.wgsl" with { type: "text" };
 /** Attention over the KV cache (GQA, causal or bitset mask, online softmax): `attention`. */
 export const ATTENTION_WGSL: string = attention;
+import norm from "./norm.wgsl" with { type: "text" };
+import activation from "./activation.wgsl" with { type: "text" };
+import embedding from "./embedding.wgsl" with { type: "text" };
+import softmax from "./softmax.wgsl" with { type: "text" };
+import select from "./select.wgsl" with { type: "text" };
+
+/** RMSNorm kernel `main` (placeholders `{{ENABLE}}`, `{{WT}}`: weight type f32 | f16). */
+export const NORM_WGSL: string = norm;
+/** Activation kernels: `swiglu` over the fused gate/up projection. */
+export const ACTIVATION_WGSL: string = activation;
+/** Embedding gather `main` (placeholders `{{ENABLE}}`, `{{WT}}`: table type f32 | f16). */
+export const EMBEDDING_WGSL: string = embedding;
+/** Row softmax kernels: `softmax`, `log_softmax` (with temperature). */
+export const SOFTMAX_WGSL: string = softmax;
+/** Token selection kernels: `argmax`, `topk`, `sample` (temperature / top-k / top-p). */
+export const SELECT_WGSL: string = select;

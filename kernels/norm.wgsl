@@ -1,0 +1,50 @@
+// RMSNorm (HF LlamaRMSNorm): out = x * rsqrt(mean(x²) + eps) * w, computed in f32.
+//
+// Exists because every transformer layer normalises its input twice and the final hidden state
+// once; the row statistic needs a reduction, so it cannot be fused into the elementwise kernels.
+//
+// entry main: one 256-thread workgroup per row. Pass 1: each thread sums x² over a strided slice of
+//   the row (coalesced), then a tree reduction in workgroup memory gives Σx². Pass 2: each thread
+//   scales its slice. The row index is (wg.y * nwg.x + wg.x), so more than 65535 rows fit.
+//   x, out: (M, H) f32 (out may alias x: every element is read and written by the same thread,
+//   after the reduction); w: (H) {{WT}} from the weight arena (read-only binding).
+//
+// Placeholders: {{ENABLE}} is `enable f16;` or empty, {{WT}} the weight element type (f32 | f16),
+// {{WACCESS}} `read` (weight arena) or `read_write` (weight shares a buffer with x/out).
+{{ENABLE}}
+
+struct Params { h: u32, m: u32, eps: f32 }
+
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, {{WACCESS}}> w: array<{{WT}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = wg.y * nwg.x + wg.x;
+  if (row >= p.m) {
+    return; // uniform: depends only on the workgroup id and the uniform
+  }
+  let base = row * p.h;
+  var ss = 0.0;
+  for (var i = lid; i < p.h; i += 256u) {
+    let v = x[base + i];
+    ss += v * v;
+  }
+  red[lid] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red[lid] += red[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = inverseSqrt(red[0] / f32(p.h) + p.eps);
+  for (var i = lid; i < p.h; i += 256u) {
+    out[base + i] = x[base + i] * r * f32(w[i]);
+  }
+}

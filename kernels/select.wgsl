@@ -1,0 +1,320 @@
+// Token selection on the GPU, so a decode loop never reads logits back to the CPU: greedy argmax,
+// top-k (EAGLE draft-tree expansion) and exact stochastic sampling with temperature / top-k / top-p.
+//
+// Every entry point runs one 256-thread workgroup per row (row = wg.y * nwg.x + wg.x) with strided,
+// coalesced loops over the row and tree reductions in workgroup memory (no subgroups, no
+// runtime-indexed private arrays). The entry points have different interfaces, so some bindings are
+// declared twice with different types; each pipeline only sees its own entry point's bindings.
+//
+// entry argmax: x (M, N) f32 → out[out_offset + m] u32, lowest index on ties (NaNs are skipped).
+//
+// entry topk: x (M, N) f32 → ids (M, K) u32, vals (M, K) f32, descending, ties by lower index.
+//   K rounds; round j finds the best element strictly below round j−1's pick in the total order
+//   (value desc, index asc), so ties and duplicates are exact. K ≤ 64 keeps it at K passes over N.
+//
+// entry sample: logits (M, N) f32 → out[out_offset + m] u32. With z = x / T and w = exp(z − max z):
+//   1. top-k (0 < top_k < N): τk = the top_k-th largest z, found exactly by a 32-step radix
+//      bisection on an order-preserving u32 key of z (step: count keys ≥ candidate, a workgroup
+//      reduction). Keep z ≥ τk: ties at the threshold are all kept (as HF's TopKLogitsWarper).
+//   2. top-p (top_p < 1), over the top-k-filtered, tempered distribution: τp = the largest key t
+//      with Σ_{kept, key ≥ t} w ≥ top_p · Σ_kept w (32-step radix bisection on masses). Keep z ≥ τp:
+//      the smallest highest-probability set with mass ≥ top_p, plus any ties of its last member
+//      (same kept set as HF's TopPLogitsWarper when there are no ties).
+//   3. Inverse CDF in index order: thread t owns the contiguous chunk [t·C, (t+1)·C), C = ⌈N/256⌉,
+//      sums its kept w, an inclusive Hillis–Steele scan over the 256 chunk sums gives the CDF at
+//      chunk ends; with goal = u · total, the one thread whose [excl, incl) holds goal walks
+//      its chunk and picks the first index whose running sum exceeds goal (zero-weight entries
+//      can never be picked). Exact in distribution up to f32 rounding of the sums.
+//   RNG (counter-based, stateless): h = pcg(row + pcg(step + pcg(seed))) with the PCG-RXS-M-XS
+//   hash pcg(v) of Jarzynski & Olano (JCGT 2020); u = (h >> 8) · 2⁻²⁴ ∈ [0, 1). `sampleUniform` in
+//   packages/core/src/ops/select.ts computes the same u on the CPU.
+
+struct ArgmaxParams { n: u32, m: u32, out_offset: u32 }
+struct TopkParams { n: u32, m: u32, k: u32 }
+struct SampleParams { n: u32, m: u32, out_offset: u32, top_k: u32, t: f32, top_p: f32, seed: u32, step: u32 }
+
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out_ids: array<u32>;
+@group(0) @binding(2) var<uniform> ap: ArgmaxParams;    // argmax
+@group(0) @binding(2) var<storage, read_write> out_vals: array<f32>; // topk
+@group(0) @binding(3) var<uniform> kp: TopkParams;      // topk
+@group(0) @binding(2) var<uniform> sp: SampleParams;    // sample
+
+const NONE: u32 = 0xffffffffu;
+const NEG_MAX: f32 = -3.4028234663852886e38;
+
+var<workgroup> red_v: array<f32, 256>;
+var<workgroup> red_i: array<u32, 256>;
+var<workgroup> scan: array<f32, 256>;
+var<workgroup> chosen: atomic<u32>;
+var<workgroup> last_pos: atomic<u32>;
+
+fn row_of(wg: vec3u, nwg: vec3u) -> u32 {
+  return wg.y * nwg.x + wg.x;
+}
+
+// (v, i) ranks before (bv, bi): larger value, ties by lower index; NONE (no candidate) ranks last.
+fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
+  return i != NONE && (bi == NONE || v > bv || (v == bv && i < bi));
+}
+
+// Workgroup-wide best (value, index) of each thread's candidate; result in every thread.
+fn reduce_best(lid: u32, v: f32, i: u32) -> u32 {
+  red_v[lid] = v;
+  red_i[lid] = i;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && better(red_v[lid + s], red_i[lid + s], red_v[lid], red_i[lid])) {
+      red_v[lid] = red_v[lid + s];
+      red_i[lid] = red_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = red_i[0];
+  workgroupBarrier(); // everyone has read slot 0 before it is reused
+  return r;
+}
+
+fn reduce_sum_f(lid: u32, v: f32) -> f32 {
+  red_v[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_v[lid] += red_v[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = red_v[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum_u(lid: u32, v: u32) -> u32 {
+  red_i[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_i[lid] += red_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = red_i[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_max_f(lid: u32, v: f32) -> f32 {
+  red_v[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_v[lid] = max(red_v[lid], red_v[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  let r = red_v[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(256)
+fn argmax(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= ap.m) {
+    return;
+  }
+  let base = row * ap.n;
+  var bv = 0.0;
+  var bi = NONE;
+  for (var i = lid; i < ap.n; i += 256u) {
+    let v = x[base + i];
+    if (v == v && (bi == NONE || v > bv)) { // strided: a later i only wins when strictly larger
+      bv = v;
+      bi = i;
+    }
+  }
+  let best = reduce_best(lid, bv, bi);
+  if (lid == 0u) {
+    out_ids[ap.out_offset + row] = best;
+  }
+}
+
+@compute @workgroup_size(256)
+fn topk(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= kp.m) {
+    return;
+  }
+  let base = row * kp.n;
+  var pv = 0.0;     // previous pick (value, index); pi == NONE before the first round
+  var pi = NONE;
+  var exhausted = false;
+  for (var j = 0u; j < kp.k; j++) {
+    var bv = 0.0;
+    var bi = NONE;
+    if (!exhausted) {
+      for (var i = lid; i < kp.n; i += 256u) {
+        let v = x[base + i];
+        let below = pi == NONE || v < pv || (v == pv && i > pi);
+        if (v == v && below && (bi == NONE || v > bv)) {
+          bv = v;
+          bi = i;
+        }
+      }
+    }
+    let best = reduce_best(lid, bv, bi);
+    if (best == NONE) {
+      exhausted = true; // only NaNs left
+    } else {
+      pi = best;
+      pv = x[base + best];
+    }
+    if (lid == 0u) {
+      out_ids[row * kp.k + j] = best;
+      out_vals[row * kp.k + j] = select(x[base + min(best, kp.n - 1u)], bitcast<f32>(0x7fc00000u | (best & 0u)),
+                                        best == NONE);
+    }
+  }
+}
+
+// Order-preserving u32 key of a float (−0 and +0 share the key of +0).
+fn key_of(z: f32) -> u32 {
+  let b = bitcast<u32>(z);
+  if (z == 0.0) {
+    return 0x80000000u;
+  }
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(256)
+fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= sp.m) {
+    return;
+  }
+  let n = sp.n;
+  let base = row * n;
+  if (lid == 0u) {
+    atomicStore(&chosen, NONE);
+    atomicStore(&last_pos, 0u);
+  }
+
+  // max z
+  var mx = NEG_MAX;
+  for (var i = lid; i < n; i += 256u) {
+    mx = max(mx, x[base + i] / sp.t);
+  }
+  mx = reduce_max_f(lid, mx);
+
+  // 1. top-k threshold key: the largest key t with #{key ≥ t} ≥ top_k.
+  var thr = 0u; // keep key ≥ thr
+  if (sp.top_k > 0u && sp.top_k < n) {
+    var t = 0u;
+    for (var b = 0u; b < 32u; b++) {
+      let cand = t | (0x80000000u >> b);
+      var c = 0u;
+      for (var i = lid; i < n; i += 256u) {
+        c += select(0u, 1u, key_of(x[base + i] / sp.t) >= cand);
+      }
+      if (reduce_sum_u(lid, c) >= sp.top_k) {
+        t = cand;
+      }
+    }
+    thr = t;
+  }
+
+  // 2. top-p threshold key: the largest t with mass(key ≥ max(t, thr)) ≥ top_p · mass(key ≥ thr).
+  if (sp.top_p < 1.0) {
+    var s = 0.0;
+    for (var i = lid; i < n; i += 256u) {
+      let z = x[base + i] / sp.t;
+      s += select(0.0, exp(z - mx), key_of(z) >= thr);
+    }
+    let goal = sp.top_p * reduce_sum_f(lid, s);
+    var t = 0u;
+    for (var b = 0u; b < 32u; b++) {
+      let cand = t | (0x80000000u >> b);
+      let lim = max(cand, thr);
+      var s2 = 0.0;
+      for (var i = lid; i < n; i += 256u) {
+        let z = x[base + i] / sp.t;
+        s2 += select(0.0, exp(z - mx), key_of(z) >= lim);
+      }
+      if (reduce_sum_f(lid, s2) >= goal) {
+        t = cand;
+      }
+    }
+    thr = max(thr, t);
+  }
+
+  // 3. inverse CDF over contiguous chunks.
+  let chunk = (n + 255u) / 256u;
+  let lo = min(lid * chunk, n);
+  let hi = min(lo + chunk, n);
+  var cs = 0.0;
+  var last = NONE;
+  for (var i = lo; i < hi; i++) {
+    let z = x[base + i] / sp.t;
+    if (key_of(z) >= thr) {
+      let w = exp(z - mx);
+      cs += w;
+      if (w > 0.0) {
+        last = i;
+      }
+    }
+  }
+  if (last != NONE) {
+    atomicMax(&last_pos, last + 1u);
+  }
+  scan[lid] = cs;
+  workgroupBarrier();
+  for (var off = 1u; off < 256u; off <<= 1u) {
+    var v = 0.0;
+    if (lid >= off) {
+      v = scan[lid - off];
+    }
+    workgroupBarrier();
+    scan[lid] += v;
+    workgroupBarrier();
+  }
+  let incl = scan[lid];
+  var excl = 0.0;
+  if (lid > 0u) {
+    excl = scan[lid - 1u];
+  }
+  let h = pcg(row + pcg(sp.step + pcg(sp.seed)));
+  let u = f32(h >> 8u) * (1.0 / 16777216.0);
+  let goal = u * scan[255];
+  if (excl <= goal && goal < incl) {
+    var r = excl;
+    var pick = last; // rounding fallback: the chunk's last positive-weight index
+    for (var i = lo; i < hi; i++) {
+      let z = x[base + i] / sp.t;
+      if (key_of(z) >= thr) {
+        r += exp(z - mx);
+        if (r > goal) {
+          pick = i;
+          break;
+        }
+      }
+    }
+    atomicMin(&chosen, pick);
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var c = atomicLoad(&chosen);
+    if (c == NONE) {
+      c = atomicLoad(&last_pos) - 1u; // goal ≥ total by rounding: the last positive-weight index
+    }
+    out_ids[sp.out_offset + row] = c;
+  }
+}

@@ -17,6 +17,19 @@ export const ROPE_WGSL: string = rope;
 import attention from "./attention.wgsl" with { type: "text" };
 /** Attention over the KV cache (GQA, causal or bitset mask, online softmax): `attention`. */
 export const ATTENTION_WGSL: string = attention;
+import linearIoVec4 from "./linear_io_vec4.wgsl" with { type: "text" };
+import linearIoScalar from "./linear_io_scalar.wgsl" with { type: "text" };
+import matmul from "./matmul.wgsl" with { type: "text" };
+import matvec from "./matvec.wgsl" with { type: "text" };
+
+/** Linear-kernel prelude for K % 4 == 0: bindings and vec4 loaders `ldx`/`ldw`/`put`. */
+export const LINEAR_IO_VEC4_WGSL: string = linearIoVec4;
+/** Linear-kernel prelude for any K: bindings and scalar-packing loaders `ldx`/`ldw`/`put`. */
+export const LINEAR_IO_SCALAR_WGSL: string = linearIoScalar;
+/** Tiled linear kernels: `matmul8`, `matmul4` (register-blocked), `naive` (baseline). */
+export const MATMUL_WGSL: string = matmul;
+/** Small-M linear kernel: `matvec` (M ≤ 8, weight streamed once). */
+export const MATVEC_WGSL: string = matvec;
 import norm from "./norm.wgsl" with { type: "text" };
 import activation from "./activation.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };

@@ -1,0 +1,192 @@
+/**
+ * Throughput of the linear kernels (packages/core/src/ops/linear.ts): the tiled f32 matmul in
+ * GFLOP/s at model shapes, the naive one-thread-per-output kernel as a baseline, and the matvec
+ * (decode) kernel in GB/s of weight streamed, for f32 and f16 weights.
+ *
+ * Method: R dispatches of the same op are encoded into one compute pass and submitted once; the
+ * time from submit to `onSubmittedWorkDone` is measured (Deno adds ~10 ms of completion latency,
+ * which is reported, not subtracted — R is grown until one run takes ≥ 200 ms so that GPU time
+ * dominates). `median_ms` is the median over repetitions of (run time / R), i.e. per op.
+ *
+ * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune]` (`--tune` also times several
+ * tile configurations of the tiled kernel).
+ * @module
+ */
+import { describeGpu, type GpuDevice, requestGpu } from "../packages/core/src/gpu/device.ts";
+import { BufferArena } from "../packages/core/src/gpu/arena.ts";
+import { KernelCache } from "../packages/core/src/gpu/kernel.ts";
+import { Recorder } from "../packages/core/src/gpu/recorder.ts";
+import type { Tensor } from "../packages/core/src/gpu/tensor.ts";
+import {
+  defaultMatvecRows,
+  defaultTile,
+  linear,
+  type LinearKernel,
+  type TileConfig,
+} from "../packages/core/src/ops/linear.ts";
+
+/** One measured configuration. */
+export interface BenchRow {
+  /** Kernel and variant, e.g. `matmul f32 tiled 4x4/16x16`. */
+  name: string;
+  /** Problem shape, e.g. `M=64 K=384 N=384`. */
+  shape: string;
+  /** Median milliseconds per op (run time / R, completion latency included). */
+  median_ms: number;
+  /** Achieved GFLOP/s (2·M·N·K per op), for compute-bound rows. */
+  gflops?: number;
+  /** Achieved GB/s of weight + activation bytes per op, for memory-bound rows. */
+  gbps?: number;
+}
+
+/** Options of {@link benchKernels}. */
+export interface BenchKernelsOptions {
+  /** Smaller shapes and fewer repetitions (CI / smoke runs). */
+  quick?: boolean;
+  /** Also time several tile configurations of the tiled kernel. */
+  tune?: boolean;
+  /** The device (default: a new one from `requestGpu`). */
+  gpu?: GpuDevice;
+  /** Repetitions per row (default 5, quick 3). */
+  reps?: number;
+  /** Target wall time of one run in ms (default 200). */
+  minRunMs?: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Fill a tensor with small pseudo-random values (f32 or f16 bits) without a CPU reference. */
+function fill(
+  arena: BufferArena,
+  shape: number[],
+  dtype: "f32" | "f16",
+  name: string,
+): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (dtype === "f16") {
+    const bits = new Uint16Array(n);
+    for (let i = 0; i < n; i++) bits[i] = 0x2000 | ((i * 2654435761) >>> 22) & 0x3ff; // ~[0.0078, 0.0156)
+    return arena.upload(bits, shape, "f16", name);
+  }
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = (((i * 2654435761) >>> 8) & 0xffff) / 65536 - 0.5;
+  return arena.upload(v, shape, "f32", name);
+}
+
+/** Time `op` recorded R times per submit; R grows until a run takes ≥ minRunMs. Returns ms per op. */
+async function timeOp(rec: Recorder, op: () => void, reps: number, minRunMs: number): Promise<number> {
+  const maxR = 8192; // the recorder's uniform arena holds 16384 slots; stay well inside one submit
+  const run = async (R: number): Promise<number> => {
+    for (let i = 0; i < R; i++) op();
+    const t0 = performance.now();
+    rec.submit();
+    await rec.gpu.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(1); // compile + warm
+  let R = 1;
+  let t = await run(R);
+  while (t < minRunMs && R < maxR) {
+    R = Math.min(maxR, Math.max(R * 2, Math.ceil((R * minRunMs * 1.2) / Math.max(t, 1))));
+    t = await run(R);
+  }
+  const times: number[] = [t / R];
+  for (let i = 1; i < reps; i++) times.push((await run(R)) / R);
+  return median(times);
+}
+
+/** Run the kernel benchmarks and print a table; returns the rows. */
+export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<BenchRow[]> {
+  const gpu = opts.gpu ?? await requestGpu();
+  const software = gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+  const quick = opts.quick ?? false;
+  const reps = opts.reps ?? (quick ? 3 : 5);
+  const minRunMs = opts.minRunMs ?? 200;
+  const rec = new Recorder(gpu, new KernelCache(gpu));
+  const rows: BenchRow[] = [];
+  console.log(`adapter: ${describeGpu(gpu)}`);
+  console.log(`method: R ops per submit, submit→onSubmittedWorkDone ≥ ${minRunMs} ms, median of ${reps}`);
+
+  const matmul = async (
+    M: number,
+    K: number,
+    N: number,
+    kernel: LinearKernel,
+    tile?: TileConfig,
+    wd: "f32" | "f16" = "f32",
+    matvecRows?: number,
+  ): Promise<void> => {
+    const acts = new BufferArena(gpu, 4 * (M * K + M * N) + 4096, "bench-acts");
+    const weights = new BufferArena(gpu, (wd === "f16" ? 2 : 4) * N * K + 4096, "bench-w");
+    try {
+      const x = fill(acts, [M, K], "f32", "x"), w = fill(weights, [N, K], wd, "w");
+      const out = acts.alloc([M, N], "f32", "out");
+      const ms = await timeOp(
+        rec,
+        () => linear(rec, out, x, w, { kernel, tile, matvecRows }),
+        reps,
+        minRunMs,
+      );
+      const t = tile ?? defaultTile(rec, M, N);
+      const kname = kernel === "tiled"
+        ? `tiled ${t.tm}x${t.tm}/${t.tx}x${t.ty} bk${t.bk} (${t.ty * t.tm}x${t.tx * t.tm})`
+        : kernel === "matvec"
+        ? `matvec rows${matvecRows ?? defaultMatvecRows(rec)}`
+        : kernel;
+      const bytes = (wd === "f16" ? 2 : 4) * N * K + 4 * (M * K + M * N);
+      const row: BenchRow = { name: `linear ${wd} ${kname}`, shape: `M=${M} K=${K} N=${N}`, median_ms: ms };
+      if (kernel === "matvec") row.gbps = bytes / ms / 1e6;
+      else row.gflops = (2 * M * N * K) / ms / 1e6;
+      rows.push(row);
+      console.log(
+        `${row.name.padEnd(46)} ${row.shape.padEnd(24)} ${ms.toFixed(3).padStart(10)} ms  ${
+          row.gflops !== undefined ? `${row.gflops.toFixed(1).padStart(8)} GFLOP/s` : ""
+        }${row.gbps !== undefined ? `${row.gbps.toFixed(1).padStart(8)} GB/s` : ""}`,
+      );
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      acts.destroy();
+      weights.destroy();
+    }
+  };
+
+  // Tiled f32 matmul at model shapes (K = N = hidden sizes of the bundled/small models).
+  const ms = quick ? [64, 256] : [64, 128, 256, 512];
+  for (const h of [384, 1024]) for (const M of ms) await matmul(M, h, h, "tiled");
+  const big = quick || software ? 1024 : 4096;
+  await matmul(big, big, big, "tiled");
+  // Naive baseline (one thread per output) at a shape also measured tiled above.
+  await matmul(256, 1024, 1024, "naive");
+  if (!software) await matmul(big, big, big, "naive");
+  if (opts.tune) {
+    const tiles: TileConfig[] = [
+      { tx: 16, ty: 16, tm: 4, bk: 16 },
+      { tx: 16, ty: 16, tm: 4, bk: 32 },
+      { tx: 8, ty: 8, tm: 4, bk: 16 },
+      { tx: 8, ty: 8, tm: 4, bk: 32 },
+      { tx: 16, ty: 8, tm: 4, bk: 16 },
+      { tx: 8, ty: 8, tm: 8, bk: 16 },
+      { tx: 16, ty: 16, tm: 8, bk: 16 },
+      { tx: 16, ty: 16, tm: 8, bk: 8 },
+    ];
+    for (const tile of tiles) await matmul(512, 1024, 1024, "tiled", tile);
+    for (const rows of [8, 32, 64, 256]) await matmul(1, 384, 8192, "matvec", undefined, "f32", rows);
+  }
+  // Matvec (decode, M = 1) GB/s for f32 and f16 weights; N × K weights.
+  const mv: [number, number][] = [[8192, 128], [1024, 384], [8192, 384]];
+  if (!software && !quick) mv.push([14336, 4096], [32768, 4096]);
+  for (const wd of gpu.features.f16 ? ["f32", "f16"] as const : ["f32"] as const) {
+    for (const [N, K] of mv) await matmul(1, K, N, "matvec", undefined, wd);
+    const [N, K] = software ? [8192, 384] : [14336, 4096];
+    await matmul(8, K, N, "matvec", undefined, wd); // a small tree / draft batch
+  }
+  rec.destroy();
+  return rows;
+}
+
+if (import.meta.main) {
+  await benchKernels({ quick: Deno.args.includes("--quick"), tune: Deno.args.includes("--tune") });
+}

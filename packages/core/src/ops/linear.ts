@@ -1,0 +1,211 @@
+/**
+ * Linear layers (HF layout, no bias): out = x·wᵀ (+ residual), the op behind every projection of the
+ * model (QKV, O, gate/up, down, LM head) in decoding and training.
+ *
+ * Two kernels, chosen by M (the number of activation rows):
+ * - M ≤ {@link MATVEC_MAX_M} (decode, draft steps, small trees): `matvec` (kernels/matvec.wgsl) —
+ *   memory-bound, 256-thread workgroups owning 8 weight rows, vec4 loads along K, a workgroup-memory
+ *   reduction, and all M rows applied per weight load so the weight is streamed once.
+ * - larger M: `matmul8` / `matmul4` (kernels/matmul.wgsl) — K-stepped tiles in workgroup memory,
+ *   8×8 or 4×4 outputs per thread in named vec4 registers; the tile shape is picked per adapter.
+ *
+ * Both are prefixed by a loader prelude: kernels/linear_io_vec4.wgsl when K % 4 == 0 (vec4 loads),
+ * else kernels/linear_io_scalar.wgsl (scalar loads packed into vec4s). f16 weights use the same
+ * sources specialised with `enable f16;` and `vec4<f16>` storage; arithmetic stays f32.
+ * The residual add is fused into the store (in place when `residual` is `out`).
+ *
+ * Kernels are compiled once per (device cache, variant) and looked up by a short key afterwards, so a
+ * call costs one Map lookup, shape checks and one recorded dispatch.
+ * @module
+ */
+import { LINEAR_IO_SCALAR_WGSL, LINEAR_IO_VEC4_WGSL, MATMUL_WGSL, MATVEC_WGSL } from "@gto/kernels";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
+import { ShapeError } from "../errors.ts";
+import { grid1d } from "./dispatch.ts";
+
+/** Largest M served by the matrix-vector kernel; larger M uses the tiled matmul. */
+export const MATVEC_MAX_M = 8;
+
+/** Which kernel {@link linear} records: `auto` (by M), or one forced (tests and benchmarks). */
+export type LinearKernel = "auto" | "matvec" | "tiled" | "naive";
+
+/** A tile configuration of the tiled kernel: TX×TY threads, TM×TM outputs each, BK-deep K steps. */
+export interface TileConfig {
+  /** Threads along N. */
+  tx: number;
+  /** Threads along M. */
+  ty: number;
+  /** Outputs per thread along each of M and N: 4 (`matmul4`) or 8 (`matmul8`). */
+  tm: 4 | 8;
+  /** K elements per workgroup-memory step (multiple of 4). */
+  bk: number;
+}
+
+/** Options of {@link linear}. */
+export interface LinearOptions {
+  /** (M, N) f32 added to the product; may be the same tensor as `out` (in-place residual add). */
+  residual?: Tensor;
+  /** Force a kernel (default `auto`). `matvec` requires M ≤ {@link MATVEC_MAX_M}. */
+  kernel?: LinearKernel;
+  /** Override the tiled kernel's tile configuration (benchmarks / tuning). */
+  tile?: TileConfig;
+  /** Override the weight rows per matvec workgroup (power of two, 1..256; benchmarks / tuning). */
+  matvecRows?: number;
+}
+
+/**
+ * Matvec rows per 256-thread workgroup: 8 (32 threads per row, coalesced) on hardware, per the
+ * DESIGN.md §3 probe; 64 (4 threads per row) on llvmpipe, where each barrier of the reduction and
+ * each workgroup are expensive: measured 2–4× faster there than 8 (e.g. 1×384×8192 f32 6 ms vs 15 ms).
+ */
+const MATVEC_ROWS = 8;
+const MATVEC_ROWS_SOFTWARE = 64;
+
+/**
+ * Default tiles: 128×128 with 8×8 outputs per thread, BK 16 (the DESIGN.md §3 probe shape). Measured
+ * on llvmpipe (2 shared cores, 512×1024×1024): 8×8 per thread 7–9 GFLOP/s for 64×64..128×128 tiles
+ * and BK 8..16, 4×4 per thread 2–4 GFLOP/s (each workgroup-memory read is a gather there, so the
+ * FMA:load ratio decides). Hardware falls back to 64×64 tiles (4×4 per thread) when 128×128 leaves
+ * too few workgroups to fill the GPU.
+ */
+const TILE_SOFTWARE: TileConfig = { tx: 16, ty: 16, tm: 8, bk: 16 };
+const TILE_BIG: TileConfig = { tx: 16, ty: 16, tm: 8, bk: 16 };
+const TILE_SMALL: TileConfig = { tx: 16, ty: 16, tm: 4, bk: 16 };
+
+const caches = new WeakMap<KernelCache, Map<string, Kernel>>();
+
+function kernelFor(rec: Recorder, key: string, build: () => Parameters<KernelCache["get"]>[0]): Kernel {
+  let m = caches.get(rec.kernels);
+  if (!m) {
+    m = new Map();
+    caches.set(rec.kernels, m);
+  }
+  let k = m.get(key);
+  if (!k) {
+    k = rec.kernels.get(build());
+    m.set(key, k);
+  }
+  return k;
+}
+
+function overlaps(a: Tensor, b: Tensor): boolean {
+  return a.buffer === b.buffer && a.offset < b.offset + b.byteLength && b.offset < a.offset + a.byteLength;
+}
+
+function sameSpan(a: Tensor, b: Tensor): boolean {
+  return a.buffer === b.buffer && a.offset === b.offset && a.byteLength === b.byteLength;
+}
+
+/** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */
+export function defaultMatvecRows(rec: Recorder): number {
+  return isSoftware(rec) ? MATVEC_ROWS_SOFTWARE : MATVEC_ROWS;
+}
+
+function isSoftware(rec: Recorder): boolean {
+  return rec.gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(rec.gpu.adapterName);
+}
+
+/** The tile configuration {@link linear} uses on this device for an (M, N) output. */
+export function defaultTile(rec: Recorder, M: number, N: number): TileConfig {
+  if (isSoftware(rec)) return TILE_SOFTWARE;
+  const bigGroups = Math.ceil(M / 128) * Math.ceil(N / 128);
+  return bigGroups >= 128 ? TILE_BIG : TILE_SMALL;
+}
+
+/**
+ * out = x·wᵀ (+ residual). x (M, K) f32; w (N, K) f32 or f16 (HF layout); out (M, N) f32;
+ * residual (M, N) f32, may be the same tensor as out. Leading dimensions of x / out / residual are
+ * flattened into M (x (..., K) → out (..., N)). One dispatch: `matvec` for M ≤ 8, else the tiled
+ * matmul. Throws {@link ShapeError} naming the tensor on any shape/dtype mismatch, when `out`
+ * overlaps `x` or partially overlaps `residual`, and for an f16 weight on a device without shader-f16.
+ */
+export function linear(
+  rec: Recorder,
+  out: Tensor,
+  x: Tensor,
+  w: Tensor,
+  opts: LinearOptions = {},
+): void {
+  if (x.shape.length < 1) throw new ShapeError(`linear: ${x.name} must have a K dimension, got [${x.shape}]`);
+  if (w.shape.length !== 2) throw new ShapeError(`linear: ${w.name} must be (N, K), got [${w.shape}]`);
+  const [N, K] = w.shape; // (N, K)
+  const lead = x.shape.slice(0, -1);
+  const M = lead.reduce((a, b) => a * b, 1);
+  x.expectShape([...lead, K], "f32"); // (M, K)
+  w.expectShape([N, K], ["f32", "f16"]); // (N, K)
+  out.expectShape([...lead, N], "f32"); // (M, N)
+  const res = opts.residual;
+  res?.expectShape([...lead, N], "f32"); // (M, N)
+  const f16 = w.dtype === "f16";
+  if (f16 && !rec.gpu.features.f16) {
+    throw new ShapeError(
+      `linear: ${w.name} is f16 but the device has no shader-f16 (${rec.gpu.adapterName}); ` +
+        `load the weights as f32 on this adapter`,
+    );
+  }
+  if (overlaps(out, x)) throw new ShapeError(`linear: ${out.name} overlaps its input ${x.name}`);
+  if (overlaps(out, w)) throw new ShapeError(`linear: ${out.name} overlaps the weight ${w.name}`);
+  const inPlace = res !== undefined && sameSpan(res, out);
+  if (res && !inPlace && overlaps(res, out)) {
+    throw new ShapeError(`linear: residual ${res.name} partially overlaps ${out.name}`);
+  }
+  const kind = opts.kernel ?? "auto";
+  const useMatvec = kind === "matvec" || (kind === "auto" && M <= MATVEC_MAX_M);
+  if (useMatvec && M > MATVEC_MAX_M) {
+    throw new ShapeError(`linear: matvec kernel needs M ≤ ${MATVEC_MAX_M}, ${x.name} has M = ${M}`);
+  }
+  if (M === 0 || N === 0) return;
+
+  const vec = K % 4 === 0;
+  const KV = Math.ceil(K / 4);
+  const resMode = res === undefined ? 0 : inPlace ? 2 : 1;
+  const tensors = resMode === 1 ? [x, w, out, res!] : [x, w, out];
+  // `read` only when nothing else in the dispatch lives in the weight's buffer (see kernel.ts).
+  const wRead = !tensors.some((t) => t !== w && t.buffer === w.buffer);
+  const prelude = specialize(vec ? LINEAR_IO_VEC4_WGSL : LINEAR_IO_SCALAR_WGSL, {
+    ENABLE: f16 ? "enable f16;" : "",
+    WDT: f16 ? "f16" : "f32",
+    WACCESS: wRead ? "read" : "read_write",
+    RES_DECL: resMode === 1 ? "@group(0) @binding(3) var<storage, read_write> res: array<f32>;" : "",
+    PB: resMode === 1 ? 4 : 3,
+    RES_EXPR: ["v", "v + res[i]", "v + out[i]"][resMode],
+  });
+  const storage: ("read" | "rw")[] = resMode === 1
+    ? ["rw", wRead ? "read" : "rw", "rw", "rw"]
+    : ["rw", wRead ? "read" : "rw", "rw"];
+  const variant = `${vec ? "v" : "s"}${f16 ? "h" : "f"}${wRead ? "r" : "w"}${resMode}`;
+  const params = [M, K, N, KV];
+
+  if (useMatvec) {
+    const rows = opts.matvecRows ?? defaultMatvecRows(rec);
+    if (!(rows >= 1 && rows <= 256 && (rows & (rows - 1)) === 0)) {
+      throw new ShapeError(`linear: matvecRows must be a power of two in 1..256, got ${rows}`);
+    }
+    const k = kernelFor(rec, `matvec:${variant}:${M}:${rows}`, () => ({
+      name: `linear_matvec_${variant}_m${M}`,
+      code: prelude + specialize(MATVEC_WGSL, { ROWS: rows }),
+      entryPoint: "matvec",
+      storage,
+      params: "uuuu",
+      constants: { MR: M },
+    }));
+    rec.dispatch(k, tensors, params, grid1d(N, rows, rec.gpu.limits.maxComputeWorkgroupsPerDimension));
+    return;
+  }
+  const t = opts.tile ?? defaultTile(rec, M, N);
+  const naive = kind === "naive";
+  const entry = naive ? "naive" : t.tm === 8 ? "matmul8" : "matmul4";
+  const k = kernelFor(rec, `${entry}:${variant}:${t.tx},${t.ty},${t.tm},${t.bk}`, () => ({
+    name: `linear_${entry}_${variant}`,
+    code: prelude + specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk }),
+    entryPoint: entry,
+    storage,
+    params: "uuuu",
+  }));
+  const groups = naive
+    ? [Math.ceil(N / 16), Math.ceil(M / 16)]
+    : [Math.ceil(N / (t.tx * t.tm)), Math.ceil(M / (t.ty * t.tm))];
+  rec.dispatch(k, tensors, params, groups);
+}

@@ -13,11 +13,12 @@
 //   (value desc, index asc), so ties and duplicates are exact. K ≤ 64 keeps it at K passes over N.
 //
 // entry sample: logits (M, N) f32 → out[out_offset + m] u32. With z = x / T and w = exp(z − max z):
-//   1. top-k (0 < top_k < N): τk = the top_k-th largest z, found exactly by a 32-step radix
-//      bisection on an order-preserving u32 key of z (step: count keys ≥ candidate, a workgroup
-//      reduction). Keep z ≥ τk: ties at the threshold are all kept (as HF's TopKLogitsWarper).
+//   1. top-k (0 < top_k < N): τk = the top_k-th largest z, found exactly by a radix search on an
+//      order-preserving u32 key of z, 3 bits per pass (11 passes, each counting keys ≥ the 7
+//      candidates in one workgroup reduction; see radix_threshold). Keep z ≥ τk: ties at the
+//      threshold are all kept (as HF's TopKLogitsWarper).
 //   2. top-p (top_p < 1), over the top-k-filtered, tempered distribution: τp = the largest key t
-//      with Σ_{kept, key ≥ t} w ≥ top_p · Σ_kept w (32-step radix bisection on masses). Keep z ≥ τp:
+//      with Σ_{kept, key ≥ t} w ≥ top_p · Σ_kept w (the same radix search on masses). Keep z ≥ τp:
 //      the smallest highest-probability set with mass ≥ top_p, plus any ties of its last member
 //      (same kept set as HF's TopPLogitsWarper when there are no ties).
 //   3. Inverse CDF in index order: thread t owns the contiguous chunk [t·C, (t+1)·C), C = ⌈N/256⌉,
@@ -85,20 +86,6 @@ fn reduce_sum_f(lid: u32, v: f32) -> f32 {
     workgroupBarrier();
   }
   let r = red_v[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum_u(lid: u32, v: u32) -> u32 {
-  red_i[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_i[lid] += red_i[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let r = red_i[0];
   workgroupBarrier();
   return r;
 }
@@ -194,6 +181,77 @@ fn pcg(v: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
+var<workgroup> red_a: array<vec4f, 256>;
+var<workgroup> red_b: array<vec4f, 256>;
+
+// Workgroup sums of two vec4s per thread (8 lanes); result in every thread.
+fn reduce_sum8(lid: u32, a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  red_a[lid] = a;
+  red_b[lid] = b;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_a[lid] += red_a[lid + s];
+      red_b[lid] += red_b[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = array<vec4f, 2>(red_a[0], red_b[0]);
+  workgroupBarrier();
+  return r;
+}
+
+// For the candidates c_j = t + (j << shift), j = 1..2^width − 1 (t is zero below shift + width):
+// returns 8 when key's bits above the digit exceed t's (key ≥ every c_j), else the key's digit when
+// those bits are equal (key ≥ c_j ⇔ digit ≥ j), else 0.
+fn digit_of(key: u32, t: u32, shift: u32, width: u32) -> u32 {
+  let top = shift + width;
+  let kp = select(key >> (top & 31u), 0u, top >= 32u);
+  let tp = select(t >> (top & 31u), 0u, top >= 32u);
+  if (kp > tp) {
+    return 8u;
+  }
+  if (kp < tp) {
+    return 0u;
+  }
+  return (key >> shift) & ((1u << width) - 1u);
+}
+
+// Radix bisection over the order-preserving key of z = x / T for the largest key t with
+//   Σ_{key ≥ max(t, floor_key)} v ≥ goal,  v = exp(z − mx) if use_mass else 1.
+// The 32 key bits are decided as one 2-bit digit and ten 3-bit digits: 11 passes over the row, each
+// summing v for the 7 (3) candidate digits at once (8-lane workgroup reduction). The sums are
+// non-increasing in the candidate (nested subsets, same reduction tree), so the digit is the number
+// of candidates that still reach the goal.
+fn radix_threshold(base: u32, lid: u32, mx: f32, floor_key: u32, use_mass: bool, goal: f32) -> u32 {
+  var t = 0u;
+  for (var step_i = 0u; step_i < 11u; step_i++) {
+    let width = select(3u, 2u, step_i == 0u);
+    let shift = 30u - 3u * step_i; // 30, 27, 24, ..., 0
+    var a = vec4f(0.0);
+    var b = vec4f(0.0);
+    for (var i = lid; i < sp.n; i += 256u) {
+      let z = x[base + i] / sp.t;
+      let key = key_of(z);
+      if (key >= floor_key) {
+        var v = 1.0;
+        if (use_mass) {
+          v = exp(z - mx);
+        }
+        let d = vec4u(digit_of(key, t, shift, width));
+        a += select(vec4f(0.0), vec4f(v), d >= vec4u(1u, 2u, 3u, 4u));
+        b += select(vec4f(0.0), vec4f(v), d >= vec4u(5u, 6u, 7u, 8u));
+      }
+    }
+    let r = reduce_sum8(lid, a, b);
+    let ok_a = select(vec4u(0u), vec4u(1u), r[0] >= vec4f(goal));
+    let ok_b = select(vec4u(0u), vec4u(1u), r[1] >= vec4f(goal));
+    let digit = min(ok_a.x + ok_a.y + ok_a.z + ok_a.w + ok_b.x + ok_b.y + ok_b.z, (1u << width) - 1u);
+    t |= digit << shift;
+  }
+  return t;
+}
+
 @compute @workgroup_size(256)
 fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
@@ -218,18 +276,7 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // 1. top-k threshold key: the largest key t with #{key ≥ t} ≥ top_k.
   var thr = 0u; // keep key ≥ thr
   if (sp.top_k > 0u && sp.top_k < n) {
-    var t = 0u;
-    for (var b = 0u; b < 32u; b++) {
-      let cand = t | (0x80000000u >> b);
-      var c = 0u;
-      for (var i = lid; i < n; i += 256u) {
-        c += select(0u, 1u, key_of(x[base + i] / sp.t) >= cand);
-      }
-      if (reduce_sum_u(lid, c) >= sp.top_k) {
-        t = cand;
-      }
-    }
-    thr = t;
+    thr = radix_threshold(base, lid, mx, 0u, false, f32(sp.top_k));
   }
 
   // 2. top-p threshold key: the largest t with mass(key ≥ max(t, thr)) ≥ top_p · mass(key ≥ thr).
@@ -237,23 +284,12 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     var s = 0.0;
     for (var i = lid; i < n; i += 256u) {
       let z = x[base + i] / sp.t;
-      s += select(0.0, exp(z - mx), key_of(z) >= thr);
+      if (key_of(z) >= thr) {
+        s += exp(z - mx);
+      }
     }
     let goal = sp.top_p * reduce_sum_f(lid, s);
-    var t = 0u;
-    for (var b = 0u; b < 32u; b++) {
-      let cand = t | (0x80000000u >> b);
-      let lim = max(cand, thr);
-      var s2 = 0.0;
-      for (var i = lid; i < n; i += 256u) {
-        let z = x[base + i] / sp.t;
-        s2 += select(0.0, exp(z - mx), key_of(z) >= lim);
-      }
-      if (reduce_sum_f(lid, s2) >= goal) {
-        t = cand;
-      }
-    }
-    thr = max(thr, t);
+    thr = max(thr, radix_threshold(base, lid, mx, thr, true, goal));
   }
 
   // 3. inverse CDF over contiguous chunks.

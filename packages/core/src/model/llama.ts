@@ -1,0 +1,305 @@
+/**
+ * The LLaMA target on the GPU: weights uploaded once into one weight arena (with Q/K/V and gate/up
+ * fused into single matrices so each is one dispatch), a KV cache per layer, and a fixed activation
+ * workspace sized for `maxBatch` tokens. `forward` only *records* dispatches — nothing is read back —
+ * so callers can encode many decode steps per submit (DESIGN.md §3).
+ *
+ * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
+ * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; plus embedding, final norm, last-row
+ * copy and lm_head per forward.
+ * @module
+ */
+import type { GpuDevice } from "../gpu/device.ts";
+import { BufferArena } from "../gpu/arena.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import type { LlamaConfig } from "../io/config.ts";
+import { loadModelDir, type ModelDir } from "../io/model_dir.ts";
+import type { WeightStore } from "../io/safetensors.ts";
+import { ShapeError } from "../errors.ts";
+import { linear } from "../ops/linear.ts";
+import { rmsNorm } from "../ops/norm.ts";
+import { swiglu } from "../ops/activation.ts";
+import { embedding } from "../ops/embedding.ts";
+import { attention } from "../ops/attention.ts";
+import { ropeQkv } from "../ops/rope.ts";
+import { copyRows } from "../ops/elementwise.ts";
+
+/** Options for {@link LlamaModel.load}. */
+export interface LlamaLoadOptions {
+  /**
+   * Storage type of the weight matrices on the GPU. `auto` (default): f16 when the checkpoint is
+   * f16/bf16 and the device has shader-f16, else f32. Computation is always f32.
+   */
+  weightDtype?: "auto" | "f32" | "f16";
+  /** KV-cache capacity in tokens (default: min(max_position_embeddings, 2048)). */
+  maxSeqLen?: number;
+  /** Most tokens one `forward` call may process (prefill chunk / tree size; default 256). */
+  maxBatch?: number;
+}
+
+/** Where to copy the hidden state entering a layer (for EAGLE-3 feature taps and tests). */
+export interface HiddenCapture {
+  /** Layer index l in [0, L]: the state entering layer l; l = L is after the last layer (pre final norm). */
+  layer: number;
+  /** Destination f32 tensor. */
+  dst: Tensor;
+  /** Element offset of row 0 in `dst` (default 0). */
+  offset?: number;
+  /** Elements between rows in `dst` (default H). */
+  stride?: number;
+}
+
+/** Options for {@link LlamaModel.forward}. */
+export interface ForwardOptions {
+  /** Which logits to compute: all T rows, the last row only (default), or none. */
+  logits?: "all" | "last" | "none";
+  /** Hidden states to copy out, by layer. */
+  capture?: HiddenCapture[];
+}
+
+interface LayerWeights {
+  attnNorm: Tensor; // (H)
+  qkv: Tensor; // ((nH + 2·nKV)·hd, H)
+  o: Tensor; // (H, nH·hd)
+  mlpNorm: Tensor; // (H)
+  gateUp: Tensor; // (2I, H)
+  down: Tensor; // (H, I)
+}
+
+/** A LLaMA model resident on the GPU. */
+export class LlamaModel {
+  /** The validated config. */
+  readonly config: LlamaConfig;
+  /** The device. */
+  readonly gpu: GpuDevice;
+  /** Storage dtype of the weight matrices. */
+  readonly weightDtype: "f32" | "f16";
+  /** KV-cache capacity in tokens. */
+  readonly maxSeqLen: number;
+  /** Most tokens per forward. */
+  readonly maxBatch: number;
+  /** Bytes of weights on the GPU. */
+  readonly weightBytes: number;
+  readonly #weights: BufferArena;
+  readonly #act: BufferArena;
+  readonly #layers: LayerWeights[];
+  readonly #embed: Tensor; // (V, H)
+  readonly #finalNorm: Tensor; // (H)
+  readonly #lmHead: Tensor; // (V, H)
+  /** Per-layer key cache (S, nKV·hd). */
+  readonly kCache: readonly Tensor[];
+  /** Per-layer value cache (S, nKV·hd). */
+  readonly vCache: readonly Tensor[];
+  // Workspace, maxBatch rows each.
+  readonly #x: Tensor; // (B, H) residual stream
+  readonly #xn: Tensor; // (B, H) normed
+  readonly #qkv: Tensor; // (B, (nH+2nKV)·hd)
+  readonly #q: Tensor; // (B, nH·hd)
+  readonly #att: Tensor; // (B, nH·hd)
+  readonly #gateUp: Tensor; // (B, 2I)
+  readonly #act1: Tensor; // (B, I)
+  readonly #last: Tensor; // (1, H)
+  /** Logits workspace (B, V); `forward` returns a view of it. */
+  readonly logits: Tensor;
+  #ring: Tensor | null = null;
+
+  private constructor(gpu: GpuDevice, dir: ModelDir, opts: LlamaLoadOptions) {
+    const cfg = dir.config;
+    this.config = cfg;
+    this.gpu = gpu;
+    const want = opts.weightDtype ?? "auto";
+    if (want === "f16" && !gpu.features.f16) {
+      throw new ShapeError(`${dir.dir}: --weight-dtype f16 needs shader-f16, which ${gpu.adapterName} lacks`);
+    }
+    this.weightDtype = want === "auto" ? (cfg.dtype !== "float32" && gpu.features.f16 ? "f16" : "f32") : want;
+    this.maxSeqLen = opts.maxSeqLen ?? Math.min(cfg.maxPositionEmbeddings, 2048);
+    this.maxBatch = Math.min(opts.maxBatch ?? 256, this.maxSeqLen);
+    const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd, vocabSize: V } =
+      cfg;
+    const w = dir.weights;
+    const wbytes = this.weightDtype === "f16" ? 2 : 4;
+    const matrixBytes = wbytes * (V * H * (cfg.tieWordEmbeddings ? 1 : 2) +
+      cfg.numLayers * (((nH + 2 * nKV) * hd + nH * hd) * H + 3 * I * H));
+    this.#weights = new BufferArena(
+      gpu,
+      matrixBytes + (cfg.numLayers * 2 + 1) * H * 4 + (2 * cfg.numLayers + 8) * 256,
+      "weights",
+    );
+    const mat = (names: string[], rows: number[], cols: number, label: string): Tensor => {
+      const total = rows.reduce((a, b) => a + b, 0);
+      if (this.weightDtype === "f16") {
+        const data = new Uint16Array(total * cols);
+        let at = 0;
+        names.forEach((n, i) => {
+          data.set(w.f16Bits(n, [rows[i], cols]), at);
+          at += rows[i] * cols;
+        });
+        return this.#weights.upload(data, [total, cols], "f16", label);
+      }
+      const data = new Float32Array(total * cols);
+      let at = 0;
+      names.forEach((n, i) => {
+        data.set(w.f32(n, [rows[i], cols]), at);
+        at += rows[i] * cols;
+      });
+      return this.#weights.upload(data, [total, cols], "f32", label);
+    };
+    const vec = (name: string) => this.#weights.upload(w.f32(name, [H]), [H], "f32", name);
+    this.#embed = mat(["model.embed_tokens.weight"], [V], H, "embed_tokens");
+    this.#layers = [];
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      this.#layers.push({
+        attnNorm: vec(`${p}input_layernorm.weight`),
+        qkv: mat(
+          [`${p}self_attn.q_proj.weight`, `${p}self_attn.k_proj.weight`, `${p}self_attn.v_proj.weight`],
+          [nH * hd, nKV * hd, nKV * hd],
+          H,
+          `${p}qkv`,
+        ),
+        o: mat([`${p}self_attn.o_proj.weight`], [H], nH * hd, `${p}o_proj`),
+        mlpNorm: vec(`${p}post_attention_layernorm.weight`),
+        gateUp: mat([`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`], [I, I], H, `${p}gate_up`),
+        down: mat([`${p}mlp.down_proj.weight`], [H], I, `${p}down_proj`),
+      });
+    }
+    this.#finalNorm = vec("model.norm.weight");
+    this.#lmHead = cfg.tieWordEmbeddings ? this.#embed : mat(["lm_head.weight"], [V], H, "lm_head");
+    this.weightBytes = this.#weights.used;
+
+    const S = this.maxSeqLen, B = this.maxBatch;
+    const kvCols = nKV * hd;
+    const actBytes = 4 * (2 * cfg.numLayers * S * kvCols +
+          B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H + S) + 64 * 256;
+    this.#act = new BufferArena(gpu, actBytes, "activations");
+    const kc: Tensor[] = [], vc: Tensor[] = [];
+    for (let l = 0; l < cfg.numLayers; l++) {
+      kc.push(this.#act.alloc([S, kvCols], "f32", `k_cache.${l}`));
+      vc.push(this.#act.alloc([S, kvCols], "f32", `v_cache.${l}`));
+    }
+    this.kCache = kc;
+    this.vCache = vc;
+    this.#x = this.#act.alloc([B, H], "f32", "x");
+    this.#xn = this.#act.alloc([B, H], "f32", "x_norm");
+    this.#qkv = this.#act.alloc([B, (nH + 2 * nKV) * hd], "f32", "qkv");
+    this.#q = this.#act.alloc([B, nH * hd], "f32", "q");
+    this.#att = this.#act.alloc([B, nH * hd], "f32", "attn_out");
+    this.#gateUp = this.#act.alloc([B, 2 * I], "f32", "gate_up");
+    this.#act1 = this.#act.alloc([B, I], "f32", "mlp_act");
+    this.#last = this.#act.alloc([1, H], "f32", "last_hidden");
+    this.logits = this.#act.alloc([B, V], "f32", "logits");
+  }
+
+  /** Load a model directory (or an already loaded {@link ModelDir}) onto the GPU. */
+  static async load(
+    gpu: GpuDevice,
+    dir: string | ModelDir,
+    opts: LlamaLoadOptions = {},
+  ): Promise<LlamaModel> {
+    const md = typeof dir === "string" ? await loadModelDir(dir) : dir;
+    return new LlamaModel(gpu, md, opts);
+  }
+
+  /** Build directly from a config and weights (tests, custom loaders). */
+  static fromWeights(
+    gpu: GpuDevice,
+    config: LlamaConfig,
+    weights: WeightStore,
+    opts: LlamaLoadOptions = {},
+  ): LlamaModel {
+    return new LlamaModel(gpu, { dir: weights.source, config, weights } as ModelDir, opts);
+  }
+
+  /**
+   * Record a forward over the T tokens ids[idsOffset, idsOffset+T) (u32 GPU tensor) at positions
+   * pos0..pos0+T−1, writing their keys/values into KV-cache rows pos0.. and attending causally to
+   * rows [0, pos0+T). Returns the logits view — (T, V) for `all`, (1, V) for `last` — or null.
+   */
+  forward(
+    rec: Recorder,
+    ids: Tensor,
+    idsOffset: number,
+    T: number,
+    pos0: number,
+    opts: ForwardOptions = {},
+  ): Tensor | null {
+    const cfg = this.config;
+    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: hd } = cfg;
+    if (!Number.isInteger(T) || T < 1 || T > this.maxBatch) {
+      throw new ShapeError(`forward: T=${T} tokens; this model was loaded for 1..${this.maxBatch} per call`);
+    }
+    if (pos0 < 0 || pos0 + T > this.maxSeqLen) {
+      throw new ShapeError(
+        `forward: positions ${pos0}..${pos0 + T - 1} exceed the KV cache (${this.maxSeqLen})`,
+      );
+    }
+    const x = this.#x.rows(T), xn = this.#xn.rows(T), qkv = this.#qkv.rows(T), q = this.#q.rows(T);
+    const att = this.#att.rows(T), gateUp = this.#gateUp.rows(T), act = this.#act1.rows(T);
+    const captures = opts.capture ?? [];
+    for (const c of captures) {
+      if (c.layer < 0 || c.layer > cfg.numLayers) throw new ShapeError(`capture: no layer ${c.layer}`);
+    }
+    const capture = (l: number) => {
+      for (const c of captures) {
+        if (c.layer === l) {
+          copyRows(
+            rec,
+            c.dst,
+            { offset: c.offset ?? 0, stride: c.stride ?? H },
+            x,
+            { offset: 0, stride: H },
+            T,
+            H,
+          );
+        }
+      }
+    };
+    embedding(rec, x, this.#embed, ids, { idsOffset });
+    const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
+    for (let l = 0; l < cfg.numLayers; l++) {
+      capture(l);
+      const w = this.#layers[l];
+      rmsNorm(rec, xn, x, w.attnNorm, cfg.rmsNormEps);
+      linear(rec, qkv, xn, w.qkv);
+      ropeQkv(rec, q, this.kCache[l], this.vCache[l], qkv, {
+        ...dims,
+        theta: cfg.ropeTheta,
+        cacheRow: pos0,
+        pos0,
+      });
+      attention(rec, att, q, this.kCache[l], this.vCache[l], { ...dims, kvLen: pos0 + T });
+      linear(rec, x, att, w.o, { residual: x });
+      rmsNorm(rec, xn, x, w.mlpNorm, cfg.rmsNormEps);
+      linear(rec, gateUp, xn, w.gateUp);
+      swiglu(rec, act, gateUp);
+      linear(rec, x, act, w.down, { residual: x });
+    }
+    capture(cfg.numLayers);
+    const mode = opts.logits ?? "last";
+    if (mode === "none") return null;
+    if (mode === "all") {
+      rmsNorm(rec, xn, x, this.#finalNorm, cfg.rmsNormEps);
+      const logits = this.logits.rows(T);
+      linear(rec, logits, xn, this.#lmHead);
+      return logits;
+    }
+    copyRows(rec, this.#last, { offset: 0, stride: H }, x, { offset: (T - 1) * H, stride: H }, 1, H);
+    rmsNorm(rec, this.#last, this.#last, this.#finalNorm, cfg.rmsNormEps);
+    const logits = this.logits.rows(1);
+    linear(rec, logits, this.#last, this.#lmHead);
+    return logits;
+  }
+
+  /** A u32 token ring of `maxSeqLen` entries for {@link generate} (allocated with the workspace). */
+  allocTokenRing(): Tensor {
+    this.#ring ??= this.#act.alloc([this.maxSeqLen], "u32", "token_ring");
+    return this.#ring;
+  }
+
+  /** Free the GPU memory (weights, KV cache, workspace). */
+  destroy(): void {
+    this.#weights.destroy();
+    this.#act.destroy();
+  }
+}

@@ -40,7 +40,7 @@ Deno.test("stories260K greedy continuation of 'Once upon a time' is the document
   const prompt = dir.tokenizer.encode("Once upon a time");
   equal(prompt[0], 1, "stories260K prompt starts with <s>");
   const out = await generate(model, rec, model.allocTokenRing(), prompt, {
-    maxTokens: 24,
+    maxTokens: 40,
     eosIds: dir.config.eosTokenIds,
   });
   const text = dir.tokenizer.decode(out.tokens, { skipSpecialTokens: true });

@@ -48,6 +48,26 @@ function closeToRowMax(
   }
 }
 
+/**
+ * Top-k ids must equal the reference's, rank by rank, except that two ids whose *reference* logits
+ * differ by less than `tol` may appear in either order (PyTorch's own rounding cannot order them:
+ * on `small` case 0 the f64 CPU forward and the GPU both put 3153 (11.7361) before 1512 (11.7344),
+ * PyTorch the other way round (11.7353 vs 11.7401)). An id outside the reference list is accepted only
+ * at the last rank, and only if its logit ties the reference's last value within `tol`.
+ */
+function checkTopIds(ours: number[], ref: { ids: number[]; values: number[] }, tol: number, what: string): void {
+  const refValue = new Map(ref.ids.map((id, k) => [id, ref.values[k]]));
+  for (let k = 0; k < ref.ids.length; k++) {
+    if (ours[k] === ref.ids[k]) continue;
+    const v = refValue.get(ours[k]);
+    const last = k === ref.ids.length - 1;
+    if (v === undefined ? !last : Math.abs(v - ref.values[k]) > tol) {
+      throw new Error(`${what}: rank ${k}: id ${ours[k]} vs reference ${ref.ids[k]} (ours [${ours}], ref [${ref.ids}])`);
+    }
+  }
+  if (new Set(ours).size !== ours.length) throw new Error(`${what}: duplicate ids [${ours}]`);
+}
+
 /** Result summary for logs. */
 export interface ReferenceCheckSummary {
   /** Cases checked. */
@@ -95,8 +115,8 @@ export async function checkModelAgainstReference(
       // Top-10 ids at the last position.
       const last = row(T - 1);
       const order = Array.from(last.keys()).sort((a, b) => last[b] - last[a] || a - b).slice(0, 10);
-      deepEqual(order, c.last_logits_top10.ids, `${name}: top-10 ids`);
       const lastMax = rowMax(last);
+      checkTopIds(order, c.last_logits_top10, 1e-3 * lastMax, `${name}: top-10 ids`);
       closeToRowMax(order.map((i) => last[i]), c.last_logits_top10.values, lastMax, `${name}: top-10 values`);
       for (const [p, vals] of Object.entries(c.logits_at_positions)) {
         const r = row(Number(p));

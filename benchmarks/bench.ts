@@ -1,0 +1,127 @@
+/**
+ * `deno task bench`: kernel throughput (matmul GFLOP/s, matrix-vector GB/s), per-dispatch overhead,
+ * and prefill / plain-decode tokens/s of LLaMA targets, on whatever adapter WebGPU gives us. Prints
+ * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
+import { benchKernels } from "./kernels_bench.ts";
+import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
+
+const HELP = `Usage: deno task bench [options]
+
+Options:
+  --quick              Smaller shapes and fewer repetitions.
+  --only WHAT          kernels | dispatch | decode (default: all three).
+  --model DIR          Model for the decode benchmark; repeatable. Default: models/tiny, plus
+                       ../shared/models/small when it exists.
+  --decode-tokens N    Tokens per decode run (default 128; quick 64).
+  --json FILE          Also write all rows as JSON to FILE.
+  -h, --help           Show this help.
+`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function fail(msg: string): never {
+  console.error(`error: ${msg}`);
+  Deno.exit(1);
+}
+
+let args;
+try {
+  args = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      only: { type: "string" },
+      model: { type: "string", multiple: true },
+      "decode-tokens": { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  }).values;
+} catch (e) {
+  fail(`${(e as Error).message} (see --help)`);
+}
+if (args.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+const only = args.only;
+if (only !== undefined && !["kernels", "dispatch", "decode"].includes(only)) {
+  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch or decode`);
+}
+const quick = Boolean(args.quick);
+const decodeTokens = args["decode-tokens"] ? Number(args["decode-tokens"]) : quick ? 64 : 128;
+if (!Number.isInteger(decodeTokens) || decodeTokens < 2) fail("--decode-tokens: expected an integer ≥ 2");
+
+const gpu = await requestGpu();
+console.log(`adapter: ${describeGpu(gpu)}`);
+const out: Record<string, unknown> = { adapter: describeGpu(gpu), date: new Date().toISOString() };
+
+if (!only || only === "kernels") {
+  const rows = await benchKernels({ quick, gpu });
+  out.kernels = rows;
+}
+
+if (!only || only === "dispatch") {
+  // Per-dispatch cost: R tiny dispatches (add over 256 elements) in one pass, one submit.
+  const arena = new BufferArena(gpu, 1 << 16, "dispatch-bench");
+  const a = arena.alloc([256], "f32", "a"), b = arena.alloc([256], "f32", "b");
+  const rec = new Recorder(gpu, new KernelCache(gpu));
+  const R = 2000;
+  const times: number[] = [];
+  for (let rep = 0; rep < (quick ? 3 : 5) + 1; rep++) {
+    const t = performance.now();
+    for (let i = 0; i < R; i++) add(rec, b, a, b);
+    await rec.finish();
+    if (rep > 0) times.push((performance.now() - t) * 1000 / R);
+  }
+  const us = median(times);
+  console.log(
+    `\ndispatch overhead: ${
+      us.toFixed(2)
+    } µs per dispatch (median, ${R} dispatches per submit, completion latency included)`,
+  );
+  out.dispatch_us = us;
+  arena.destroy();
+  rec.destroy();
+}
+
+if (!only || only === "decode") {
+  const models = args.model ?? [decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname)];
+  if (!args.model) {
+    const small = decodeURIComponent(new URL("../../shared/models/small", import.meta.url).pathname);
+    try {
+      if (Deno.statSync(small).isDirectory) models.push(small);
+    } catch { /* no ../shared: tiny only */ }
+  }
+  const rows: DecodeBenchRow[] = [];
+  console.log("\n| model | weights | prefill tok/s (P) | decode tok/s (N) | dispatches/token |");
+  console.log("|---|---|---|---|---|");
+  for (const m of models) {
+    const r = await benchDecode(gpu, m, {
+      decodeTokens,
+      prefillTokens: quick ? 64 : 128,
+      reps: quick ? 2 : 3,
+    });
+    rows.push(r);
+    console.log(
+      `| ${r.model} | ${r.weightDtype} | ${r.prefillTokensPerSecond.toFixed(0)} (${r.prefillTokens}) | ${
+        r.decodeTokensPerSecond.toFixed(1)
+      } (${r.decodeTokens}) | ${r.dispatchesPerToken.toFixed(1)} |`,
+    );
+  }
+  out.decode = rows;
+}
+
+if (args.json) {
+  await Deno.writeTextFile(args.json, JSON.stringify(out, null, 2) + "\n");
+  console.log(`\nwrote ${args.json}`);
+}
+gpu.device.destroy();

@@ -55,14 +55,21 @@ function closeToRowMax(
  * PyTorch the other way round (11.7353 vs 11.7401)). An id outside the reference list is accepted only
  * at the last rank, and only if its logit ties the reference's last value within `tol`.
  */
-function checkTopIds(ours: number[], ref: { ids: number[]; values: number[] }, tol: number, what: string): void {
+function checkTopIds(
+  ours: number[],
+  ref: { ids: number[]; values: number[] },
+  tol: number,
+  what: string,
+): void {
   const refValue = new Map(ref.ids.map((id, k) => [id, ref.values[k]]));
   for (let k = 0; k < ref.ids.length; k++) {
     if (ours[k] === ref.ids[k]) continue;
     const v = refValue.get(ours[k]);
     const last = k === ref.ids.length - 1;
     if (v === undefined ? !last : Math.abs(v - ref.values[k]) > tol) {
-      throw new Error(`${what}: rank ${k}: id ${ours[k]} vs reference ${ref.ids[k]} (ours [${ours}], ref [${ref.ids}])`);
+      throw new Error(
+        `${what}: rank ${k}: id ${ours[k]} vs reference ${ref.ids[k]} (ours [${ours}], ref [${ref.ids}])`,
+      );
     }
   }
   if (new Set(ours).size !== ours.length) throw new Error(`${what}: duplicate ids [${ours}]`);

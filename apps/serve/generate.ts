@@ -46,7 +46,8 @@ Example:
 `;
 
 function fail(message: string): never {
-  console.error(`error: ${message}`);
+  // One line, always: scripts read the first stderr line (parseArgs messages span several).
+  console.error(`error: ${message.replace(/\s*\n\s*/g, " ")}`);
   Deno.exit(1);
 }
 
@@ -65,11 +66,41 @@ function num(
   return x;
 }
 
+/** Options that take a value (parseArgs would reject a negative number after them as "ambiguous"). */
+const VALUE_OPTIONS = [
+  "model",
+  "prompt",
+  "chat",
+  "max-tokens",
+  "temperature",
+  "top-p",
+  "top-k",
+  "seed",
+  "weight-dtype",
+  "steps-per-read",
+];
+
+/** `--temperature -1` → `--temperature=-1`, so the value reaches our range check and its message. */
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1];
+    if (
+      a.startsWith("--") && VALUE_OPTIONS.includes(a.slice(2)) && next !== undefined &&
+      /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   let args;
   try {
     args = parseArgs({
-      args: Deno.args,
+      args: joinNegativeValues(Deno.args),
       options: {
         model: { type: "string" },
         prompt: { type: "string" },

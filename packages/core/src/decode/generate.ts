@@ -87,7 +87,10 @@ export async function generate(
   }
   const temperature = opts.temperature ?? 0;
   const eos = new Set(opts.eosIds ?? []);
-  const K = Math.max(1, opts.stepsPerRead ?? 16);
+  const K = opts.stepsPerRead ?? 16;
+  if (!Number.isInteger(K) || K < 1) {
+    throw new ShapeError(`generate: stepsPerRead=${K} must be an integer ≥ 1`);
+  }
   const select = (logits: Tensor, outOffset: number, step: number) => {
     if (temperature <= 0) argmax(rec, ring, logits, { outOffset });
     else {

@@ -15,8 +15,14 @@
 //   At the end the NKG partial (m, l, acc) triples are combined through workgroup memory.
 //   A query with no visible key writes zeros. Only rows [0, kv_len) of the caches are read.
 //   q, out: (Tq, nH·hd) as vec4   kc, vc: (S, nKv·hd) as vec4   mask: (Tq, mask_words) u32
+//   kv_len = p.kv_len + (p.kv_meta ≥ 0 ? dyn_state[p.kv_meta] : 0): the valid length may live on the GPU
+//   (speculative decoding keeps the committed length in a state buffer, so no CPU round trip).
 //   Masking: p.use_mask == 0 → causal, query t sees keys j ≤ kv_len − Tq + t;
-//            p.use_mask != 0 → bit (j & 31) of mask[t·mask_words + j/32] says whether t sees key j.
+//            p.use_mask == 1 → bit (j & 31) of mask[t·mask_words + j/32] says whether t sees key j;
+//            p.use_mask == 2 → prefix + tree: the last p.tree_len keys are tree nodes; every query
+//            sees all keys j < prefix = kv_len − tree_len, and tree key j ≥ prefix iff bit (j − prefix)
+//            of its mask row (mask_words = ceil(tree_len / 32)) is set. The mask does not depend on
+//            the prefix length, so it can be built once per tree on the GPU.
 //   Specialised by {{WG}} (threads = keys per tile, 128 or 256) and {{D4}} (head dim / 4, ≤ 32).
 //   `out` may alias `q`: a workgroup reads its q row before it writes the same row, and no other.
 
@@ -27,7 +33,9 @@ struct Params {
   kv_len: u32,     // valid cache rows
   scale: f32,      // logit scale
   use_mask: u32,   // 0: causal; 1: bitset mask
-  mask_words: u32, // u32 words per mask row = ceil(kv_len / 32)
+  mask_words: u32, // u32 words per mask row
+  kv_meta: i32,    // index into meta added to kv_len, or −1
+  tree_len: u32,   // use_mask == 2: number of tree keys at the end of the valid rows
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4f>;
@@ -35,7 +43,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> vc: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> mask: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4f>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read_write> dyn_state: array<u32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 const WG: u32 = {{WG}}u;
 const D4: u32 = {{D4}}u;
@@ -58,10 +67,15 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   if (lid < D4) {
     qs[lid] = q[qrow + lid] * p.scale;
   }
-  var kend = p.kv_len; // keys [0, kend) may be visible
-  if (p.use_mask == 0u) {
-    kend = p.kv_len - p.tq + t + 1u;
+  var kv_len = p.kv_len;
+  if (p.kv_meta >= 0) {
+    kv_len += dyn_state[u32(p.kv_meta)];
   }
+  var kend = kv_len; // keys [0, kend) may be visible
+  if (p.use_mask == 0u) {
+    kend = kv_len - p.tq + t + 1u;
+  }
+  let prefix = kv_len - p.tree_len; // use_mask == 2 only
   let row4 = p.nkv * D4; // vec4s per cache row
   let koff = g * D4;
   let d4 = lid % D4;
@@ -77,8 +91,11 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     var s = NEG;
     if (j < kend) {
       var vis = true;
-      if (p.use_mask != 0u) {
+      if (p.use_mask == 1u) {
         vis = ((mask[t * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) != 0u;
+      } else if (p.use_mask == 2u && j >= prefix) {
+        let jt = j - prefix;
+        vis = ((mask[t * p.mask_words + (jt >> 5u)] >> (jt & 31u)) & 1u) != 0u;
       }
       if (vis) {
         let kb = j * row4 + koff;

@@ -37,6 +37,12 @@ export interface GpuDevice {
   features: GpuFeatures;
   /** The limits granted to the device (= the adapter's). */
   limits: GPUSupportedLimits;
+  /**
+   * Uncaptured WebGPU errors (shader compile errors, validation errors) not yet reported. The
+   * recorder throws them from its next awaited read, so a broken kernel fails loudly instead of
+   * silently producing zeros.
+   */
+  errors: string[];
 }
 
 const LIMIT_NAMES = [
@@ -89,11 +95,14 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) requiredLimits[name] = adapter.limits[name];
   const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
+  const errors: string[] = [];
   device.addEventListener("uncapturederror", (e) => {
-    console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
+    const msg = (e as GPUUncapturedErrorEvent).error.message;
+    if (errors.length < 16) errors.push(msg);
   });
   const info = adapter.info;
   return {
+    errors,
     device,
     adapterName: info.description || info.device || info.vendor || "unknown adapter",
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),

@@ -204,10 +204,20 @@ export class Recorder {
     }
   }
 
+  /** Throw (once) the WebGPU errors reported since the last check, if any. */
+  checkErrors(): void {
+    const errs = this.gpu.errors;
+    if (errs.length > 0) {
+      const msg = errs.splice(0).map((e) => e.trim()).join("\n");
+      throw new Error(`WebGPU reported errors:\n${msg}`);
+    }
+  }
+
   /** Submit what is recorded and wait until the GPU has finished it (tests and setup only). */
   async finish(): Promise<void> {
     this.submit();
     await this.gpu.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
   }
 
   /** Submit and read `t` back as its typed array (tests and setup; loops use {@link readback}). */
@@ -215,6 +225,7 @@ export class Recorder {
     const p = this.readback(t);
     this.submit();
     const buf = await p;
+    this.checkErrors();
     switch (t.dtype) {
       case "f32":
         return new Float32Array(buf);

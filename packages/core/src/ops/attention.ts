@@ -34,12 +34,31 @@ function attentionKernel(rec: Recorder, wg: number, hd: number): Kernel {
       name: `attention_wg${wg}_d${hd}`,
       code: specialize(ATTENTION_WGSL, { WG: wg, D4: hd / 4 }),
       entryPoint: "attention",
-      storage: ["rw", "rw", "rw", "rw", "rw"],
-      params: "uuuufuu",
+      storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
+      params: "uuuufuuiu",
     });
     m.set(key, k);
   }
   return k;
+}
+
+/** A u32 scalar that lives on the GPU: `meta[index]` is added to a static base by the kernel. */
+export interface DynamicValue {
+  /** u32 state tensor (e.g. the speculative decoder's committed length). */
+  meta: Tensor;
+  /** Element index in `meta`. */
+  index: number;
+}
+
+/**
+ * Prefix + tree masking: the last `treeLen` valid keys are tree nodes; every query sees all keys
+ * before them, and tree key i iff bit i of its row of `mask` (u32 (Tq, ceil(treeLen/32))) is set.
+ */
+export interface TreeMask {
+  /** Bitset rows, one per query, over the tree keys (see {@link packMask}). */
+  mask: Tensor;
+  /** Number of tree keys at the end of the valid cache rows. */
+  treeLen: number;
 }
 
 /**
@@ -50,6 +69,8 @@ function attentionKernel(rec: Recorder, wg: number, hd: number): Kernel {
  * Masking: by default causal, query t at absolute position kvLen − Tq + t seeing keys ≤ that
  * position (requires Tq ≤ kvLen). With `opts.mask` (u32 tensor (Tq, ceil(kvLen/32)), see
  * {@link packMask}; bit j of row t set ⇔ query t may see key j) any per-query mask (tree masks).
+ * With `opts.treeMask`, prefix + tree masking ({@link TreeMask}). With `opts.dynamicLen`, the valid
+ * length is kvLen + meta[index] read on the GPU (causal or treeMask only).
  * A query with no visible key outputs zeros. hd must be a multiple of 4 and ≤ 128; tensors f32.
  */
 export function attention(
@@ -65,9 +86,11 @@ export function attention(
     kvLen: number;
     scale?: number;
     mask?: Tensor;
+    treeMask?: TreeMask;
+    dynamicLen?: DynamicValue;
   },
 ): void {
-  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask } = opts;
+  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen } = opts;
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
   if (!Number.isInteger(nH) || !Number.isInteger(nKV) || nKV <= 0 || nH <= 0 || nH % nKV !== 0) {
     throw new ShapeError(`attention: numHeads ${nH} must be a positive multiple of numKvHeads ${nKV}`);
@@ -84,13 +107,37 @@ export function attention(
   kCache.expectShape([-1, nKV * hd], "f32"); // (S, nKV·hd)
   vCache.expectShape([kCache.shape[0], nKV * hd], "f32"); // (S, nKV·hd)
   const S = kCache.shape[0];
-  if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
+  if (dynamicLen) {
+    dynamicLen.meta.expectShape([-1], "u32");
+    if (
+      !Number.isInteger(dynamicLen.index) || dynamicLen.index < 0 || dynamicLen.index >= dynamicLen.meta.size
+    ) {
+      throw new ShapeError(`attention: dynamicLen index ${dynamicLen.index} outside ${dynamicLen.meta.name}`);
+    }
+    if (mask) throw new ShapeError("attention: a full bitset mask needs a static kvLen; use treeMask");
+    // The GPU adds meta[index]; the caller guarantees the sum stays ≤ S (not checkable here).
+    if (!Number.isInteger(kvLen) || kvLen < 0 || kvLen > S) {
+      throw new ShapeError(`attention: kvLen base ${kvLen} must be in [0, ${S}]`);
+    }
+  } else if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
     throw new ShapeError(`attention: kvLen ${kvLen} must be in [1, ${S}] (rows of ${kCache.name})`);
   }
-  const words = Math.ceil(kvLen / 32);
+  if (mask && treeMask) throw new ShapeError("attention: give mask or treeMask, not both");
+  let words = Math.ceil(kvLen / 32);
+  let mode = 0;
+  let treeLen = 0;
   if (mask) {
     mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
-  } else if (Tq > kvLen) {
+    mode = 1;
+  } else if (treeMask) {
+    treeLen = treeMask.treeLen;
+    if (!Number.isInteger(treeLen) || treeLen < 1 || (!dynamicLen && treeLen > kvLen)) {
+      throw new ShapeError(`attention: treeLen ${treeLen} must be in [1, kvLen]`);
+    }
+    words = Math.ceil(treeLen / 32);
+    treeMask.mask.expectShape([Tq, words], "u32"); // (Tq, ceil(treeLen/32))
+    mode = 2;
+  } else if (!dynamicLen && Tq > kvLen) {
     throw new ShapeError(`attention: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
   }
   if (!Number.isFinite(scale)) throw new ShapeError(`attention: scale ${scale} is not finite`);
@@ -98,8 +145,8 @@ export function attention(
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(
     k,
-    [q, kCache, vCache, mask ?? q, out],
-    [Tq, nH, nKV, kvLen, scale, mask ? 1 : 0, words],
+    [q, kCache, vCache, mask ?? treeMask?.mask ?? q, out, dynamicLen?.meta ?? q],
+    [Tq, nH, nKV, kvLen, scale, mode, words, dynamicLen ? dynamicLen.index : -1, treeLen],
     [nH, Tq],
   );
 }

@@ -133,3 +133,68 @@ Deno.test("attention validates shapes; packMask layout", async () => {
   await rec.finish();
   arena.destroy();
 });
+
+Deno.test("attention with a GPU-resident length and prefix + tree mask matches attentionRef", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "attn-tree");
+  for (const [nH, nKV, hd, prefix, treeLen] of [[4, 2, 32, 37, 60], [6, 2, 64, 5, 9], [2, 1, 8, 0, 33]]) {
+    arena.reset();
+    const kvLen = prefix + treeLen, S = kvLen + 5, kvW = nKV * hd;
+    const r = rng(kvLen);
+    // Random ancestor-style tree mask: every node sees itself, others at random.
+    const tree = new Uint8Array(treeLen * treeLen).map((
+      _,
+      i,
+    ) => (i % (treeLen + 1) === 0 || r() < 0.3 ? 1 : 0));
+    const full = new Uint8Array(treeLen * kvLen);
+    for (let t = 0; t < treeLen; t++) {
+      for (let j = 0; j < kvLen; j++) full[t * kvLen + j] = j < prefix ? 1 : tree[t * treeLen + j - prefix];
+    }
+    const q = randn(treeLen * nH * hd, 1), k = randn(kvLen * kvW, 2), v = randn(kvLen * kvW, 3);
+    const tQ = arena.upload(q, [treeLen, nH * hd], "f32", "q");
+    const tK = arena.upload(withGarbage(k, kvLen, S, kvW), [S, kvW], "f32", "kCache");
+    const tV = arena.upload(withGarbage(v, kvLen, S, kvW), [S, kvW], "f32", "vCache");
+    const words = Math.ceil(treeLen / 32);
+    const tMask = arena.upload(packMask(tree, treeLen, treeLen), [treeLen, words], "u32", "treeMask");
+    // The committed length lives on the GPU: meta[1] = prefix; the static base is treeLen.
+    const meta = arena.upload(new Uint32Array([999, prefix, 7]), [3], "u32", "meta");
+    const out = arena.alloc([treeLen, nH * hd], "f32", "out");
+    attention(rec, out, tQ, tK, tV, {
+      numHeads: nH,
+      numKvHeads: nKV,
+      headDim: hd,
+      kvLen: treeLen,
+      treeMask: { mask: tMask, treeLen },
+      dynamicLen: { meta, index: 1 },
+    });
+    const dims = { tq: treeLen, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
+    assertAllClose(await rec.readF32(out), attentionRef(q, k, v, full, 1 / Math.sqrt(hd), dims), {
+      rtol: 1e-4,
+      atol: 2e-5,
+      name: `tree attention nH=${nH} prefix=${prefix} tree=${treeLen}`,
+    });
+    // Causal with a dynamic length: Tq = 3 new tokens after meta[1] = prefix cached ones.
+    const tq = 3;
+    const out2 = arena.alloc([tq, nH * hd], "f32", "out2");
+    const q2 = arena.upload(q.subarray(0, tq * nH * hd), [tq, nH * hd], "f32", "q2");
+    attention(rec, out2, q2, tK, tV, {
+      numHeads: nH,
+      numKvHeads: nKV,
+      headDim: hd,
+      kvLen: tq,
+      dynamicLen: { meta, index: 1 },
+    });
+    const len2 = prefix + tq;
+    const dims2 = { tq, tk: len2, nHeads: nH, nKvHeads: nKV, headDim: hd };
+    const exp2 = attentionRef(
+      q.subarray(0, tq * nH * hd),
+      k.subarray(0, len2 * kvW),
+      v.subarray(0, len2 * kvW),
+      causalMask(tq, len2, prefix),
+      1 / Math.sqrt(hd),
+      dims2,
+    );
+    assertAllClose(await rec.readF32(out2), exp2, { rtol: 1e-4, atol: 2e-5, name: "dynamic causal" });
+  }
+  arena.destroy();
+});

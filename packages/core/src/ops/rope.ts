@@ -17,6 +17,16 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { grid1d } from "./dispatch.ts";
+import type { DynamicValue } from "./attention.ts";
+
+function checkDyn(op: string, d: DynamicValue | undefined): number {
+  if (!d) return -1;
+  d.meta.expectShape([-1], "u32");
+  if (!Number.isInteger(d.index) || d.index < 0 || d.index >= d.meta.size) {
+    throw new ShapeError(`${op}: meta index ${d.index} outside ${d.meta.name} [${d.meta.shape}]`);
+  }
+  return d.index;
+}
 
 // KernelCache.get keys on the full WGSL text: remember the kernel per cache instead.
 const compiled = new WeakMap<KernelCache, Kernel>();
@@ -28,8 +38,8 @@ function ropeKernel(rec: Recorder): Kernel {
       name: "rope_qkv",
       code: ROPE_WGSL,
       entryPoint: "rope_qkv",
-      storage: ["rw", "rw", "rw", "rw", "rw"],
-      params: "uuuuuuuf",
+      storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
+      params: "uuuuuuufii",
     });
     compiled.set(rec.kernels, k);
   }
@@ -75,9 +85,19 @@ export function ropeQkv(
     cacheRow: number;
     pos0?: number;
     positions?: Tensor;
+    /** GPU scalar added to the cache row (and, unless `dynamicPos` is given, to every position). */
+    dynamicRow?: DynamicValue;
+    /** GPU scalar added to every position. */
+    dynamicPos?: DynamicValue;
   },
 ): void {
   const { numHeads: nH, numKvHeads: nKV, headDim: hd, theta, cacheRow, pos0 = 0, positions } = opts;
+  const rowMeta = checkDyn("ropeQkv", opts.dynamicRow);
+  const posMeta = checkDyn("ropeQkv", opts.dynamicPos);
+  if (opts.dynamicRow && opts.dynamicPos && opts.dynamicRow.meta !== opts.dynamicPos.meta) {
+    throw new ShapeError("ropeQkv: dynamicRow and dynamicPos must index the same meta tensor");
+  }
+  const meta = opts.dynamicRow?.meta ?? opts.dynamicPos?.meta;
   checkDims("ropeQkv", nH, hd, theta);
   if (!Number.isInteger(nKV) || nKV <= 0) throw new ShapeError(`ropeQkv: numKvHeads ${nKV} must be ≥ 1`);
   if (qkv.shape.length !== 2) throw new ShapeError(`${qkv.name}: expected 2-D (T, ·), got [${qkv.shape}]`);
@@ -87,7 +107,7 @@ export function ropeQkv(
   kCache.expectShape([-1, nKV * hd], "f32"); // (S, nKV·hd)
   vCache.expectShape([kCache.shape[0], nKV * hd], "f32"); // (S, nKV·hd)
   const S = kCache.shape[0];
-  if (!Number.isInteger(cacheRow) || cacheRow < 0 || cacheRow + T > S) {
+  if (!Number.isInteger(cacheRow) || cacheRow < 0 || (rowMeta < 0 && cacheRow + T > S)) {
     throw new ShapeError(
       `ropeQkv: cache rows [${cacheRow}, ${cacheRow + T}) exceed ${kCache.name} rows ${S}`,
     );
@@ -96,8 +116,8 @@ export function ropeQkv(
   const n = T * (nH + 2 * nKV) * (hd / 2);
   rec.dispatch(
     ropeKernel(rec),
-    [qkv, positions ?? qkv, q, kCache, vCache],
-    [T, nH, nKV, hd, cacheRow, pos0, positions ? 1 : 0, Math.log2(theta)],
+    [qkv, positions ?? qkv, q, kCache, vCache, meta ?? qkv],
+    [T, nH, nKV, hd, cacheRow, pos0, positions ? 1 : 0, Math.log2(theta), rowMeta, posMeta],
     grid1d(n),
   );
 }
@@ -109,9 +129,18 @@ export function ropeQkv(
 export function rope(
   rec: Recorder,
   x: Tensor,
-  opts: { numHeads: number; headDim: number; theta: number; pos0?: number; positions?: Tensor },
+  opts: {
+    numHeads: number;
+    headDim: number;
+    theta: number;
+    pos0?: number;
+    positions?: Tensor;
+    /** GPU scalar added to every position. */
+    dynamicPos?: DynamicValue;
+  },
 ): void {
   const { numHeads: nH, headDim: hd, theta, pos0 = 0, positions } = opts;
+  const posMeta = checkDyn("rope", opts.dynamicPos);
   checkDims("rope", nH, hd, theta);
   if (x.shape.length !== 2) throw new ShapeError(`${x.name}: expected 2-D (T, ·), got [${x.shape}]`);
   const T = x.shape[0];
@@ -120,8 +149,8 @@ export function rope(
   const n = T * nH * (hd / 2);
   rec.dispatch(
     ropeKernel(rec),
-    [x, positions ?? x, x, x, x],
-    [T, nH, 0, hd, 0, pos0, positions ? 1 : 0, Math.log2(theta)],
+    [x, positions ?? x, x, x, x, opts.dynamicPos?.meta ?? x],
+    [T, nH, 0, hd, 0, pos0, positions ? 1 : 0, Math.log2(theta), -1, posMeta],
     grid1d(n),
   );
 }

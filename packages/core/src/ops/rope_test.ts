@@ -21,30 +21,41 @@ Deno.test("ropeQkv splits, ropes q and k, copies v into the cache rows and leave
   let seed = 1;
   for (const [nH, nKV, hd] of CONFIGS) {
     for (const T of [1, 3, 17]) {
-      for (const mode of ["pos0", "positions"] as const) {
+      for (const mode of ["pos0", "positions", "dynamic"] as const) {
         arena.reset();
         seed++;
-        const cacheRow = mode === "pos0" ? 5 : 0;
+        const cacheRow = mode === "pos0" || mode === "dynamic" ? 5 : 0; // dynamic: 1 + meta[0] = 4
         const S = cacheRow + T + 4;
         const W = (nH + 2 * nKV) * hd, kvW = nKV * hd;
         const qkv = randn(T * W, seed);
         const r = rng(seed + 100);
         const pos = Array.from({ length: T }, () => Math.floor(r() * 500));
         const pos0 = 37;
-        const positions = mode === "pos0" ? pos.map((_, t) => pos0 + t) : pos;
+        const positions = mode === "pos0"
+          ? pos.map((_, t) => pos0 + t)
+          : mode === "dynamic"
+          ? pos.map((p) => p + 10)
+          : pos;
         const kInit = randn(S * kvW, seed + 200, 100), vInit = randn(S * kvW, seed + 300, 100);
         const tQkv = arena.upload(qkv, [T, W], "f32", "qkv");
         const tQ = arena.alloc([T, nH * hd], "f32", "q");
         const tK = arena.upload(kInit, [S, kvW], "f32", "kCache");
         const tV = arena.upload(vInit, [S, kvW], "f32", "vCache");
-        const tPos = arena.upload(new Uint32Array(positions), [T], "u32", "positions");
+        const tPos = arena.upload(
+          new Uint32Array(mode === "dynamic" ? pos : positions),
+          [T],
+          "u32",
+          "positions",
+        );
+        const meta = arena.upload(new Uint32Array([4, 10]), [2], "u32", "meta");
         ropeQkv(rec, tQ, tK, tV, tQkv, {
           numHeads: nH,
           numKvHeads: nKV,
           headDim: hd,
           theta: THETA,
-          cacheRow,
+          cacheRow: mode === "dynamic" ? 1 : cacheRow,
           ...(mode === "pos0" ? { pos0 } : { positions: tPos }),
+          ...(mode === "dynamic" ? { dynamicRow: { meta, index: 0 }, dynamicPos: { meta, index: 1 } } : {}),
         });
         const name = `nH=${nH} nKV=${nKV} hd=${hd} T=${T} ${mode}`;
         const tol = { rtol: 1e-4, atol: 2e-4 };

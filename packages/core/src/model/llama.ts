@@ -21,7 +21,7 @@ import { linear } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention } from "../ops/attention.ts";
+import { attention, type DynamicValue } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 
@@ -56,6 +56,22 @@ export interface ForwardOptions {
   logits?: "all" | "last" | "none";
   /** Hidden states to copy out, by layer. */
   capture?: HiddenCapture[];
+  /**
+   * Position of token t is positions[t] (u32 (T)) instead of pos0 + t (tree depths); pos0 is still
+   * the first KV-cache row written.
+   */
+  positions?: Tensor;
+  /**
+   * Tree verification: the T tokens are tree nodes; each sees every cached key before them and the
+   * tree keys set in its row of this bitset (u32 (T, ceil(T/32)), ancestor-or-self).
+   */
+  treeMask?: Tensor;
+  /**
+   * A GPU-resident committed length (`meta[index]`) added to pos0, to every position and to the
+   * attention length, so a speculative loop needs no CPU round trip. The caller keeps
+   * pos0 + meta[index] + T ≤ maxSeqLen.
+   */
+  dynamic?: DynamicValue;
 }
 
 interface LayerWeights {
@@ -267,8 +283,16 @@ export class LlamaModel {
         theta: cfg.ropeTheta,
         cacheRow: pos0,
         pos0,
+        positions: opts.positions,
+        dynamicRow: opts.dynamic,
+        dynamicPos: opts.dynamic,
       });
-      attention(rec, att, q, this.kCache[l], this.vCache[l], { ...dims, kvLen: pos0 + T });
+      attention(rec, att, q, this.kCache[l], this.vCache[l], {
+        ...dims,
+        kvLen: pos0 + T,
+        treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
+        dynamicLen: opts.dynamic,
+      });
       linear(rec, x, att, w.o, { residual: x });
       rmsNorm(rec, xn, x, w.mlpNorm, cfg.rmsNormEps);
       linear(rec, gateUp, xn, w.gateUp);

@@ -1,0 +1,161 @@
+// Bookkeeping of GPU-resident speculative decoding: acceptance and KV compaction run on the GPU so a
+// decode loop never waits for the CPU between cycles (Deno resolves readbacks ≥ 10 ms late).
+//
+// State words (u32, see packages/core/src/spec/state.ts):
+//   0 committed   tokens whose target KV is cached (prompt + accepted; the root is not)
+//   1 out_len     output tokens so far (the first is the prefill's root)
+//   2 done        1 once eos or max_tokens was reached (later cycles change nothing)
+//   3 cycles      verification cycles run (while not done)
+//   4 draft_len   draft KV rows kept (prefix pairs)
+//   5 last_accept drafts accepted in the last cycle (bonus excluded)
+//   6 prompt_len  P: ring[P] is the first output token
+//   7 max_tokens
+//   8 base        `committed` before the last cycle (KV compaction base)
+//   9 draft_base  `draft_len` before the last cycle (draft extension base)
+//
+// entry accept_greedy (one workgroup of 64 threads; N ≤ 64 tree nodes, leaves ≤ 64):
+//   am: (N) target argmax after each tree node; tokens: (N) tree tokens (root first);
+//   paths: (leaves_max, DP) root→leaf node indices, −1 padded; n_leaves: (1);
+//   Path i accepts its longest prefix with tokens[path[j]] == am[path[j−1]]; the first path with the
+//   most accepted wins. New tokens: the accepted drafts then the bonus am[last accepted node]; they go
+//   to ring[committed + 1 ..]. eos (ends, excluded) and max_tokens truncate and set done.
+//   Writes path_out (DP): accepted node indices, padded by repeating the last one; seq (DP + 1):
+//   [root, accepted drafts.., bonus] padded; hist: hist[L] += 1 (accepted-length histogram) and
+//   hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per position).
+// entry kv_compact: one workgroup per call (one layer): for j = 0..L, cache row base + path[j] →
+//   base + j, for K and V, sequentially in j (a destination may be a later source otherwise).
+
+struct AcceptParams {
+  n: u32,        // tree nodes
+  dp: u32,       // path length bound (max depth + 1)
+  leaves_max: u32,
+  n_eos: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> am: array<u32>;
+@group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read_write> paths: array<i32>;
+@group(0) @binding(3) var<storage, read_write> n_leaves: array<u32>;
+@group(0) @binding(4) var<storage, read_write> state: array<u32>;
+@group(0) @binding(5) var<storage, read_write> ring: array<u32>;
+@group(0) @binding(6) var<storage, read_write> path_out: array<u32>;
+@group(0) @binding(7) var<storage, read_write> seq: array<u32>;
+@group(0) @binding(8) var<storage, read_write> hist: array<u32>;
+@group(0) @binding(9) var<storage, read_write> eos: array<u32>;
+@group(0) @binding(10) var<uniform> ap: AcceptParams;
+
+var<workgroup> acc_len: array<u32, 64>;
+
+fn is_eos(t: u32) -> bool {
+  for (var i = 0u; i < ap.n_eos; i++) {
+    if (eos[i] == t) {
+      return true;
+    }
+  }
+  return false;
+}
+
+@compute @workgroup_size(64)
+fn accept_greedy(@builtin(local_invocation_index) lid: u32) {
+  let nl = min(n_leaves[0], ap.leaves_max);
+  var len = 0u;
+  if (lid < nl) {
+    let row = lid * ap.dp;
+    for (var j = 1u; j < ap.dp; j++) {
+      let node = paths[row + j];
+      if (node < 0) {
+        break;
+      }
+      let prev = u32(paths[row + j - 1u]);
+      if (tokens[u32(node)] != am[prev]) {
+        break;
+      }
+      len = j;
+    }
+  }
+  acc_len[lid] = len;
+  workgroupBarrier();
+  if (lid != 0u || state[2] != 0u) {
+    return;
+  }
+  var best = 0u;
+  var best_len = 0u;
+  for (var i = 0u; i < nl; i++) {
+    if (acc_len[i] > best_len) {
+      best_len = acc_len[i];
+      best = i;
+    }
+  }
+  let committed = state[0];
+  let row = best * ap.dp;
+  for (var j = 0u; j < ap.dp; j++) {
+    let jj = min(j, best_len);
+    path_out[j] = u32(paths[row + jj]);
+  }
+  let last = u32(paths[row + best_len]);
+  seq[0] = tokens[0];
+  for (var j = 1u; j <= best_len; j++) {
+    seq[j] = tokens[u32(paths[row + j])];
+  }
+  let bonus = am[last];
+  for (var j = best_len + 1u; j <= ap.dp; j++) {
+    seq[j] = bonus;
+  }
+  // Emit drafts 1..L then the bonus, stopping at eos or max_tokens.
+  var out_len = state[1];
+  var done = 0u;
+  if (out_len == 1u && state[3] == 0u && is_eos(ring[state[6]])) { // the prefill's root is eos
+    out_len = 0u;
+    done = 1u;
+  }
+  for (var j = 1u; j <= best_len + 1u && done == 0u; j++) {
+    let t = seq[j];
+    if (is_eos(t)) {
+      done = 1u;
+      break;
+    }
+    ring[committed + j] = t;
+    out_len += 1u;
+    if (out_len >= state[7]) {
+      done = 1u;
+    }
+  }
+  hist[best_len] += 1u;
+  for (var j = 1u; j <= best_len; j++) {
+    hist[ap.dp + 1u + j] += 1u;
+  }
+  state[8] = committed;
+  state[9] = state[4];
+  state[0] = committed + best_len + 1u;
+  state[4] = state[4] + best_len + 1u;
+  state[5] = best_len;
+  state[1] = out_len;
+  state[2] = done;
+  state[3] += 1u;
+}
+
+struct CompactParams {
+  row_words: u32, // f32 per cache row
+  dp: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(1) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cstate: array<u32>;
+@group(0) @binding(3) var<storage, read_write> cpath: array<u32>;
+@group(0) @binding(4) var<uniform> cp: CompactParams;
+
+@compute @workgroup_size(64)
+fn kv_compact(@builtin(local_invocation_index) lid: u32) {
+  let base = cstate[8];
+  let L = cstate[5];
+  for (var j = 1u; j <= L; j++) { // j = 0 is the root: already in place
+    let src = (base + cpath[j]) * cp.row_words;
+    let dst = (base + j) * cp.row_words;
+    for (var c = lid; c < cp.row_words; c += 64u) {
+      kc[dst + c] = kc[src + c];
+      vc[dst + c] = vc[src + c];
+    }
+    storageBarrier();
+  }
+}

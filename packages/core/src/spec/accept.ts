@@ -1,0 +1,82 @@
+/**
+ * GPU ops of a speculative cycle's bookkeeping (kernels/spec.wgsl): T=0 acceptance, which also
+ * writes the new tokens into the token ring and advances the state, and KV compaction, which moves
+ * the accepted path's target KV rows into place. Both read everything from GPU buffers.
+ * @module
+ */
+import { SPEC_WGSL } from "@gto/kernels";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { ShapeError } from "../errors.ts";
+import { STATE_WORDS } from "./state.ts";
+
+/** Buffers {@link acceptGreedy} reads and writes. */
+export interface AcceptBuffers {
+  /** (N) u32 target argmax after each tree node. */
+  argmax: Tensor;
+  /** (N) u32 tree tokens, root first. */
+  tokens: Tensor;
+  /** (leavesMax, DP) i32 root→leaf paths, −1 padded. */
+  paths: Tensor;
+  /** (1) u32 number of valid paths. */
+  leafCount: Tensor;
+  /** (STATE_WORDS) u32 decoder state (see state.ts). */
+  state: Tensor;
+  /** u32 token ring. */
+  ring: Tensor;
+  /** (DP) u32 out: accepted node indices, padded with the last. */
+  path: Tensor;
+  /** (DP + 1) u32 out: root, accepted drafts, bonus; padded with the bonus. */
+  seq: Tensor;
+  /** (2·DP + 1) u32 counters: accepted-length histogram, then accepted per depth. */
+  hist: Tensor;
+  /** (≥ 1) u32 eos ids (first `numEos` used). */
+  eos: Tensor;
+}
+
+/** Record T=0 acceptance of one verified tree (no-op on the GPU once `done` is set). */
+export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): void {
+  const N = b.tokens.size;
+  if (N > 64) throw new ShapeError(`acceptGreedy: ${N} tree nodes; at most 64 supported`);
+  b.argmax.expectShape([N], "u32");
+  if (b.paths.shape.length !== 2) throw new ShapeError(`${b.paths.name}: expected (leaves, DP)`);
+  const [leavesMax, dp] = b.paths.shape;
+  b.paths.expectShape([leavesMax, dp], "i32");
+  if (leavesMax > 64) throw new ShapeError(`acceptGreedy: ${leavesMax} paths; at most 64 supported`);
+  b.leafCount.expectShape([1], "u32");
+  b.state.expectShape([STATE_WORDS], "u32");
+  b.path.expectShape([dp], "u32");
+  b.seq.expectShape([dp + 1], "u32");
+  b.hist.expectShape([2 * dp + 1], "u32");
+  if (numEos > b.eos.size) {
+    throw new ShapeError(`acceptGreedy: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
+  }
+  const k = rec.kernels.get({
+    name: "accept_greedy",
+    code: SPEC_WGSL,
+    entryPoint: "accept_greedy",
+    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    params: "uuuu",
+  });
+  rec.dispatch(
+    k,
+    [b.argmax, b.tokens, b.paths, b.leafCount, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [N, dp, leavesMax, numEos],
+    [1],
+  );
+}
+
+/** Record the KV compaction of one layer after {@link acceptGreedy}. */
+export function kvCompact(rec: Recorder, kCache: Tensor, vCache: Tensor, state: Tensor, path: Tensor): void {
+  kCache.expectShape([-1, -1], "f32");
+  vCache.expectShape(kCache.shape, "f32");
+  state.expectShape([STATE_WORDS], "u32");
+  const k = rec.kernels.get({
+    name: "kv_compact",
+    code: SPEC_WGSL,
+    entryPoint: "kv_compact",
+    storage: ["rw", "rw", "rw", "rw"],
+    params: "uu",
+  });
+  rec.dispatch(k, [kCache, vCache, state, path], [kCache.shape[1], path.size], [1]);
+}

@@ -26,6 +26,9 @@
 //      chunk ends; with goal = u · total, the one thread whose [excl, incl) holds goal walks
 //      its chunk and picks the first index whose running sum exceeds goal (zero-weight entries
 //      can never be picked). Exact in distribution up to f32 rounding of the sums.
+// entry probs: the same filtered distribution written out: out_p (M, N) f32 = w / Σ kept w on kept
+//   entries, 0 elsewhere (steps 1–2 of `sample`). Used by tree verification at T > 0, whose
+//   rejection walk needs the target's probabilities of the drafted tokens.
 //   RNG (counter-based, stateless): h = pcg(row + pcg(step + pcg(seed))) with the PCG-RXS-M-XS
 //   hash pcg(v) of Jarzynski & Olano (JCGT 2020); u = (h >> 8) · 2⁻²⁴ ∈ [0, 1). `sampleUniform` in
 //   packages/core/src/ops/select.ts computes the same u on the CPU.
@@ -39,7 +42,8 @@ struct SampleParams { n: u32, m: u32, out_offset: u32, top_k: u32, t: f32, top_p
 @group(0) @binding(2) var<uniform> ap: ArgmaxParams;    // argmax
 @group(0) @binding(2) var<storage, read_write> out_vals: array<f32>; // topk
 @group(0) @binding(3) var<uniform> kp: TopkParams;      // topk
-@group(0) @binding(2) var<uniform> sp: SampleParams;    // sample
+@group(0) @binding(2) var<uniform> sp: SampleParams;    // sample, probs
+@group(0) @binding(1) var<storage, read_write> out_p: array<f32>;  // probs
 
 const NONE: u32 = 0xffffffffu;
 const NEG_MAX: f32 = -3.4028234663852886e38;
@@ -352,5 +356,53 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       c = atomicLoad(&last_pos) - 1u; // goal ≥ total by rounding: the last positive-weight index
     }
     out_ids[sp.out_offset + row] = c;
+  }
+}
+
+@compute @workgroup_size(256)
+fn probs(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+         @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= sp.m) {
+    return;
+  }
+  let n = sp.n;
+  let base = row * n;
+  var mx = NEG_MAX;
+  for (var i = lid; i < n; i += 256u) {
+    mx = max(mx, x[base + i] / sp.t);
+  }
+  mx = reduce_max_f(lid, mx);
+  var thr = 0u;
+  if (sp.top_k > 0u && sp.top_k < n) {
+    thr = radix_threshold(base, lid, mx, 0u, false, f32(sp.top_k));
+  }
+  var s = 0.0;
+  for (var i = lid; i < n; i += 256u) {
+    let z = x[base + i] / sp.t;
+    if (key_of(z) >= thr) {
+      s += exp(z - mx);
+    }
+  }
+  var total = reduce_sum_f(lid, s);
+  if (sp.top_p < 1.0) {
+    thr = max(thr, radix_threshold(base, lid, mx, thr, true, sp.top_p * total));
+    s = 0.0;
+    for (var i = lid; i < n; i += 256u) {
+      let z = x[base + i] / sp.t;
+      if (key_of(z) >= thr) {
+        s += exp(z - mx);
+      }
+    }
+    total = reduce_sum_f(lid, s);
+  }
+  let inv = 1.0 / total;
+  for (var i = lid; i < n; i += 256u) {
+    let z = x[base + i] / sp.t;
+    var pr = 0.0;
+    if (key_of(z) >= thr) {
+      pr = exp(z - mx) * inv;
+    }
+    out_p[base + i] = pr;
   }
 }

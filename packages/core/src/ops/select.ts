@@ -144,6 +144,43 @@ export function sample(
   );
 }
 
+/** Options of {@link filteredProbs}: the target-side sampling settings. */
+export interface ProbsOptions {
+  /** Temperature > 0. */
+  temperature: number;
+  /** Keep the k most likely (0 = off). */
+  topK?: number;
+  /** Nucleus mass (1 = off). */
+  topP?: number;
+}
+
+/**
+ * The distribution {@link sample} draws from, written out: out (M, N) f32 = softmax(x/T) restricted
+ * to the top-k then top-p set and renormalised (zeros elsewhere). One dispatch.
+ */
+export function filteredProbs(rec: Recorder, out: Tensor, logits: Tensor, opts: ProbsOptions): void {
+  const [M, N] = rowsCols(logits, "filteredProbs"); // logits (M, N)
+  logits.expectShape(logits.shape, "f32");
+  out.expectShape(logits.shape, "f32");
+  const T = opts.temperature;
+  if (!(T > 0) || !Number.isFinite(T)) {
+    throw new ShapeError(`filteredProbs: temperature must be > 0, got ${T}`);
+  }
+  const topK = opts.topK ?? 0;
+  if (!Number.isInteger(topK) || topK < 0) throw new ShapeError(`filteredProbs: topK must be an integer ≥ 0`);
+  const topP = opts.topP ?? 1;
+  if (!(topP > 0 && topP <= 1)) throw new ShapeError(`filteredProbs: topP must be in (0, 1], got ${topP}`);
+  if (M === 0) return;
+  const k = memoKernel(rec, "probs", () => ({
+    name: "probs",
+    code: SELECT_WGSL,
+    entryPoint: "probs",
+    storage: ["rw", "rw"],
+    params: "uuuuffuu",
+  }));
+  rec.dispatch(k, [logits, out], [N, M, 0, topK >= N ? 0 : topK, T, topP, 0, 0], rowGrid(rec, M));
+}
+
 /** PCG-RXS-M-XS hash (Jarzynski & Olano 2020), u32 → u32; the kernel's `pcg`. */
 export function pcgHash(v: number): number {
   const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;

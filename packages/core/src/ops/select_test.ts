@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { argmax, sample, type SampleOptions, sampleUniform, topk } from "./select.ts";
+import { argmax, filteredProbs, sample, type SampleOptions, sampleUniform, topk } from "./select.ts";
 import { assertAllClose, randn, rng, testGpu } from "../testing/mod.ts";
 import { BufferArena } from "../gpu/arena.ts";
 import type { Recorder } from "../gpu/recorder.ts";
@@ -294,4 +294,27 @@ Deno.test("sample rejects bad options", async () => {
     );
   }
   a.destroy();
+});
+
+Deno.test("filteredProbs writes the sampler's kept, renormalised distribution", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "probs");
+  const cases: [number, number, { temperature: number; topK?: number; topP?: number }][] = [
+    [3, 300, { temperature: 0.8 }],
+    [4, 257, { temperature: 1, topK: 7 }],
+    [2, 8197, { temperature: 1.2, topP: 0.8 }],
+    [3, 100, { temperature: 0.7, topK: 20, topP: 0.9 }],
+  ];
+  for (const [M, N, o] of cases) {
+    arena.reset();
+    const x = randn(M * N, M * N, 2);
+    const tx = arena.upload(x, [M, N], "f32", "logits");
+    const out = arena.alloc([M, N], "f32", "probs");
+    filteredProbs(rec, out, tx, o);
+    const got = await rec.readF32(out);
+    const exp = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) exp.set(replay(x.subarray(m * N, (m + 1) * N), o, 0).probs, m * N);
+    assertAllClose(got, exp, { rtol: 1e-4, atol: 1e-7, name: `probs M=${M} N=${N} ${JSON.stringify(o)}` });
+  }
+  arena.destroy();
 });

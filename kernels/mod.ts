@@ -46,7 +46,28 @@ export const EMBEDDING_WGSL: string = embedding;
 export const SOFTMAX_WGSL: string = softmax;
 /** Token selection kernels: `argmax`, `topk`, `sample` (temperature / top-k / top-p). */
 export const SELECT_WGSL: string = select;
+import linearBwd from "./linear_bwd.wgsl" with { type: "text" };
+import normBwd from "./norm_bwd.wgsl" with { type: "text" };
+import ropeBwd from "./rope_bwd.wgsl" with { type: "text" };
+import attentionBwd from "./attention_bwd.wgsl" with { type: "text" };
+import activationBwd from "./activation_bwd.wgsl" with { type: "text" };
+import crossEntropyBwd from "./cross_entropy_bwd.wgsl" with { type: "text" };
+import optim from "./optim.wgsl" with { type: "text" };
 
+/** Training: strided tiled matmul `matmul_strided` for both linear gradients (dx = dy·w, dw = dyᵀ·x). */
+export const LINEAR_BWD_WGSL: string = linearBwd;
+/** Training: RMSNorm backward, `dx_main` (per row, writes rstd) and `dw_main` (per column). */
+export const NORM_BWD_WGSL: string = normBwd;
+/** Training: RoPE backward `rope_bwd` (inverse rotation, in place). */
+export const ROPE_BWD_WGSL: string = ropeBwd;
+/** Training: attention backward (GQA, causal or bitset mask): `dq_main`, `dkv_main`. */
+export const ATTENTION_BWD_WGSL: string = attentionBwd;
+/** Training: SwiGLU backward `swiglu_bwd` over the fused gate/up projection. */
+export const ACTIVATION_BWD_WGSL: string = activationBwd;
+/** Training: fused soft cross-entropy loss + gradient `soft_xent`, one workgroup per row. */
+export const CROSS_ENTROPY_BWD_WGSL: string = crossEntropyBwd;
+/** Training: `sumsq_partial` / `sumsq_final` (global gradient norm²) and `adamw` (with GPU clipping). */
+export const OPTIM_WGSL: string = optim;
 import spec from "./spec.wgsl" with { type: "text" };
 
 /** Speculative-decoding bookkeeping: `accept_greedy`, `kv_compact`. */

@@ -1,0 +1,226 @@
+// Backward of scaled-dot-product attention with grouped-query heads and a causal or per-query bitset
+// mask (the EAGLE-3 training-time-test mask), for training. Scores are recomputed, never stored
+// (flash-attention style), so memory is O(Tq·nH) beyond the inputs. With P = softmax(s),
+// s_j = scale · q·k_j, dP_j = dout·v_j, D = dout·out = Σ_j P_j·dP_j and dS_j = P_j·(dP_j − D):
+//   dq = scale · Σ_j dS_j · k_j      dk_j = scale · Σ_(t,h) dS_j · q      dv_j = Σ_(t,h) P_j · dout
+// (dk, dv summed over the queries and over the nH/nKV query heads that share the kv head).
+//
+// entry dq_main: one workgroup of 128 threads per (query head h = wg.x, query t = wg.y).
+//   Pass 1: each thread keeps an online (max, Σexp) over keys lid, lid+128, …; merged by a tree
+//   reduction, together with D = Σ_d dout_d·out_d, into lse = m + log l. Pass 2: tiles of 128 keys:
+//   thread i computes dS for key j0 + i into workgroup memory; thread d (< hd) then accumulates
+//   Σ dS_j·k_j[d]. Writes dq and stats[t, h] = (lse, D) for dkv_main. Bindings 6, 7 = out, dq.
+// entry dkv_main: one workgroup of 128 threads per (kv head g = wg.x, key j = wg.y). Tiles of 128
+//   (query, head-in-group) pairs: thread i computes P and scale·dS of pair i (0 when masked) from
+//   stats; thread d then accumulates Σ scale·dS·q[d] and Σ P·dout[d]. In causal mode the pairs of
+//   queries that cannot see key j are skipped. Writes (or adds, p.accum != 0) dk, dv. Bindings
+//   6, 7 = dk, dv.
+//   q, dout, out, dq: (Tq, nH·hd)   k, v, dk, dv: (S ≥ kv_len, nKV·hd) (rows ≥ kv_len untouched)
+//   mask: (Tq, mask_words) u32   stats: (Tq, nH, 2) f32 scratch
+//   Masking as kernels/attention.wgsl: use_mask == 0 → causal (query t sees keys ≤ kv_len − Tq + t);
+//   else bit (j & 31) of mask[t·mask_words + j/32]. hd ≤ 128 (any value); scalar loads.
+
+struct Params {
+  tq: u32,
+  nh: u32,
+  nkv: u32,
+  kv_len: u32,
+  scale: f32,
+  use_mask: u32,
+  mask_words: u32,
+  hd: u32,
+  accum: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> q: array<f32>;
+@group(0) @binding(1) var<storage, read_write> k: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mask: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dout: array<f32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> b6: array<f32>; // dq_main: out   dkv_main: dk
+@group(0) @binding(7) var<storage, read_write> b7: array<f32>; // dq_main: dq    dkv_main: dv
+@group(0) @binding(8) var<uniform> p: Params;
+
+const WG: u32 = 128u;
+const NEG: f32 = -1.0e30;
+
+var<workgroup> xa: array<f32, 128>; // dq_main: q·scale   dkv_main: k_j
+var<workgroup> xb: array<f32, 128>; // dq_main: dout      dkv_main: v_j
+var<workgroup> red_m: array<f32, 128>;
+var<workgroup> red_s: array<f32, 128>;
+var<workgroup> red_d: array<f32, 128>;
+var<workgroup> tp: array<f32, 128>;  // per-tile P
+var<workgroup> tds: array<f32, 128>; // per-tile dS
+
+fn visible(t: u32, j: u32) -> bool {
+  if (p.use_mask == 0u) {
+    return j + p.tq <= p.kv_len + t;
+  }
+  return ((mask[t * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) != 0u;
+}
+
+@compute @workgroup_size(128)
+fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let g = h / (p.nh / p.nkv);
+  let hd = p.hd;
+  let qrow = (t * p.nh + h) * hd;
+  let row = p.nkv * hd;
+  let koff = g * hd;
+  var dd = 0.0;
+  if (lid < hd) {
+    xa[lid] = q[qrow + lid] * p.scale;
+    xb[lid] = dout[qrow + lid];
+    dd = xb[lid] * b6[qrow + lid];
+  }
+  var kend = p.kv_len;
+  if (p.use_mask == 0u) {
+    kend = p.kv_len - p.tq + t + 1u;
+  }
+  workgroupBarrier();
+  // pass 1: log-sum-exp of the visible scores, and D
+  var m = NEG;
+  var l = 0.0;
+  for (var j = lid; j < kend; j += WG) {
+    if (visible(t, j)) {
+      var s = 0.0;
+      for (var d = 0u; d < hd; d++) {
+        s = fma(xa[d], k[j * row + koff + d], s);
+      }
+      if (s > m) {
+        l = l * exp(m - s) + 1.0;
+        m = s;
+      } else {
+        l += exp(s - m);
+      }
+    }
+  }
+  red_m[lid] = m;
+  red_s[lid] = l;
+  red_d[lid] = dd;
+  workgroupBarrier();
+  for (var st = 64u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      let m1 = red_m[lid];
+      let m2 = red_m[lid + st];
+      let mm = max(m1, m2);
+      red_s[lid] = red_s[lid] * exp(m1 - mm) + red_s[lid + st] * exp(m2 - mm);
+      red_m[lid] = mm;
+      red_d[lid] += red_d[lid + st];
+    }
+    workgroupBarrier();
+  }
+  let has_keys = red_s[0] > 0.0;
+  let lse = red_m[0] + log(max(red_s[0], 1e-30));
+  let dsum = red_d[0];
+  // pass 2: dq = scale · Σ_j dS_j k_j
+  var acc = 0.0;
+  for (var j0 = 0u; j0 < kend; j0 += WG) {
+    let j = j0 + lid;
+    var ds = 0.0;
+    if (has_keys && j < kend && visible(t, j)) {
+      var s = 0.0;
+      var dp = 0.0;
+      for (var d = 0u; d < hd; d++) {
+        s = fma(xa[d], k[j * row + koff + d], s);
+        dp = fma(xb[d], v[j * row + koff + d], dp);
+      }
+      let pj = exp(s - lse);
+      ds = pj * (dp - dsum);
+    }
+    tds[lid] = ds;
+    workgroupBarrier();
+    if (lid < hd) {
+      let n = min(WG, kend - j0);
+      for (var jj = 0u; jj < n; jj++) {
+        let w = tds[jj];
+        if (w != 0.0) {
+          acc = fma(w, k[(j0 + jj) * row + koff + lid], acc);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid < hd) {
+    b7[qrow + lid] = acc * p.scale;
+  }
+  if (lid == 0u) {
+    let si = (t * p.nh + h) * 2u;
+    if (has_keys) {
+      stats[si] = lse;
+    } else {
+      stats[si] = -NEG; // never used: the query sees no key
+    }
+    stats[si + 1u] = dsum;
+  }
+}
+
+@compute @workgroup_size(128)
+fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = wg.x;
+  let j = wg.y;
+  let grp = p.nh / p.nkv;
+  let hd = p.hd;
+  let row = p.nkv * hd;
+  let kb = j * row + g * hd;
+  if (lid < hd) {
+    xa[lid] = k[kb + lid];
+    xb[lid] = v[kb + lid];
+  }
+  workgroupBarrier();
+  let npairs = p.tq * grp;
+  var first = 0u; // causal: queries t < j + tq − kv_len cannot see key j
+  if (p.use_mask == 0u && j + p.tq > p.kv_len) {
+    first = (j + p.tq - p.kv_len) * grp;
+  }
+  var ak = 0.0;
+  var av = 0.0;
+  for (var i0 = first; i0 < npairs; i0 += WG) {
+    let i = i0 + lid;
+    var pj = 0.0;
+    var ds = 0.0;
+    if (i < npairs) {
+      let t = i / grp;
+      if (visible(t, j)) {
+        let qrow = (t * p.nh + g * grp + (i - t * grp)) * hd; // row (t, h), h = g·grp + i % grp
+        var s = 0.0;
+        var dp = 0.0;
+        for (var d = 0u; d < hd; d++) {
+          s = fma(q[qrow + d], xa[d], s);
+          dp = fma(dout[qrow + d], xb[d], dp);
+        }
+        let si = (qrow / hd) * 2u;
+        pj = exp(s * p.scale - stats[si]);
+        ds = pj * (dp - stats[si + 1u]) * p.scale;
+      }
+    }
+    tp[lid] = pj;
+    tds[lid] = ds;
+    workgroupBarrier();
+    if (lid < hd) {
+      let n = min(WG, npairs - i0);
+      for (var ii = 0u; ii < n; ii++) {
+        let pw = tp[ii];
+        if (pw != 0.0) {
+          let ip = i0 + ii;
+          let t = ip / grp;
+          let qrow = (t * p.nh + g * grp + (ip - t * grp)) * hd;
+          ak = fma(tds[ii], q[qrow + lid], ak);
+          av = fma(pw, dout[qrow + lid], av);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid < hd) {
+    if (p.accum != 0u) {
+      b6[kb + lid] += ak;
+      b7[kb + lid] += av;
+    } else {
+      b6[kb + lid] = ak;
+      b7[kb + lid] = av;
+    }
+  }
+}

@@ -22,6 +22,14 @@
 //   Writes path_out (DP): accepted node indices, padded by repeating the last one; seq (DP + 1):
 //   [root, accepted drafts.., bonus] padded; hist: hist[L] += 1 (accepted-length histogram) and
 //   hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per position).
+// entry accept_sample (T > 0; one thread walks, the tree is tiny): probs (N, V) filtered target
+//   distribution after each node; parents (N) i32 (bound at the `paths` slot). From the root: try
+//   the children of the current node in increasing index; child x is accepted with probability
+//   p(x) / (1 − r), r = mass of the siblings already rejected here (u·(1 − r) < p(x)); on acceptance
+//   move to x (r = 0); when all children are rejected, or at a leaf, the bonus is drawn from p with
+//   the rejected tokens removed (inverse CDF in index order). Lossless: the emitted sequence has the
+//   distribution of sampling from p token by token. u_d = pcg(d + pcg(cycles + pcg(seed))) · 2⁻²⁴
+//   for the d-th draw of the cycle (`acceptSampleRef` replays it on the CPU).
 // entry kv_compact: one workgroup per call (one layer): for j = 0..L, cache row base + path[j] →
 //   base + j, for K and V, sequentially in j (a destination may be a later source otherwise).
 
@@ -30,6 +38,8 @@ struct AcceptParams {
   dp: u32,       // path length bound (max depth + 1)
   leaves_max: u32,
   n_eos: u32,
+  v: u32,        // accept_sample: vocabulary size (row length of probs)
+  seed: u32,     // accept_sample: RNG seed
 }
 
 @group(0) @binding(0) var<storage, read_write> am: array<u32>;
@@ -42,6 +52,7 @@ struct AcceptParams {
 @group(0) @binding(7) var<storage, read_write> seq: array<u32>;
 @group(0) @binding(8) var<storage, read_write> hist: array<u32>;
 @group(0) @binding(9) var<storage, read_write> eos: array<u32>;
+@group(0) @binding(0) var<storage, read_write> probs: array<f32>; // accept_sample (at the `am` slot)
 @group(0) @binding(10) var<uniform> ap: AcceptParams;
 
 var<workgroup> acc_len: array<u32, 64>;
@@ -86,22 +97,27 @@ fn accept_greedy(@builtin(local_invocation_index) lid: u32) {
       best = i;
     }
   }
-  let committed = state[0];
   let row = best * ap.dp;
   for (var j = 0u; j < ap.dp; j++) {
-    let jj = min(j, best_len);
-    path_out[j] = u32(paths[row + jj]);
+    path_out[j] = u32(paths[row + min(j, best_len)]);
   }
-  let last = u32(paths[row + best_len]);
   seq[0] = tokens[0];
   for (var j = 1u; j <= best_len; j++) {
     seq[j] = tokens[u32(paths[row + j])];
   }
-  let bonus = am[last];
+  finish_cycle(best_len, am[u32(paths[row + best_len])]);
+}
+
+// After path_out[0..L] and seq[0..L] are set: pad them, emit drafts 1..L then the bonus into the ring
+// (stopping at eos or max_tokens), update the histograms and advance the state.
+fn finish_cycle(best_len: u32, bonus: u32) {
+  let committed = state[0];
+  for (var j = best_len + 1u; j < ap.dp; j++) {
+    path_out[j] = path_out[best_len];
+  }
   for (var j = best_len + 1u; j <= ap.dp; j++) {
     seq[j] = bonus;
   }
-  // Emit drafts 1..L then the bonus, stopping at eos or max_tokens.
   var out_len = state[1];
   var done = 0u;
   if (out_len == 1u && state[3] == 0u && is_eos(ring[state[6]])) { // the prefill's root is eos
@@ -132,6 +148,99 @@ fn accept_greedy(@builtin(local_invocation_index) lid: u32) {
   state[1] = out_len;
   state[2] = done;
   state[3] += 1u;
+}
+
+fn pcg(v: u32) -> u32 {
+  let st = v * 747796405u + 2891336453u;
+  let word = ((st >> ((st >> 28u) + 4u)) ^ st) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn uniform01(d: u32) -> f32 {
+  let h = pcg(d + pcg(state[3] + pcg(ap.seed)));
+  return f32(h >> 8u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(1)
+fn accept_sample() {
+  if (state[2] != 0u) {
+    return;
+  }
+  var removed: array<u32, 64>;
+  var n_removed = 0u;
+  var cur = 0u;
+  var len = 0u;
+  var r = 0.0;
+  var d = 0u;
+  path_out[0] = 0u;
+  seq[0] = tokens[0];
+  loop {
+    var accepted = false;
+    var has_child = false;
+    for (var c = cur + 1u; c < ap.n; c++) {
+      if (paths[c] != i32(cur)) {
+        continue;
+      }
+      has_child = true;
+      let x = tokens[c];
+      let px = probs[cur * ap.v + x];
+      let u = uniform01(d);
+      d += 1u;
+      if (u * (1.0 - r) < px) {
+        accepted = true;
+        len += 1u;
+        path_out[len] = c;
+        seq[len] = x;
+        cur = c;
+        r = 0.0;
+        n_removed = 0u;
+        break;
+      }
+      r += px;
+      if (n_removed < 64u) {
+        removed[n_removed] = x;
+        n_removed += 1u;
+      }
+    }
+    if (!accepted || !has_child || len + 1u >= ap.dp) {
+      break;
+    }
+  }
+  // Bonus: p at the current node without the rejected tokens, by inverse CDF in index order.
+  let base = cur * ap.v;
+  var total = 0.0;
+  var best = 0u;
+  var best_p = -1.0;
+  for (var i = 0u; i < ap.v; i++) {
+    var w = probs[base + i];
+    for (var k = 0u; k < n_removed; k++) {
+      if (removed[k] == i) {
+        w = 0.0;
+      }
+    }
+    total += w;
+    if (w > best_p) {
+      best_p = w;
+      best = i;
+    }
+  }
+  let goal = uniform01(d) * total;
+  var bonus = best; // rounding fallback
+  var acc = 0.0;
+  for (var i = 0u; i < ap.v; i++) {
+    var w = probs[base + i];
+    for (var k = 0u; k < n_removed; k++) {
+      if (removed[k] == i) {
+        w = 0.0;
+      }
+    }
+    acc += w;
+    if (w > 0.0 && acc > goal) {
+      bonus = i;
+      break;
+    }
+  }
+  finish_cycle(len, bonus);
 }
 
 struct CompactParams {

@@ -56,12 +56,66 @@ export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): v
     code: SPEC_WGSL,
     entryPoint: "accept_greedy",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
-    params: "uuuu",
+    params: "uuuuuu",
   });
   rec.dispatch(
     k,
     [b.argmax, b.tokens, b.paths, b.leafCount, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
-    [N, dp, leavesMax, numEos],
+    [N, dp, leavesMax, numEos, 0, 0],
+    [1],
+  );
+}
+
+/** Buffers {@link acceptSample} reads and writes (the outputs as in {@link AcceptBuffers}). */
+export interface SampleAcceptBuffers extends Omit<AcceptBuffers, "argmax" | "paths" | "leafCount"> {
+  /** (N, V) f32 filtered target distribution after each tree node (see `filteredProbs`). */
+  probs: Tensor;
+  /** (N) i32 parent of each node, −1 for the root; parents precede children. */
+  parents: Tensor;
+}
+
+/**
+ * Record T>0 acceptance (recursive rejection sampling over the tree, lossless) of one verified
+ * tree; `dp` bounds the accepted path length + 1. No-op on the GPU once `done` is set.
+ */
+export function acceptSample(
+  rec: Recorder,
+  b: SampleAcceptBuffers,
+  dp: number,
+  numEos: number,
+  seed: number,
+): void {
+  const N = b.tokens.size;
+  if (N > 64) throw new ShapeError(`acceptSample: ${N} tree nodes; at most 64 supported`);
+  if (b.probs.shape.length !== 2 || b.probs.shape[0] !== N) {
+    throw new ShapeError(`${b.probs.name}: expected (${N}, V), got [${b.probs.shape}]`);
+  }
+  const V = b.probs.shape[1];
+  b.probs.expectShape([N, V], "f32");
+  b.parents.expectShape([N], "i32");
+  b.state.expectShape([STATE_WORDS], "u32");
+  b.path.expectShape([dp], "u32");
+  b.seq.expectShape([dp + 1], "u32");
+  b.hist.expectShape([2 * dp + 1], "u32");
+  if (numEos > b.eos.size) {
+    throw new ShapeError(`acceptSample: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
+  }
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new ShapeError(`acceptSample: seed must be a u32`);
+  }
+  const k = rec.kernels.get({
+    name: "accept_sample",
+    code: SPEC_WGSL,
+    entryPoint: "accept_sample",
+    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    params: "uuuuuu",
+  });
+  // Same slots as accept_greedy with `am`→probs and `paths`→parents; slot 3 (n_leaves) is unused
+  // by this entry point, so the state is bound there as a placeholder.
+  rec.dispatch(
+    k,
+    [b.probs, b.tokens, b.parents, b.state, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [N, dp, 0, numEos, V, seed],
     [1],
   );
 }

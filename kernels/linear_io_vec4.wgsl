@@ -3,17 +3,20 @@
 // 8-byte (f16) loads. The op prepends this file (or linear_io_scalar.wgsl when K % 4 != 0) to the
 // kernel body; both files define the same functions, so the bodies never see the storage types.
 //
-// bindings: 0 x (M, K) f32 · 1 w (N, K) f32|f16 · 2 out (M, N) f32 · [3 res (M, N) f32] · p
+// bindings: 0 x (M, K) f32 · 1 w (N, K) f32|f16 · 2 out (M, N) f32 · [3 res (M, N) f32] ·
+//   [next: g (K) f32, the fused RMSNorm weight (matvec only)] · p (M, K, N, KV, eps)
 // ldx(m, k4) / ldw(n, k4): the vec4 at K-index 4·k4 of row m of x / row n of w, zero out of range.
 // ldx_in / ldw_in: the same for rows the caller knows are in range (k4 < KV is the caller's too).
+// ldg(k4): the norm weight g at K-index 4·k4 (G_LOAD is `return vec4(1.0)` / `1.0` without a norm).
 // put(m, n, v): out[m, n] = v (+ residual), skipped out of range.
 {{ENABLE}}
-struct Params { M: u32, K: u32, N: u32, KV: u32 }
+struct Params { M: u32, K: u32, N: u32, KV: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, {{WACCESS}}> w: array<vec4<{{WDT}}>>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 {{RES_DECL}}
+{{G_DECL}}
 @group(0) @binding({{PB}}) var<uniform> p: Params;
 
 fn ldx_in(m: u32, k4: u32) -> vec4<f32> {
@@ -43,4 +46,8 @@ fn put(m: u32, n: u32, v: f32) {
     let i = m * p.N + n;
     out[i] = {{RES_EXPR}};
   }
+}
+
+fn ldg(k4: u32) -> vec4<f32> {
+  {{G_LOAD}}
 }

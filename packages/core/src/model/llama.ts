@@ -5,8 +5,9 @@
  * so callers can encode many decode steps per submit (DESIGN.md §3).
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
- * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; plus embedding, final norm, last-row
- * copy and lm_head per forward.
+ * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small
+ * trees) the norms are fused into the QKV / gate-up matvecs and SwiGLU into the gate-up store = 7.
+ * Plus embedding, last-row copy (T > 1) and the LM head with the final norm fused per forward.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -17,7 +18,7 @@ import type { LlamaConfig } from "../io/config.ts";
 import { loadModelDir, type ModelDir } from "../io/model_dir.ts";
 import type { WeightStore } from "../io/safetensors.ts";
 import { ShapeError } from "../errors.ts";
-import { linear } from "../ops/linear.ts";
+import { linear, MATVEC_MAX_M } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
@@ -273,11 +274,17 @@ export class LlamaModel {
     };
     embedding(rec, x, this.#embed, ids, { idsOffset });
     const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
+    const fused = T <= MATVEC_MAX_M, eps = cfg.rmsNormEps;
     for (let l = 0; l < cfg.numLayers; l++) {
       capture(l);
       const w = this.#layers[l];
-      rmsNorm(rec, xn, x, w.attnNorm, cfg.rmsNormEps);
-      linear(rec, qkv, xn, w.qkv);
+      // Few rows (decode, small trees): RMSNorm fused into the QKV and gate/up matvecs and SwiGLU
+      // into the gate/up store (7 dispatches per layer instead of 9); else the separate ops.
+      if (fused) linear(rec, qkv, x, w.qkv, { norm: { weight: w.attnNorm, eps } });
+      else {
+        rmsNorm(rec, xn, x, w.attnNorm, eps);
+        linear(rec, qkv, xn, w.qkv);
+      }
       ropeQkv(rec, q, this.kCache[l], this.vCache[l], qkv, {
         ...dims,
         theta: cfg.ropeTheta,
@@ -294,9 +301,12 @@ export class LlamaModel {
         dynamicLen: opts.dynamic,
       });
       linear(rec, x, att, w.o, { residual: x });
-      rmsNorm(rec, xn, x, w.mlpNorm, cfg.rmsNormEps);
-      linear(rec, gateUp, xn, w.gateUp);
-      swiglu(rec, act, gateUp);
+      if (fused) linear(rec, act, x, w.gateUp, { norm: { weight: w.mlpNorm, eps }, swiglu: true });
+      else {
+        rmsNorm(rec, xn, x, w.mlpNorm, eps);
+        linear(rec, gateUp, xn, w.gateUp);
+        swiglu(rec, act, gateUp);
+      }
       linear(rec, x, act, w.down, { residual: x });
     }
     capture(cfg.numLayers);
@@ -308,10 +318,13 @@ export class LlamaModel {
       linear(rec, logits, xn, this.#lmHead);
       return logits;
     }
-    copyRows(rec, this.#last, { offset: 0, stride: H }, x, { offset: (T - 1) * H, stride: H }, 1, H);
-    rmsNorm(rec, this.#last, this.#last, this.#finalNorm, cfg.rmsNormEps);
     const logits = this.logits.rows(1);
-    linear(rec, logits, this.#last, this.#lmHead);
+    if (T === 1) { // decode: the final norm fused into the LM head, no last-row copy
+      linear(rec, logits, x, this.#lmHead, { norm: { weight: this.#finalNorm, eps } });
+      return logits;
+    }
+    copyRows(rec, this.#last, { offset: 0, stride: H }, x, { offset: (T - 1) * H, stride: H }, 1, H);
+    linear(rec, logits, this.#last, this.#lmHead, { norm: { weight: this.#finalNorm, eps } });
     return logits;
   }
 

@@ -9,6 +9,13 @@
  * - larger M: `matmul8` / `matmul4` (kernels/matmul.wgsl) — K-stepped tiles in workgroup memory,
  *   8×8 or 4×4 outputs per thread in named vec4 registers; the tile shape is picked per adapter.
  *
+ * - on software adapters (llvmpipe) M ≤ 8 uses `matvec_sw` instead: each thread owns 8 weight rows
+ *   and walks all of K with no workgroup memory or barriers (llvmpipe turns every load into a
+ *   per-lane scalar loop and every barrier into a coroutine switch, so the number of loads decides;
+ *   8192×128 f32: 0.67 ms against ~1.8 ms for `matvec`).
+ * The matvec kernels can also fuse an RMSNorm of x into the load (`norm`) and SwiGLU over a fused
+ * gate/up weight into the store (`swiglu`), which removes 2 of the 9 dispatches per decoder layer.
+ *
  * Both are prefixed by a loader prelude: kernels/linear_io_vec4.wgsl when K % 4 == 0 (vec4 loads),
  * else kernels/linear_io_scalar.wgsl (scalar loads packed into vec4s). f16 weights use the same
  * sources specialised with `enable f16;` and `vec4<f16>` storage; arithmetic stays f32.
@@ -51,8 +58,32 @@ export interface LinearOptions {
   kernel?: LinearKernel;
   /** Override the tiled kernel's tile configuration (benchmarks / tuning). */
   tile?: TileConfig;
-  /** Override the weight rows per matvec workgroup (power of two, 1..256; benchmarks / tuning). */
+  /**
+   * Override the weight rows per 256-thread workgroup of the `reduce` matvec (power of two, 1..256;
+   * benchmarks / tuning). Giving it selects the `reduce` matvec unless `matvecKind` says otherwise.
+   */
   matvecRows?: number;
+  /**
+   * Which matvec kernel serves M ≤ {@link MATVEC_MAX_M}: `reduce` (256 threads, K split over threads,
+   * workgroup-memory reduction; the hardware default) or `rows` (each thread owns
+   * `matvecRowsPerThread` weight rows and walks all of K, no workgroup memory or barriers; the
+   * default on software adapters). Default: by adapter.
+   */
+  matvecKind?: "reduce" | "rows";
+  /** Weight rows per thread of the `rows` matvec: 2, 4 or 8 (default 8). */
+  matvecRowsPerThread?: 2 | 4 | 8;
+  /**
+   * Fuse an RMSNorm of x into the load: out = (rmsNorm(x, eps) ⊙ weight)·wᵀ, weight (K) f32 —
+   * the model's input_layernorm / post_attention_layernorm / final norm before a projection, saving
+   * the norm's dispatch. Matvec path only (M ≤ {@link MATVEC_MAX_M}); x itself is not modified.
+   */
+  norm?: { weight: Tensor; eps: number };
+  /**
+   * Fuse SwiGLU into the output: w is (2N, K) laid out [gate (N) | up (N)] (the fused gate/up
+   * projection) and out (M, N) = silu(x·gateᵀ) ⊙ (x·upᵀ), saving the activation's dispatch and
+   * the (M, 2N) intermediate. Matvec path only (M ≤ {@link MATVEC_MAX_M}).
+   */
+  swiglu?: boolean;
 }
 
 /**
@@ -130,12 +161,25 @@ export function linear(
 ): void {
   if (x.shape.length < 1) throw new ShapeError(`linear: ${x.name} must have a K dimension, got [${x.shape}]`);
   if (w.shape.length !== 2) throw new ShapeError(`linear: ${w.name} must be (N, K), got [${w.shape}]`);
-  const [N, K] = w.shape; // (N, K)
+  const swi = opts.swiglu ?? false;
+  const [NW, K] = w.shape; // (N, K), or (2N, K) [gate | up] with swiglu
+  if (swi && NW % 2 !== 0) {
+    throw new ShapeError(`linear: swiglu needs ${w.name} with 2N rows [gate | up], got ${NW}`);
+  }
+  const N = swi ? NW / 2 : NW;
   const lead = x.shape.slice(0, -1);
   const M = lead.reduce((a, b) => a * b, 1);
   x.expectShape([...lead, K], "f32"); // (M, K)
-  w.expectShape([N, K], ["f32", "f16"]); // (N, K)
+  w.expectShape([NW, K], ["f32", "f16"]); // (N, K) or (2N, K)
   out.expectShape([...lead, N], "f32"); // (M, N)
+  const norm = opts.norm;
+  norm?.weight.expectShape([K], "f32"); // (K)
+  if (norm && (!(norm.eps >= 0) || !Number.isFinite(norm.eps))) {
+    throw new ShapeError(`linear: norm eps must be a finite number ≥ 0, got ${norm.eps}`);
+  }
+  if (norm && norm.weight.buffer === out.buffer && overlaps(norm.weight, out)) {
+    throw new ShapeError(`linear: ${out.name} overlaps the norm weight ${norm.weight.name}`);
+  }
   const res = opts.residual;
   res?.expectShape([...lead, N], "f32"); // (M, N)
   const f16 = w.dtype === "f16";
@@ -156,42 +200,98 @@ export function linear(
   if (useMatvec && M > MATVEC_MAX_M) {
     throw new ShapeError(`linear: matvec kernel needs M ≤ ${MATVEC_MAX_M}, ${x.name} has M = ${M}`);
   }
+  if ((norm || swi) && !useMatvec) {
+    throw new ShapeError(
+      `linear: fused norm / swiglu need the matvec kernel (M ≤ ${MATVEC_MAX_M}); ${x.name} has M = ${M}`,
+    );
+  }
   if (M === 0 || N === 0) return;
 
   const vec = K % 4 === 0;
   const KV = Math.ceil(K / 4);
   const resMode = res === undefined ? 0 : inPlace ? 2 : 1;
   const tensors = resMode === 1 ? [x, w, out, res!] : [x, w, out];
-  // `read` only when nothing else in the dispatch lives in the weight's buffer (see kernel.ts).
-  const wRead = !tensors.some((t) => t !== w && t.buffer === w.buffer);
+  const written = [...tensors.slice(2), x]; // bound read_write
+  // `read` only when nothing bound read_write lives in the same buffer (see kernel.ts); a norm weight
+  // sharing the matrix's buffer takes the matrix's access.
+  const wRead = !written.some((t) => t.buffer === w.buffer);
+  const g = norm?.weight;
+  const gRead = g ? (g.buffer === w.buffer ? wRead : !written.some((t) => t.buffer === g.buffer)) : false;
+  if (g) tensors.push(g);
+  const gBinding = resMode === 1 ? 4 : 3;
   const prelude = specialize(vec ? LINEAR_IO_VEC4_WGSL : LINEAR_IO_SCALAR_WGSL, {
     ENABLE: f16 ? "enable f16;" : "",
     WDT: f16 ? "f16" : "f32",
     WACCESS: wRead ? "read" : "read_write",
     RES_DECL: resMode === 1 ? "@group(0) @binding(3) var<storage, read_write> res: array<f32>;" : "",
-    PB: resMode === 1 ? 4 : 3,
+    G_DECL: g
+      ? `@group(0) @binding(${gBinding}) var<storage, ${gRead ? "read" : "read_write"}> g: ` +
+        `array<${vec ? "vec4<f32>" : "f32"}>;`
+      : "",
+    G_LOAD: g ? (vec ? "return g[k4];" : "return g[k];") : (vec ? "return vec4<f32>(1.0);" : "return 1.0;"),
+    PB: gBinding + (g ? 1 : 0),
     RES_EXPR: ["v", "v + res[i]", "v + out[i]"][resMode],
   });
-  const storage: ("read" | "rw")[] = resMode === 1
-    ? ["rw", wRead ? "read" : "rw", "rw", "rw"]
-    : ["rw", wRead ? "read" : "rw", "rw"];
-  const variant = `${vec ? "v" : "s"}${f16 ? "h" : "f"}${wRead ? "r" : "w"}${resMode}`;
-  const params = [M, K, N, KV];
+  const storage: ("read" | "rw")[] = tensors.map((t) =>
+    t === w ? (wRead ? "read" : "rw") : t === g ? (gRead ? "read" : "rw") : "rw"
+  );
+  const variant = `${vec ? "v" : "s"}${f16 ? "h" : "f"}${wRead ? "r" : "w"}${resMode}` +
+    `${g ? (gRead ? "g" : "G") : ""}${swi ? "s" : ""}`;
+  const params = [M, K, N, KV, norm?.eps ?? 0];
 
   if (useMatvec) {
+    const mk = opts.matvecKind ??
+      (opts.matvecRows !== undefined ? "reduce" : isSoftware(rec) ? "rows" : "reduce");
+    const fuse = { NORM: g ? "true" : "false", SWIGLU: swi ? "true" : "false" };
+    if (mk === "rows") {
+      const rpt = opts.matvecRowsPerThread ?? 8;
+      if (rpt !== 2 && rpt !== 4 && rpt !== 8) {
+        throw new ShapeError(`linear: matvecRowsPerThread must be 2, 4 or 8, got ${rpt}`);
+      }
+      const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}`, () => ({
+        name: `linear_matvec_sw_${variant}_m${M}`,
+        code: prelude + specialize(MATVEC_WGSL, {
+          ROWS: 8,
+          RPT: rpt,
+          ...fuse,
+          NORM_G: "",
+          NORM_X: g ? "ss = fma(xv, xv, ss);\n      xv = xv * ldg(k4);" : "",
+        }),
+        entryPoint: "matvec_sw",
+        storage,
+        params: "uuuuf",
+        constants: { MR: M },
+      }));
+      const perThread = swi ? rpt / 2 : rpt;
+      rec.dispatch(
+        k,
+        tensors,
+        params,
+        grid1d(N, 64 * perThread, rec.gpu.limits.maxComputeWorkgroupsPerDimension),
+      );
+      return;
+    }
     const rows = opts.matvecRows ?? defaultMatvecRows(rec);
     if (!(rows >= 1 && rows <= 256 && (rows & (rows - 1)) === 0)) {
       throw new ShapeError(`linear: matvecRows must be a power of two in 1..256, got ${rows}`);
     }
+    if (swi && rows < 2) throw new ShapeError(`linear: swiglu needs matvecRows ≥ 2, got ${rows}`);
     const k = kernelFor(rec, `matvec:${variant}:${M}:${rows}`, () => ({
       name: `linear_matvec_${variant}_m${M}`,
-      code: prelude + specialize(MATVEC_WGSL, { ROWS: rows }),
+      code: prelude + specialize(MATVEC_WGSL, {
+        ROWS: rows,
+        RPT: 8,
+        ...fuse,
+        NORM_G: g ? "* ldg(k4)" : "",
+        NORM_X: "",
+      }),
       entryPoint: "matvec",
       storage,
-      params: "uuuu",
+      params: "uuuuf",
       constants: { MR: M },
     }));
-    rec.dispatch(k, tensors, params, grid1d(N, rows, rec.gpu.limits.maxComputeWorkgroupsPerDimension));
+    const outRows = swi ? rows / 2 : rows;
+    rec.dispatch(k, tensors, params, grid1d(N, outRows, rec.gpu.limits.maxComputeWorkgroupsPerDimension));
     return;
   }
   const t = opts.tile ?? defaultTile(rec, M, N);
@@ -202,7 +302,7 @@ export function linear(
     code: prelude + specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk }),
     entryPoint: entry,
     storage,
-    params: "uuuu",
+    params: "uuuuf",
   }));
   const groups = naive
     ? [Math.ceil(N / 16), Math.ceil(M / 16)]

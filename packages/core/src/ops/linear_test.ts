@@ -6,7 +6,7 @@ import { requestGpu } from "../gpu/device.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { KernelCache } from "../gpu/kernel.ts";
 import { ShapeError } from "../errors.ts";
-import { linearRef } from "../reference/ops.ts";
+import { linearRef, rmsNormRef, swigluRef } from "../reference/ops.ts";
 
 /** f32 → f16 bits (round to nearest even), and back: what the GPU sees for an f16 weight. */
 function toF16(v: Float32Array): { bits: Uint16Array; rounded: Float32Array } {
@@ -209,5 +209,149 @@ Deno.test("linear: a weight in the activation arena is bound read_write and stil
     assertAllClose(await rec.readF32(out), linearRef(x, w, M, K, N), { name: "shared-buffer weight" });
   } finally {
     arena.destroy();
+  }
+});
+
+/** Fused matvec (norm and/or swiglu, residual) against rmsNormRef → linearRef → swigluRef. */
+async function checkFused(
+  M: number,
+  K: number,
+  N: number,
+  opts: {
+    norm?: boolean;
+    swiglu?: boolean;
+    residual?: boolean;
+    f16?: boolean;
+    sharedWeights?: boolean;
+    matvecKind?: "reduce" | "rows";
+    matvecRowsPerThread?: 2 | 4 | 8;
+    matvecRows?: number;
+  },
+): Promise<void> {
+  const { gpu, rec } = await testGpu();
+  const acts = new BufferArena(gpu, 1 << 22, "acts");
+  const weights = opts.sharedWeights ? acts : new BufferArena(gpu, 1 << 22, "weights");
+  try {
+    const NW = opts.swiglu ? 2 * N : N;
+    const seed = M * 7919 + K * 31 + N + (opts.norm ? 1 : 0) + (opts.swiglu ? 2 : 0);
+    const x = randn(M * K, seed, 3), w = randn(NW * K, seed + 1, 1 / Math.sqrt(K));
+    const gw = randn(K, seed + 2, 0.5).map((v) => 1 + v);
+    let wUsed = w;
+    let tw;
+    if (opts.f16) {
+      const h = toF16(w);
+      tw = weights.upload(h.bits, [NW, K], "f16", "w");
+      wUsed = h.rounded;
+    } else {
+      tw = weights.upload(w, [NW, K], "f32", "w");
+    }
+    const tg = weights.upload(gw, [K], "f32", "g");
+    const xin = opts.norm ? rmsNormRef(x, gw, 1e-5) : x;
+    const y = linearRef(xin, wUsed, M, K, NW); // (M, NW)
+    let expected = y;
+    if (opts.swiglu) {
+      const gate = new Float32Array(M * N), up = new Float32Array(M * N);
+      for (let m = 0; m < M; m++) {
+        gate.set(y.subarray(m * NW, m * NW + N), m * N);
+        up.set(y.subarray(m * NW + N, (m + 1) * NW), m * N);
+      }
+      expected = swigluRef(gate, up);
+    }
+    const r = randn(M * N, seed + 3);
+    const out = opts.residual ? acts.upload(r, [M, N], "f32", "out") : acts.alloc([M, N], "f32", "out");
+    if (opts.residual) expected = expected.map((v, i) => v + r[i]);
+    linear(rec, out, acts.upload(x, [M, K], "f32", "x"), tw, {
+      norm: opts.norm ? { weight: tg, eps: 1e-5 } : undefined,
+      swiglu: opts.swiglu,
+      residual: opts.residual ? out : undefined,
+      matvecKind: opts.matvecKind,
+      matvecRowsPerThread: opts.matvecRowsPerThread,
+      matvecRows: opts.matvecRows,
+    });
+    assertAllClose(await rec.readF32(out), expected, {
+      name: `fused linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
+      rtol: 1e-4,
+      atol: 5e-5 * Math.sqrt(K),
+    });
+  } finally {
+    acts.destroy();
+    if (!opts.sharedWeights) weights.destroy();
+  }
+}
+
+Deno.test("linear: fused RMSNorm / SwiGLU matvec (both kernels, every rows setting) match the references", async () => {
+  const shapes: [number, number, number][] = [[1, 128, 384], [1, 130, 67], [3, 64, 9], [8, 96, 300], [
+    5,
+    7,
+    1,
+  ]];
+  for (const [M, K, N] of shapes) {
+    for (const [norm, swiglu] of [[true, false], [false, true], [true, true]]) {
+      for (const matvecRowsPerThread of [2, 4, 8] as const) {
+        await checkFused(M, K, N, {
+          norm,
+          swiglu,
+          matvecKind: "rows",
+          matvecRowsPerThread,
+          residual: !swiglu,
+        });
+      }
+      for (const matvecRows of [2, 8, 64]) {
+        await checkFused(M, K, N, { norm, swiglu, matvecKind: "reduce", matvecRows, residual: swiglu });
+      }
+    }
+  }
+  // f16 weights, and a norm weight sharing the activation buffer (bound read_write).
+  await checkFused(2, 128, 200, { norm: true, swiglu: true, f16: true, matvecKind: "rows" });
+  await checkFused(2, 128, 200, { norm: true, swiglu: true, f16: true, matvecKind: "reduce" });
+  await checkFused(1, 64, 33, { norm: true, sharedWeights: true, matvecKind: "rows" });
+  await checkFused(1, 64, 33, { norm: true, swiglu: true, sharedWeights: true, matvecKind: "reduce" });
+});
+
+Deno.test("linear: fused options are validated", async () => {
+  const { gpu, rec } = await testGpu();
+  const acts = new BufferArena(gpu, 1 << 20, "acts");
+  try {
+    const x = acts.alloc([9, 8], "f32", "x"), x1 = acts.alloc([1, 8], "f32", "x1");
+    const g = acts.alloc([8], "f32", "g");
+    assert.throws(
+      () =>
+        linear(rec, acts.alloc([9, 4], "f32"), x, acts.alloc([4, 8], "f32"), {
+          norm: { weight: g, eps: 1e-5 },
+        }),
+      /matvec kernel/,
+    );
+    assert.throws(
+      () => linear(rec, acts.alloc([1, 2], "f32"), x1, acts.alloc([5, 8], "f32", "w5"), { swiglu: true }),
+      /w5/,
+    );
+    assert.throws(
+      () => linear(rec, acts.alloc([1, 4], "f32", "o4"), x1, acts.alloc([4, 8], "f32"), { swiglu: true }),
+      /o4: expected/,
+    );
+    assert.throws(
+      () =>
+        linear(rec, acts.alloc([1, 4], "f32"), x1, acts.alloc([4, 8], "f32"), {
+          norm: { weight: acts.alloc([7], "f32", "g7"), eps: 0 },
+        }),
+      /g7/,
+    );
+    assert.throws(
+      () =>
+        linear(rec, acts.alloc([1, 4], "f32"), x1, acts.alloc([4, 8], "f32"), {
+          norm: { weight: g, eps: -1 },
+        }),
+      /eps/,
+    );
+    assert.throws(
+      () =>
+        linear(rec, acts.alloc([1, 4], "f32"), x1, acts.alloc([4, 8], "f32"), {
+          matvecKind: "rows",
+          matvecRowsPerThread: 3 as 2,
+        }),
+      /matvecRowsPerThread/,
+    );
+  } finally {
+    acts.destroy();
   }
 });

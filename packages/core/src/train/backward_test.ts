@@ -4,7 +4,7 @@ import { throws } from "node:assert/strict";
 import { assertAllClose, randn, rng, testGpu } from "../testing/mod.ts";
 import { BufferArena } from "../gpu/arena.ts";
 import { ShapeError } from "../errors.ts";
-import { packMask } from "../ops/attention.ts";
+import { attention, packMask } from "../ops/attention.ts";
 import { causalMask } from "../reference/ops.ts";
 import {
   linearBackward,
@@ -155,12 +155,14 @@ Deno.test("attentionBackward matches the reference: TTT masks, GQA, causal, accu
     { seq: 5, step: 2, nH: 2, nKV: 1, hd: 4 }, // the brief's shape
     { seq: 50, step: 2, nH: 4, nKV: 2, hd: 12 }, // 150 keys: more than one 128-key tile, 5 mask words
     { seq: 9, step: 0, nH: 3, nKV: 3, hd: 8, causal: true, past: 140 }, // causal with 140 cached keys
+    { seq: 4, step: 1, nH: 2, nKV: 1, hd: 6, emptyRow: 2 }, // TTT mask with query 2 seeing no key
   ];
   for (const [ci, c] of cases.entries()) {
     const tq = c.seq;
     const tk = c.causal ? c.past! + c.seq : c.seq * (c.step + 1);
     const dims = { tq, tk, nHeads: c.nH, nKvHeads: c.nKV, headDim: c.hd };
     const maskBytes = c.causal ? causalMask(tq, tk, c.past!) : tttMask(c.seq, c.step);
+    if (c.emptyRow !== undefined) maskBytes.fill(0, c.emptyRow * tk, (c.emptyRow + 1) * tk);
     const q = randn(tq * c.nH * c.hd, 90 + ci), k = randn(tk * c.nKV * c.hd, 91 + ci);
     const v = randn(tk * c.nKV * c.hd, 92 + ci), dout = randn(tq * c.nH * c.hd, 93 + ci);
     const scale = 1 / Math.sqrt(c.hd);
@@ -204,5 +206,56 @@ Deno.test("attentionBackward matches the reference: TTT masks, GQA, causal, accu
     });
     arena.reset();
   }
+  arena.destroy();
+});
+
+Deno.test("attentionBackward composes with the GPU attention forward under the same packed TTT mask", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "act");
+  const seq = 11, step = 3, nH = 4, nKV = 2, hd = 8, tq = seq, tk = seq * (step + 1);
+  const dims = { tq, tk, nHeads: nH, nKvHeads: nKV, headDim: hd };
+  const maskBytes = tttMask(seq, step);
+  const q = randn(tq * nH * hd, 201), k = randn(tk * nKV * hd, 202), v = randn(tk * nKV * hd, 203);
+  const dout = randn(tq * nH * hd, 204);
+  const tq_ = arena.upload(q, [tq, nH * hd], "f32", "q"), tk_ = arena.upload(k, [tk, nKV * hd], "f32", "k");
+  const tv_ = arena.upload(v, [tk, nKV * hd], "f32", "v"),
+    tdo = arena.upload(dout, [tq, nH * hd], "f32", "dout");
+  const mask = arena.upload(packMask(maskBytes, tq, tk), [tq, Math.ceil(tk / 32)], "u32", "mask");
+  const out = arena.alloc([tq, nH * hd], "f32", "out");
+  const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen: tk, mask };
+  attention(rec, out, tq_, tk_, tv_, opts);
+  const dq = arena.alloc([tq, nH * hd], "f32", "dq");
+  const dk = arena.alloc([tk, nKV * hd], "f32", "dk"), dv = arena.alloc([tk, nKV * hd], "f32", "dv");
+  attentionBackward(rec, dq, dk, dv, tdo, tq_, tk_, tv_, out, opts);
+  const ref = attentionBwdRef(dout, q, k, v, maskBytes, 1 / Math.sqrt(hd), dims);
+  const tol = { rtol: 1e-4, atol: 1e-5 };
+  assertAllClose(await rec.readF32(dq), ref.dq, { name: "dq", ...tol });
+  assertAllClose(await rec.readF32(dk), ref.dk, { name: "dk", ...tol });
+  assertAllClose(await rec.readF32(dv), ref.dv, { name: "dv", ...tol });
+  arena.destroy();
+});
+
+Deno.test("softCrossEntropy on the GPU: dLogits equals f32 finite differences of the GPU loss", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 20, "act");
+  const M = 2, V = 7, h = 1e-2;
+  const z = randn(M * V, 301), p = new Float32Array(M * V).fill(1 / V), wt = Float32Array.of(0.7, 0.3);
+  const tp = arena.upload(p, [M, V], "f32", "p"), tw = arena.upload(wt, [M], "f32", "w");
+  const loss = arena.alloc([M], "f32", "loss"), dz = arena.alloc([M, V], "f32", "dz");
+  const gpuLoss = async (zz: Float32Array): Promise<number> => {
+    softCrossEntropy(rec, loss, dz, arena.upload(zz, [M, V], "f32", "z"), tp, tw);
+    const l = await rec.readF32(loss);
+    return l[0] + l[1];
+  };
+  await gpuLoss(z);
+  const grad = await rec.readF32(dz);
+  const fd = new Float64Array(M * V);
+  for (let i = 0; i < M * V; i++) {
+    const zp = z.slice(), zm = z.slice();
+    zp[i] += h;
+    zm[i] -= h;
+    fd[i] = (await gpuLoss(zp) - await gpuLoss(zm)) / (2 * h);
+  }
+  assertAllClose(grad, fd, { name: "GPU dLogits vs FD", rtol: 2e-3, atol: 2e-4 });
   arena.destroy();
 });

@@ -12,6 +12,7 @@
 //   7 max_tokens
 //   8 base        `committed` before the last cycle (KV compaction base)
 //   9 draft_base  `draft_len` before the last cycle (draft extension base)
+//   10 root       the next cycle's root token (the last bonus; after prefill, the target argmax)
 //
 // entry accept_greedy (one workgroup of 64 threads; N ≤ 64 tree nodes, leaves ≤ 64):
 //   am: (N) target argmax after each tree node; tokens: (N) tree tokens (root first);
@@ -148,6 +149,7 @@ fn finish_cycle(best_len: u32, bonus: u32) {
   state[1] = out_len;
   state[2] = done;
   state[3] += 1u;
+  state[10] = bonus;
 }
 
 fn pcg(v: u32) -> u32 {

@@ -114,6 +114,7 @@ Deno.test("acceptSample on the GPU replays the reference exactly (path, tokens, 
     equal(st[STATE.committed], committed + L + 1);
     equal(st[STATE.outLen], 3 + L + 1);
     equal(st[STATE.lastAccept], L);
+    equal(st[STATE.root], ref.bonus, `seed ${seed}: next root`);
     lengths.add(L);
   }
   ok(lengths.size >= 3, `accepted lengths seen: ${[...lengths]}`);

@@ -103,6 +103,7 @@ Deno.test("acceptGreedy + kvCompact match the reference on random trees", async 
     equal(st[STATE.draftLen], 9 + L + 1);
     equal(st[STATE.draftBase], 9);
     equal(st[STATE.lastAccept], L);
+    equal(st[STATE.root], ref.bonus, `${name}: next root`);
     equal(st[STATE.cycles], 2);
     equal(hist[L], 1, `${name}: histogram`);
     for (let j = 1; j <= L; j++) equal(hist[dp + 1 + j], 1);

@@ -27,6 +27,8 @@ export const STATE = {
   base: 8,
   /** `draftLen` before the last cycle. */
   draftBase: 9,
+  /** The next cycle's root token (the last bonus; after prefill, the target's argmax). */
+  root: 10,
 } as const;
 
 /** Number of u32 words in the state tensor. */

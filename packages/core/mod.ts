@@ -25,6 +25,7 @@ export * from "./src/errors.ts";
 export * from "./src/gpu/mod.ts";
 export * from "./src/ops/mod.ts";
 export * from "./src/model/llama.ts";
+export * from "./src/model/eagle3.ts";
 export * from "./src/decode/generate.ts";
 export {
   bf16BitsToF32,
@@ -47,4 +48,5 @@ export {
   WeightStore,
   writeSafetensors,
 } from "./src/io/mod.ts";
+export * from "./src/io/eagle3.ts";
 export * as reference from "./src/reference/mod.ts";

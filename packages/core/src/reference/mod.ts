@@ -31,3 +31,4 @@ export {
   type LlamaRefForwardResult,
   type RefLlamaConfig,
 } from "./llama_ref.ts";
+export { Eagle3Ref, type Eagle3RefForwardArgs, type Eagle3RefForwardResult } from "./eagle3_ref.ts";

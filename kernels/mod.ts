@@ -72,3 +72,6 @@ import spec from "./spec.wgsl" with { type: "text" };
 
 /** Speculative-decoding bookkeeping: `accept_greedy`, `kv_compact`. */
 export const SPEC_WGSL: string = spec;
+import tree from "./tree.wgsl" with { type: "text" };
+/** EAGLE-3 draft-tree construction: `tree_level`, `tree_finalize`, `gather_rows`. */
+export const TREE_WGSL: string = tree;

@@ -76,7 +76,9 @@ export function resolveTreeConfig(cfg: TreeConfig = {}, draftVocab?: number): Re
     throw new ShapeError(`tree: depth must be an integer ≥ 0, got ${depth}`);
   }
   if (!Number.isInteger(totalTokens) || totalTokens < 2 || totalTokens > TREE_MAX_TOKENS) {
-    throw new ShapeError(`tree: totalTokens must be an integer in [2, ${TREE_MAX_TOKENS}], got ${totalTokens}`);
+    throw new ShapeError(
+      `tree: totalTokens must be an integer in [2, ${TREE_MAX_TOKENS}], got ${totalTokens}`,
+    );
   }
   const candidates = topK + depth * topK * topK;
   if (totalTokens - 1 > candidates) {
@@ -281,7 +283,11 @@ export function buildDraftTree(input: BuildDraftTreeInput): DraftTree {
  * leaves = nodes no node names as parent; retrieve row = the walk leaf → parent … for depth + 1 steps.
  * `expansions` of the result is empty.
  */
-export function buildDraftTreeFromCandidates(cands: TreeCandidates, root: number, totalTokens: number): DraftTree {
+export function buildDraftTreeFromCandidates(
+  cands: TreeCandidates,
+  root: number,
+  totalTokens: number,
+): DraftTree {
   const C = cands.scores.length;
   const N = totalTokens;
   if (!Number.isInteger(N) || N < 2 || N - 1 > C) {
@@ -315,7 +321,7 @@ export function buildDraftTreeFromCandidates(cands: TreeCandidates, root: number
     mask[i * N] = 1;
     mask[i * N + i] = 1;
     const p = parents[i];
-    if (p < i) for (let j = 0; j < N; j++) mask[i * N + j] |= mask[p * N + j];
+    if (p < i) { for (let j = 0; j < N; j++) mask[i * N + j] |= mask[p * N + j]; }
   }
   let maxDepth = 0;
   for (let i = 0; i < N; i++) {

@@ -152,7 +152,9 @@ Deno.test("resolveTreeConfig and buildDraftTree reject bad options, naming them"
     [{ totalTokens: 257 }, /totalTokens/],
     [{ totalTokens: 14, depth: 1, topK: 3 }, /exceeds the 12 candidates/],
   ];
-  for (const [cfg, re] of bad) throws(() => resolveTreeConfig(cfg), (e: Error) => e instanceof ShapeError && re.test(e.message));
+  for (const [cfg, re] of bad) {
+    throws(() => resolveTreeConfig(cfg), (e: Error) => e instanceof ShapeError && re.test(e.message));
+  }
   resolveTreeConfig({ totalTokens: 13, depth: 1, topK: 3 }); // exactly all candidates
   throws(() => resolveTreeConfig({ topK: 10 }, 9), /draft vocabulary/);
   const base = {

@@ -1,0 +1,7 @@
+/**
+ * EAGLE-3 draft-tree construction: the CPU reference ({@link buildDraftTree}) and the GPU ops
+ * ({@link TreeBuffers}, {@link treeLevel}, {@link treeFinalize}, {@link gatherRows}).
+ * @module
+ */
+export * from "./tree_ref.ts";
+export * from "./tree_ops.ts";

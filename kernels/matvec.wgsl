@@ -22,6 +22,8 @@
 //   workgroup-memory load is a per-lane scalar loop and a barrier is a coroutine switch, so the cost
 //   is the number of scalar loads: each thread owns RPT weight rows (SWIGLU: RPT/2 gate + RPT/2 up
 //   rows) and walks all of K for one x row at a time, so each x vec4 it loads feeds RPT dot products.
+//   x rows are taken in pairs, so each weight vec4 feeds two x rows (M ≥ 2: ~1.5-2× faster than
+//   one x row at a time, and faster than `matvec` at every M ≤ 8 measured on llvmpipe).
 //   Measured on llvmpipe (2 cores), 8192×128 f32: 0.67 ms against 1.35 ms for one row per thread and
 //   ~1.8 ms for the `matvec` entry. Grid: ceil(N / (64·RPT)) workgroups of 64 (SWIGLU: RPT/2 outputs
 //   per thread).
@@ -160,6 +162,37 @@ fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
 }
 
+// Store the RPT row sums of x row m (SWIGLU: slots 0..RPT/2-1 are gate rows, RPT/2.. the up rows).
+fn sw_store(m: u32, n0: u32, s: f32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+            a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>) {
+  if ({{SWIGLU}}) {
+    if (RPT == 2u) {
+      sw_put(m, n0, hsum(a0), hsum(a1), s);
+    } else if (RPT == 4u) {
+      sw_put(m, n0, hsum(a0), hsum(a2), s);
+      sw_put(m, n0 + 1u, hsum(a1), hsum(a3), s);
+    } else {
+      sw_put(m, n0, hsum(a0), hsum(a4), s);
+      sw_put(m, n0 + 1u, hsum(a1), hsum(a5), s);
+      sw_put(m, n0 + 2u, hsum(a2), hsum(a6), s);
+      sw_put(m, n0 + 3u, hsum(a3), hsum(a7), s);
+    }
+  } else {
+    sw_put(m, n0, hsum(a0), 0.0, s);
+    sw_put(m, n0 + 1u, hsum(a1), 0.0, s);
+    if (RPT > 2u) {
+      sw_put(m, n0 + 2u, hsum(a2), 0.0, s);
+      sw_put(m, n0 + 3u, hsum(a3), 0.0, s);
+    }
+    if (RPT > 4u) {
+      sw_put(m, n0 + 4u, hsum(a4), 0.0, s);
+      sw_put(m, n0 + 5u, hsum(a5), 0.0, s);
+      sw_put(m, n0 + 6u, hsum(a6), 0.0, s);
+      sw_put(m, n0 + 7u, hsum(a7), 0.0, s);
+    }
+  }
+}
+
 @compute @workgroup_size(64)
 fn matvec_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
@@ -173,56 +206,61 @@ fn matvec_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
   }
   let w0 = sw_row(n0, 0u); let w1 = sw_row(n0, 1u); let w2 = sw_row(n0, 2u); let w3 = sw_row(n0, 3u);
   let w4 = sw_row(n0, 4u); let w5 = sw_row(n0, 5u); let w6 = sw_row(n0, 6u); let w7 = sw_row(n0, 7u);
-  for (var m = 0u; m < MR; m++) {
+  // x rows in pairs (m, m + 1): each weight vec4 loaded feeds both (the second is skipped for M = 1
+  // and clamped / not stored past the last row).
+  for (var m = 0u; m < MR; m += 2u) {
+    let m1 = min(m + 1u, MR - 1u);
     var a0 = vec4<f32>(); var a1 = vec4<f32>(); var a2 = vec4<f32>(); var a3 = vec4<f32>();
     var a4 = vec4<f32>(); var a5 = vec4<f32>(); var a6 = vec4<f32>(); var a7 = vec4<f32>();
+    var b0 = vec4<f32>(); var b1 = vec4<f32>(); var b2 = vec4<f32>(); var b3 = vec4<f32>();
+    var b4 = vec4<f32>(); var b5 = vec4<f32>(); var b6 = vec4<f32>(); var b7 = vec4<f32>();
     var ss = vec4<f32>();
+    var st = vec4<f32>();
     for (var k4 = 0u; k4 < p.KV; k4++) {
       var xv = ldx_in(m, k4);
+      var yv = vec4<f32>();
+      if (MR > 1u) {
+        yv = ldx_in(m1, k4);
+      }
       {{NORM_X}}
-      a0 = fma(ldw_in(w0, k4), xv, a0);
-      a1 = fma(ldw_in(w1, k4), xv, a1);
+      var wv = ldw_in(w0, k4);
+      a0 = fma(wv, xv, a0);
+      if (MR > 1u) { b0 = fma(wv, yv, b0); }
+      wv = ldw_in(w1, k4);
+      a1 = fma(wv, xv, a1);
+      if (MR > 1u) { b1 = fma(wv, yv, b1); }
       if (RPT > 2u) {
-        a2 = fma(ldw_in(w2, k4), xv, a2);
-        a3 = fma(ldw_in(w3, k4), xv, a3);
+        wv = ldw_in(w2, k4);
+        a2 = fma(wv, xv, a2);
+        if (MR > 1u) { b2 = fma(wv, yv, b2); }
+        wv = ldw_in(w3, k4);
+        a3 = fma(wv, xv, a3);
+        if (MR > 1u) { b3 = fma(wv, yv, b3); }
       }
       if (RPT > 4u) {
-        a4 = fma(ldw_in(w4, k4), xv, a4);
-        a5 = fma(ldw_in(w5, k4), xv, a5);
-        a6 = fma(ldw_in(w6, k4), xv, a6);
-        a7 = fma(ldw_in(w7, k4), xv, a7);
+        wv = ldw_in(w4, k4);
+        a4 = fma(wv, xv, a4);
+        if (MR > 1u) { b4 = fma(wv, yv, b4); }
+        wv = ldw_in(w5, k4);
+        a5 = fma(wv, xv, a5);
+        if (MR > 1u) { b5 = fma(wv, yv, b5); }
+        wv = ldw_in(w6, k4);
+        a6 = fma(wv, xv, a6);
+        if (MR > 1u) { b6 = fma(wv, yv, b6); }
+        wv = ldw_in(w7, k4);
+        a7 = fma(wv, xv, a7);
+        if (MR > 1u) { b7 = fma(wv, yv, b7); }
       }
     }
     var s = 1.0;
+    var t = 1.0;
     if ({{NORM}}) {
       s = inv_rms(hsum(ss));
+      t = inv_rms(hsum(st));
     }
-    if ({{SWIGLU}}) {
-      // Slots 0..RPT/2-1 are gate rows, RPT/2.. the matching up rows.
-      if (RPT == 2u) {
-        sw_put(m, n0, hsum(a0), hsum(a1), s);
-      } else if (RPT == 4u) {
-        sw_put(m, n0, hsum(a0), hsum(a2), s);
-        sw_put(m, n0 + 1u, hsum(a1), hsum(a3), s);
-      } else {
-        sw_put(m, n0, hsum(a0), hsum(a4), s);
-        sw_put(m, n0 + 1u, hsum(a1), hsum(a5), s);
-        sw_put(m, n0 + 2u, hsum(a2), hsum(a6), s);
-        sw_put(m, n0 + 3u, hsum(a3), hsum(a7), s);
-      }
-    } else {
-      sw_put(m, n0, hsum(a0), 0.0, s);
-      sw_put(m, n0 + 1u, hsum(a1), 0.0, s);
-      if (RPT > 2u) {
-        sw_put(m, n0 + 2u, hsum(a2), 0.0, s);
-        sw_put(m, n0 + 3u, hsum(a3), 0.0, s);
-      }
-      if (RPT > 4u) {
-        sw_put(m, n0 + 4u, hsum(a4), 0.0, s);
-        sw_put(m, n0 + 5u, hsum(a5), 0.0, s);
-        sw_put(m, n0 + 6u, hsum(a6), 0.0, s);
-        sw_put(m, n0 + 7u, hsum(a7), 0.0, s);
-      }
+    sw_store(m, n0, s, a0, a1, a2, a3, a4, a5, a6, a7);
+    if (MR > 1u && m + 1u < MR) {
+      sw_store(m + 1u, n0, t, b0, b1, b2, b3, b4, b5, b6, b7);
     }
   }
 }

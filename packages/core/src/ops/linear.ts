@@ -255,7 +255,9 @@ export function linear(
           RPT: rpt,
           ...fuse,
           NORM_G: "",
-          NORM_X: g ? "ss = fma(xv, xv, ss);\n      xv = xv * ldg(k4);" : "",
+          NORM_X: g
+            ? "let gv = ldg(k4);\n      ss = fma(xv, xv, ss);\n      st = fma(yv, yv, st);\n      xv = xv * gv;\n      yv = yv * gv;"
+            : "",
         }),
         entryPoint: "matvec_sw",
         storage,

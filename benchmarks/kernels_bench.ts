@@ -1,7 +1,8 @@
 /**
  * Throughput of the linear kernels (packages/core/src/ops/linear.ts): the tiled f32 matmul in
  * GFLOP/s at model shapes, the naive one-thread-per-output kernel as a baseline, and the matvec
- * (decode) kernel in GB/s of weight streamed, for f32 and f16 weights.
+ * (decode) kernel in GB/s of weight streamed, for f32 and f16 weights (the adapter's default matvec:
+ * rows-per-thread on software adapters, the 256-thread reduction on hardware).
  *
  * Method: R dispatches of the same op are encoded into one compute pass and submitted once; the
  * time from submit to `onSubmittedWorkDone` is measured (Deno adds ~10 ms of completion latency,
@@ -118,6 +119,7 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     tile?: TileConfig,
     wd: "f32" | "f16" = "f32",
     matvecRows?: number,
+    rowsPerThread?: 2 | 4 | 8,
   ): Promise<void> => {
     const acts = new BufferArena(gpu, 4 * (M * K + M * N) + 4096, "bench-acts");
     const weights = new BufferArena(gpu, (wd === "f16" ? 2 : 4) * N * K + 4096, "bench-w");
@@ -126,7 +128,7 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
       const out = acts.alloc([M, N], "f32", "out");
       const ms = await timeOp(
         rec,
-        () => linear(rec, out, x, w, { kernel, tile, matvecRows }),
+        () => linear(rec, out, x, w, { kernel, tile, matvecRows, matvecRowsPerThread: rowsPerThread }),
         reps,
         minRunMs,
       );
@@ -134,7 +136,9 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
       const kname = kernel === "tiled"
         ? `tiled ${t.tm}x${t.tm}/${t.tx}x${t.ty} bk${t.bk} (${t.ty * t.tm}x${t.tx * t.tm})`
         : kernel === "matvec"
-        ? `matvec rows${matvecRows ?? defaultMatvecRows(rec)}`
+        ? (matvecRows === undefined && software
+          ? `matvec rows-per-thread ${rowsPerThread ?? 8}`
+          : `matvec reduce rows${matvecRows ?? defaultMatvecRows(rec)}`)
         : kernel;
       const bytes = (wd === "f16" ? 2 : 4) * N * K + 4 * (M * K + M * N);
       const row: BenchRow = { name: `linear ${wd} ${kname}`, shape: `M=${M} K=${K} N=${N}`, median_ms: ms };
@@ -174,6 +178,11 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     ];
     for (const tile of tiles) await matmul(512, 1024, 1024, "tiled", tile);
     for (const rows of [8, 32, 64, 256]) await matmul(1, 384, 8192, "matvec", undefined, "f32", rows);
+    if (software) {
+      for (const rpt of [2, 4, 8] as const) {
+        await matmul(1, 384, 8192, "matvec", undefined, "f32", undefined, rpt);
+      }
+    }
   }
   // Matvec (decode, M = 1) GB/s for f32 and f16 weights; N × K weights.
   const mv: [number, number][] = [[8192, 128], [1024, 384], [8192, 384]];

@@ -21,12 +21,11 @@
 //   llvmpipe a workgroup runs on one CPU thread, 8 invocations per SIMD vector, every storage or
 //   workgroup-memory load is a per-lane scalar loop and a barrier is a coroutine switch, so the cost
 //   is the number of scalar loads: each thread owns RPT weight rows (SWIGLU: RPT/2 gate + RPT/2 up
-//   rows) and walks all of K for one x row at a time, so each x vec4 it loads feeds RPT dot products.
-//   x rows are taken in pairs, so each weight vec4 feeds two x rows (M ≥ 2: ~1.5-2× faster than
-//   one x row at a time, and faster than `matvec` at every M ≤ 8 measured on llvmpipe).
-//   Measured on llvmpipe (2 cores), 8192×128 f32: 0.67 ms against 1.35 ms for one row per thread and
-//   ~1.8 ms for the `matvec` entry. Grid: ceil(N / (64·RPT)) workgroups of 64 (SWIGLU: RPT/2 outputs
-//   per thread).
+//   rows) and walks all of K, so each x vec4 it loads feeds RPT dot products; x rows go in pairs,
+//   so each weight vec4 feeds two x rows (M ≥ 2: 1.5-2× faster than one row at a time).
+//   Measured on llvmpipe (2 cores), 8192×128 f32, M = 1: 0.67 ms against 1.35 ms for one weight row
+//   per thread and ~1.8 ms for the `matvec` entry; faster than `matvec` at every M ≤ 8 measured.
+//   Grid: ceil(N / (64·RPT)) workgroups of 64 (SWIGLU: RPT/2 outputs per thread).
 
 const ROWS: u32 = {{ROWS}}u;
 const TPR: u32 = 256u / ROWS;

@@ -219,19 +219,21 @@ export function linear(
   const gRead = g ? (g.buffer === w.buffer ? wRead : !written.some((t) => t.buffer === g.buffer)) : false;
   if (g) tensors.push(g);
   const gBinding = resMode === 1 ? 4 : 3;
-  const prelude = specialize(vec ? LINEAR_IO_VEC4_WGSL : LINEAR_IO_SCALAR_WGSL, {
-    ENABLE: f16 ? "enable f16;" : "",
-    WDT: f16 ? "f16" : "f32",
-    WACCESS: wRead ? "read" : "read_write",
-    RES_DECL: resMode === 1 ? "@group(0) @binding(3) var<storage, read_write> res: array<f32>;" : "",
-    G_DECL: g
-      ? `@group(0) @binding(${gBinding}) var<storage, ${gRead ? "read" : "read_write"}> g: ` +
-        `array<${vec ? "vec4<f32>" : "f32"}>;`
-      : "",
-    G_LOAD: g ? (vec ? "return g[k4];" : "return g[k];") : (vec ? "return vec4<f32>(1.0);" : "return 1.0;"),
-    PB: gBinding + (g ? 1 : 0),
-    RES_EXPR: ["v", "v + res[i]", "v + out[i]"][resMode],
-  });
+  // Built only when a kernel is compiled (the cache key below identifies the variant).
+  const prelude = (): string =>
+    specialize(vec ? LINEAR_IO_VEC4_WGSL : LINEAR_IO_SCALAR_WGSL, {
+      ENABLE: f16 ? "enable f16;" : "",
+      WDT: f16 ? "f16" : "f32",
+      WACCESS: wRead ? "read" : "read_write",
+      RES_DECL: resMode === 1 ? "@group(0) @binding(3) var<storage, read_write> res: array<f32>;" : "",
+      G_DECL: g
+        ? `@group(0) @binding(${gBinding}) var<storage, ${gRead ? "read" : "read_write"}> g: ` +
+          `array<${vec ? "vec4<f32>" : "f32"}>;`
+        : "",
+      G_LOAD: g ? (vec ? "return g[k4];" : "return g[k];") : (vec ? "return vec4<f32>(1.0);" : "return 1.0;"),
+      PB: gBinding + (g ? 1 : 0),
+      RES_EXPR: ["v", "v + res[i]", "v + out[i]"][resMode],
+    });
   const storage: ("read" | "rw")[] = tensors.map((t) =>
     t === w ? (wRead ? "read" : "rw") : t === g ? (gRead ? "read" : "rw") : "rw"
   );
@@ -250,7 +252,7 @@ export function linear(
       }
       const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}`, () => ({
         name: `linear_matvec_sw_${variant}_m${M}`,
-        code: prelude + specialize(MATVEC_WGSL, {
+        code: prelude() + specialize(MATVEC_WGSL, {
           ROWS: 8,
           RPT: rpt,
           ...fuse,
@@ -280,7 +282,7 @@ export function linear(
     if (swi && rows < 2) throw new ShapeError(`linear: swiglu needs matvecRows ≥ 2, got ${rows}`);
     const k = kernelFor(rec, `matvec:${variant}:${M}:${rows}`, () => ({
       name: `linear_matvec_${variant}_m${M}`,
-      code: prelude + specialize(MATVEC_WGSL, {
+      code: prelude() + specialize(MATVEC_WGSL, {
         ROWS: rows,
         RPT: 8,
         ...fuse,
@@ -301,7 +303,7 @@ export function linear(
   const entry = naive ? "naive" : t.tm === 8 ? "matmul8" : "matmul4";
   const k = kernelFor(rec, `${entry}:${variant}:${t.tx},${t.ty},${t.tm},${t.bk}`, () => ({
     name: `linear_${entry}_${variant}`,
-    code: prelude + specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk }),
+    code: prelude() + specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk }),
     entryPoint: entry,
     storage,
     params: "uuuuf",

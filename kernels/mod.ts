@@ -75,3 +75,6 @@ export const SPEC_WGSL: string = spec;
 import tree from "./tree.wgsl" with { type: "text" };
 /** EAGLE-3 draft-tree construction: `tree_level`, `tree_finalize`, `gather_rows`. */
 export const TREE_WGSL: string = tree;
+import ttt from "./ttt.wgsl" with { type: "text" };
+/** Training: EAGLE-3 TTT bookkeeping `target_prep`, `fill_rows`, `step_prep`, `metrics`. */
+export const TTT_WGSL: string = ttt;

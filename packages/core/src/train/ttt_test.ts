@@ -1,0 +1,243 @@
+/**
+ * The EAGLE-3 TTT step: the f64 CPU reference (`ttt_ref.ts`) against central finite differences of
+ * its own loss, and the GPU trainer (`ttt.ts`) against the reference — losses, accuracies, every
+ * gradient, the gradient norm and the weights after clip + AdamW — on the bundled tiny target with a
+ * random draft (hidden 128, draft vocabulary 256 with a non-identity map, B = 2, S = 12), for both
+ * hidden-state modes; plus the batched mask, and that the loss falls over 20 steps.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { assertAllClose, randn, rng, testGpu } from "../testing/mod.ts";
+import { loadModelDir } from "../io/model_dir.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { Eagle3Draft } from "../model/eagle3.ts";
+import { EAGLE3_TENSOR_NAMES, type Eagle3Checkpoint, initEagle3Checkpoint } from "../io/eagle3.ts";
+import { LlamaRef } from "../reference/llama_ref.ts";
+import { packMask } from "../ops/attention.ts";
+import { tttMask } from "./attention_bwd.ts";
+import { tttBatchMask, TttTrainer } from "./ttt.ts";
+import { type TttRefInput, tttStepRef, tttUpdateRef } from "./ttt_ref.ts";
+
+const TINY = decodeURIComponent(new URL("../../../../models/tiny", import.meta.url).pathname);
+const dir = await loadModelDir(TINY);
+const cfg = dir.config;
+const B = 2, S = 12, M = B * S, VD = 256;
+
+// Batch: random tokens; loss mask 0 on the first 3 tokens of row 0 and 5 of row 1, 1 after (the
+// last position is masked in, so the zero-filled target row of every step counts: token 0 is in
+// the draft vocabulary, so its uniform target is used).
+const r = rng(11);
+const ids = Array.from({ length: M }, () => 6 + Math.floor(r() * 2000));
+const lossMask = Array.from({ length: M }, (_, i) => ((i % S) >= (i < S ? 3 : 5) ? 1 : 0));
+
+// Target features and logits from the CPU reference model.
+const ref = new LlamaRef(cfg, (name) => dir.weights.f32(name));
+const ckpt0 = initEagle3Checkpoint(dir, { draftVocabSize: VD });
+const F = ckpt0.config.auxLayerIds.length * cfg.hiddenSize;
+const features = new Float32Array(M * F), targetLogits = new Float32Array(M * cfg.vocabSize);
+for (let b = 0; b < B; b++) {
+  ref.reset();
+  const out = ref.forward(ids.slice(b * S, (b + 1) * S), { returnHiddenAtLayers: ckpt0.config.auxLayerIds });
+  targetLogits.set(out.logits, b * S * cfg.vocabSize);
+  ckpt0.config.auxLayerIds.forEach((l, i) => {
+    const h = out.hidden.get(l)!;
+    for (let t = 0; t < S; t++) {
+      features.set(
+        h.subarray(t * cfg.hiddenSize, (t + 1) * cfg.hiddenSize),
+        (b * S + t) * F + i * cfg.hiddenSize,
+      );
+    }
+  });
+}
+
+// Draft vocabulary: token 0, the target's argmax at most positions (so the masks are mostly 1), and
+// random fill; sorted ascending so d2t is a non-trivial offset map.
+const vocab = new Set<number>([0]);
+for (let t = 0; t < M; t++) {
+  if (t % 5 === 4) continue; // leave some argmaxes out of the vocabulary
+  let am = 0;
+  for (let v = 1; v < cfg.vocabSize; v++) {
+    if (targetLogits[t * cfg.vocabSize + v] > targetLogits[t * cfg.vocabSize + am]) am = v;
+  }
+  vocab.add(am);
+}
+while (vocab.size < VD) vocab.add(Math.floor(r() * cfg.vocabSize));
+const used = [...vocab].sort((a, b) => a - b);
+const d2t = Int32Array.from(used, (u, i) => u - i);
+const t2d = new Uint8Array(cfg.vocabSize);
+for (const u of used) t2d[u] = 1;
+
+/** A random draft: linear weights N(0, 0.05²), norm weights 1 + N(0, 0.1²). */
+function makeCkpt(seed: number): Eagle3Checkpoint {
+  const c = initEagle3Checkpoint(dir, { draftVocab: { d2t, t2d }, seed, initStd: 0.05 });
+  EAGLE3_TENSOR_NAMES.forEach((n, i) => {
+    if (n.endsWith("norm.weight")) {
+      const z = randn(c.tensors[n].length, 100 + seed * 31 + i, 0.1);
+      c.tensors[n] = c.tensors[n].map((v, j) => v + z[j]);
+    }
+  });
+  return c;
+}
+
+const input: TttRefInput = { batch: B, seqLen: S, ids, lossMask, features, targetLogits };
+
+/** GPU gradient of `name` (EAGLE layout) from the trainer's fused layout. */
+function gpuGrad(name: string, g: Record<string, Float32Array>, c: Eagle3Checkpoint): Float32Array {
+  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = c.config;
+  const unfuse = (rows: number, at: number) => {
+    const m = new Float32Array(rows * 2 * H);
+    for (let r = 0; r < rows; r++) {
+      m.set(g.qkvEmb.subarray((at + r) * H, (at + r + 1) * H), r * 2 * H);
+      m.set(g.qkvHidden.subarray((at + r) * H, (at + r + 1) * H), r * 2 * H + H);
+    }
+    return m;
+  };
+  switch (name) {
+    case "fc.weight":
+      return g.fc;
+    case "midlayer.input_layernorm.weight":
+      return g.inputNorm;
+    case "midlayer.hidden_norm.weight":
+      return g.hiddenNorm;
+    case "midlayer.self_attn.q_proj.weight":
+      return unfuse(nH * hd, 0);
+    case "midlayer.self_attn.k_proj.weight":
+      return unfuse(nKV * hd, nH * hd);
+    case "midlayer.self_attn.v_proj.weight":
+      return unfuse(nKV * hd, (nH + nKV) * hd);
+    case "midlayer.self_attn.o_proj.weight":
+      return g.o;
+    case "midlayer.post_attention_layernorm.weight":
+      return g.postNorm;
+    case "midlayer.mlp.gate_proj.weight":
+      return g.gateUp.subarray(0, I * H);
+    case "midlayer.mlp.up_proj.weight":
+      return g.gateUp.subarray(I * H);
+    case "midlayer.mlp.down_proj.weight":
+      return g.down;
+    case "norm.weight":
+      return g.norm;
+    case "lm_head.weight":
+      return g.lmHead;
+  }
+  throw new Error(name);
+}
+
+Deno.test("tttBatchMask: B = 1 equals packMask(tttMask); B = 2 is block-diagonal with padded steps", () => {
+  for (let k = 0; k < 4; k++) {
+    assert.deepEqual(tttBatchMask(1, 7, k, 7), packMask(tttMask(7, k), 7, 7 * (k + 1)));
+  }
+  const bits = tttBatchMask(2, 3, 2, 8); // keys: step 0 rows 0..5, step 1 at 8.., step 2 at 16..
+  const words = Math.ceil((16 + 6) / 32);
+  const sees = (q: number, j: number) => ((bits[q * words + (j >> 5)] >>> (j & 31)) & 1) === 1;
+  assert.ok(sees(4, 3) && sees(4, 4) && !sees(4, 5) && !sees(4, 2));
+  assert.ok(sees(4, 8 + 4) && sees(4, 16 + 4) && !sees(4, 8 + 3) && !sees(4, 6));
+});
+
+Deno.test("ttt reference: gradients match central finite differences of its loss", () => {
+  const c = makeCkpt(3);
+  const base = tttStepRef(c, input);
+  assert.ok(base.loss > 0 && Number.isFinite(base.gradNormSq));
+  const probes: [string, number][] = [
+    ["fc.weight", 17],
+    ["midlayer.input_layernorm.weight", 5],
+    ["midlayer.hidden_norm.weight", 77],
+    ["midlayer.self_attn.q_proj.weight", 1000],
+    ["midlayer.self_attn.k_proj.weight", 2011],
+    ["midlayer.self_attn.v_proj.weight", 333],
+    ["midlayer.self_attn.o_proj.weight", 4242],
+    ["midlayer.post_attention_layernorm.weight", 9],
+    ["midlayer.mlp.gate_proj.weight", 777],
+    ["midlayer.mlp.up_proj.weight", 31337],
+    ["midlayer.mlp.down_proj.weight", 123],
+    ["norm.weight", 64],
+    ["lm_head.weight", 2049],
+  ];
+  for (const [name, i] of probes) {
+    const t = c.tensors[name as keyof typeof c.tensors];
+    const orig = t[i];
+    const h = 1e-3;
+    // f64 forward on f32-stored weights: perturb by exactly representable steps.
+    t[i] = orig + h;
+    const up = tttStepRef(c, input, { backward: false }).loss;
+    t[i] = orig - h;
+    const down = tttStepRef(c, input, { backward: false }).loss;
+    t[i] = orig;
+    const fd = (up - down) / (Math.fround(orig + h) - Math.fround(orig - h));
+    const an = base.grads[name as keyof typeof base.grads]![i];
+    assert.ok(Math.abs(fd - an) <= 1e-6 + 1e-4 * Math.abs(an), `${name}[${i}]: analytic ${an} vs FD ${fd}`);
+  }
+});
+
+for (const detachHidden of [false, true]) {
+  Deno.test(`ttt GPU step matches the f64 reference (detachHidden ${detachHidden})`, async () => {
+    const { gpu, rec } = await testGpu();
+    const c = makeCkpt(7);
+    const want = tttStepRef(c, input, { detachHidden });
+    const upd = tttUpdateRef(c, want, { lr: 1e-3 });
+    const model = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 32, maxBatch: 8 });
+    const draft = Eagle3Draft.fromCheckpoint(gpu, c, { maxSeqLen: 16, maxBatch: 4 });
+    const trainer = TttTrainer.create(gpu, model, draft, { maxBatch: B, maxSeqLen: S + 4, detachHidden });
+    try {
+      trainer.recordGradients(rec, { batch: B, seqLen: S, ids, lossMask });
+      const got = await trainer.readMetrics(rec);
+      assertAllClose(got.plosses, want.plosses, { rtol: 2e-4, atol: 1e-6, name: "plosses" });
+      assertAllClose(got.acces, want.acces, { rtol: 1e-6, atol: 1e-6, name: "acces" });
+      assertAllClose([got.loss], [want.loss], { rtol: 2e-4, name: "loss" });
+      assertAllClose([got.gradNorm], [Math.sqrt(want.gradNormSq)], { rtol: 5e-4, name: "grad norm" });
+      const g: Record<string, Float32Array> = {};
+      for (const [k, t] of Object.entries(trainer.grads)) g[k] = await rec.readF32(t);
+      for (const n of EAGLE3_TENSOR_NAMES) {
+        const w = want.grads[n]!;
+        let mx = 0;
+        for (const v of w) mx = Math.max(mx, Math.abs(v));
+        assertAllClose(gpuGrad(n, g, c), w, { rtol: 2e-3, atol: 2e-3 * mx + 1e-9, name: `grad ${n}` });
+      }
+      trainer.recordUpdate(rec, { lr: 1e-3 });
+      const after = await draft.toCheckpoint(rec);
+      for (const n of EAGLE3_TENSOR_NAMES) {
+        // AdamW's first step moves each weight by ≈ lr·sign(g); a gradient that is ~0 relative to
+        // its tensor can flip sign under f32 rounding, so such entries are allowed to differ by 2·lr.
+        const w = want.grads[n]!;
+        let mx = 0;
+        for (const v of w) mx = Math.max(mx, Math.abs(v));
+        const a = after.tensors[n], e = upd[n];
+        for (let i = 0; i < a.length; i++) {
+          const tol = Math.abs(w[i]) < 1e-3 * mx ? 2.1e-3 : 2e-5;
+          assert.ok(Math.abs(a[i] - e[i]) <= tol, `${n}[${i}]: ${a[i]} vs ${e[i]} (grad ${w[i]})`);
+        }
+      }
+    } finally {
+      trainer.destroy();
+      draft.destroy();
+      model.destroy();
+    }
+  });
+}
+
+Deno.test("ttt: the loss falls over 20 steps on one tiny batch; no GPU object per step", async () => {
+  const { gpu, rec } = await testGpu();
+  const model = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 32, maxBatch: 8 });
+  const draft = Eagle3Draft.fromCheckpoint(gpu, makeCkpt(9), { maxSeqLen: 16, maxBatch: 4 });
+  const trainer = TttTrainer.create(gpu, model, draft, { maxBatch: B, maxSeqLen: S });
+  try {
+    const batch = { batch: B, seqLen: S, ids, lossMask };
+    trainer.step(rec, batch, { lr: 3e-3 });
+    const first = await trainer.readMetrics(rec);
+    const pipelines = rec.kernels.pipelineCount, groups = rec.kernels.bindGroupCount;
+    let last = first;
+    for (let s = 1; s < 20; s++) {
+      trainer.step(rec, batch, { lr: 3e-3 });
+      if (s === 19) last = await trainer.readMetrics(rec);
+    }
+    assert.equal(rec.kernels.pipelineCount, pipelines);
+    assert.equal(rec.kernels.bindGroupCount, groups);
+    assert.ok(last.loss < 0.7 * first.loss, `loss ${first.loss} → ${last.loss}`);
+    assert.ok(last.plosses[0] < first.plosses[0]);
+    assert.ok(last.acces[0] >= first.acces[0]);
+  } finally {
+    trainer.destroy();
+    draft.destroy();
+    model.destroy();
+  }
+});

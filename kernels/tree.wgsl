@@ -31,7 +31,7 @@
 //   parent, ranked by node index; retrieve (N−1, width) = root→leaf paths, −1 padded (rows past the
 //   leaf count all −1); info = [numLeaves, maxDepth, N, C].
 //
-// entry gather_rows (one thread per element): dst[r, c] = src[idx[r], c] (NaN when idx[r] ≥
+// entry gather_rows (one thread per element): dst[r, c] = src[idx[idx_off + r], c] (NaN when the index ≥
 //   src_rows) — input_hidden = out_hidden[out_ids] for the next draft step.
 //
 // All bindings are read_write: tensors share arena buffers (see packages/core/src/gpu/kernel.ts).
@@ -316,7 +316,7 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
 // ---------------------------------------------------------------------------------------------
 // gather_rows
 
-struct GatherParams { rows: u32, cols: u32, src_rows: u32 }
+struct GatherParams { rows: u32, cols: u32, src_rows: u32, idx_off: u32 }
 
 @group(0) @binding(0) var<storage, read_write> g_src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> g_idx: array<u32>;
@@ -332,7 +332,7 @@ fn gather_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: v
   }
   let r = i / gp.cols;
   let c = i % gp.cols;
-  let s = g_idx[r];
+  let s = g_idx[gp.idx_off + r];
   if (s < gp.src_rows) {
     g_dst[i] = g_src[s * gp.cols + c];
   } else {

@@ -235,11 +235,13 @@ export function treeFinalize(rec: Recorder, tb: TreeBuffers, root: DynamicValue)
 }
 
 /**
- * Row gather with GPU indices: dst[r, :] = src[idx[r], :] for r < rows (NaN rows where idx[r] ≥
- * src rows). `src` (S, H) f32, `idx` (≥ rows) u32, `dst` (rows, H) f32, not overlapping `src`. One
- * dispatch. Used for the next draft step's `input_hidden = out_hidden[outIds]`.
+ * Row gather with GPU indices: dst[r, :] = src[idx[idxOffset + r], :] for r < rows (NaN rows where the
+ * index ≥ src rows). `src` (S, H) f32, `idx` (≥ idxOffset + rows) u32, `dst` (rows, H) f32, not
+ * overlapping `src`. `idxOffset` lets the index live inside a larger state tensor (bindings must be
+ * 256-byte aligned, so a one-word view would not do). One dispatch. Used for the next draft step's
+ * `input_hidden = out_hidden[outIds]` and the speculative decoder's last-pair row.
  */
-export function gatherRows(rec: Recorder, dst: Tensor, src: Tensor, idx: Tensor): void {
+export function gatherRows(rec: Recorder, dst: Tensor, src: Tensor, idx: Tensor, idxOffset = 0): void {
   if (src.shape.length !== 2) {
     throw new ShapeError(`gatherRows: ${src.name} must be 2-D (S, H), got [${src.shape}]`);
   }
@@ -251,7 +253,9 @@ export function gatherRows(rec: Recorder, dst: Tensor, src: Tensor, idx: Tensor)
   const rows = dst.shape[0];
   dst.expectShape([rows, H], "f32"); // (rows, H)
   idx.expectShape(idx.shape, "u32");
-  if (idx.size < rows) throw new ShapeError(`gatherRows: ${idx.name} has ${idx.size} entries, needs ${rows}`);
+  if (!Number.isInteger(idxOffset) || idxOffset < 0 || idx.size < idxOffset + rows) {
+    throw new ShapeError(`gatherRows: ${idx.name} has ${idx.size} entries, needs ${idxOffset} + ${rows}`);
+  }
   if (
     dst.buffer === src.buffer && dst.offset < src.offset + src.byteLength &&
     src.offset < dst.offset + dst.byteLength
@@ -264,9 +268,9 @@ export function gatherRows(rec: Recorder, dst: Tensor, src: Tensor, idx: Tensor)
     code: TREE_WGSL,
     entryPoint: "gather_rows",
     storage: ["rw", "rw", "rw"],
-    params: "uuu",
+    params: "uuuu",
   }));
-  rec.dispatch(kern, [src, idx, dst], [rows, H, S], grid1d(rows * H));
+  rec.dispatch(kern, [src, idx, dst], [rows, H, S, idxOffset], grid1d(rows * H));
 }
 
 /** A tree read back from {@link TreeBuffers} (tests and diagnostics), in {@link DraftTree}'s layout. */

@@ -1,0 +1,482 @@
+/**
+ * GPU-resident tree speculative decoding (EAGLE-3 draft, dynamic draft tree, lossless verification).
+ *
+ * A cycle, all recorded into the open pass with no CPU round trip (lengths live in the state tensor,
+ * see state.ts):
+ * ```
+ * draft extension   gather the verified features of the accepted path → fc → draft forward over the
+ *                   Dp new pairs (feature of a_p, embedding of a_{p+1}); take row L (last pair)
+ * tree growth       level 0 from the last pair's log-probs; D draft expansions of the k frontier nodes
+ *                   (prefix + tree masks); re-rank → N nodes, ancestor mask, depths, paths
+ * verification      one target forward over the N tree tokens at positions committed + depth, tree
+ *                   attention on top of the KV cache, hidden taps captured
+ * acceptance        T=0: longest path matching the target argmax (+ bonus); T>0: recursive rejection
+ *                   sampling; tokens go into the ring, eos / max tokens set `done`
+ * KV compaction     the accepted path's target KV rows move into place
+ * ```
+ * The first cycle replaces the draft extension by the prompt prefill (target + draft). The CPU encodes
+ * `cyclesPerRead` cycles per submit and reads the state and ring back once per batch, double-buffered:
+ * the next batch is encoded and submitted before the previous batch's readback is awaited. Cycles
+ * after `done` are wasted GPU work and change nothing.
+ * @module
+ */
+import type { Recorder } from "../gpu/recorder.ts";
+import { BufferArena, writeTensor } from "../gpu/arena.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import type { LlamaModel } from "../model/llama.ts";
+import type { Eagle3Draft } from "../model/eagle3.ts";
+import { ShapeError } from "../errors.ts";
+import { argmax, filteredProbs, sample } from "../ops/select.ts";
+import { logSoftmax } from "../ops/softmax.ts";
+import { copyRows } from "../ops/elementwise.ts";
+import { gatherRows, TreeBuffers, treeFinalize, treeLevel } from "../tree/tree_ops.ts";
+import type { ResolvedTreeConfig, TreeConfig } from "../tree/tree_ref.ts";
+import { acceptGreedy, acceptSample, kvCompact } from "./accept.ts";
+import { STATE, STATE_WORDS } from "./state.ts";
+import type { SamplingOptions } from "../decode/generate.ts";
+
+/** Options of {@link SpecDecoder}. */
+export interface SpecDecoderOptions {
+  /** Tree shape (EAGLE-3 defaults: totalTokens 60, depth 7, topK 10). */
+  tree?: TreeConfig;
+  /** Most eos ids honoured (default 8). */
+  maxEos?: number;
+}
+
+/** Options of {@link SpecDecoder.generate}. */
+export interface SpecGenerateOptions extends SamplingOptions {
+  /** Most new tokens. */
+  maxTokens: number;
+  /** Token ids that end generation (not included in the output). */
+  eosIds?: readonly number[];
+  /** Cycles encoded per submit / readback (default 4). */
+  cyclesPerRead?: number;
+  /** Called with each batch of new tokens as soon as it is read back. */
+  onTokens?: (ids: number[]) => void;
+}
+
+/** What {@link SpecDecoder.generate} returns. */
+export interface SpecGenerateResult {
+  /** New tokens, without the stop token. */
+  tokens: number[];
+  /** Prompt length. */
+  promptTokens: number;
+  /** `stop` (eos) or `length` (maxTokens). */
+  finishReason: "stop" | "length";
+  /** Verification cycles run. */
+  cycles: number;
+  /** τ: new tokens per verification cycle, bonus included (Σ_L hist[L]·(L+1) / cycles). */
+  acceptanceLength: number;
+  /** Fraction of cycles that accepted a draft at depth j = 1..Dp−1. */
+  acceptedPerPosition: number[];
+  /** Cycles per accepted length 0..Dp−1. */
+  acceptHistogram: number[];
+  /** Seconds until the first batch of cycles was read back (prefill + first cycles). */
+  prefillSeconds: number;
+  /** Seconds of the whole call. */
+  totalSeconds: number;
+}
+
+/** Speculative decoder for one target + draft pair; all buffers are allocated once here. */
+export class SpecDecoder {
+  /** The target model. */
+  readonly target: LlamaModel;
+  /** The draft model. */
+  readonly draft: Eagle3Draft;
+  /** The resolved tree shape. */
+  readonly tree: ResolvedTreeConfig;
+  /** Dp: path length bound (root + deepest accepted draft). */
+  readonly pathWidth: number;
+  readonly #rec: Recorder;
+  readonly #arena: BufferArena;
+  readonly #tb: TreeBuffers;
+  readonly #state: Tensor; // (STATE_WORDS) u32
+  readonly #ring: Tensor; // (S) u32
+  readonly #promptFeats: Tensor; // (S, nTaps·Ht)
+  readonly #verifyFeats: Tensor; // (N, nTaps·Ht)
+  readonly #draftFeats: Tensor; // (Dp, nTaps·Ht)
+  readonly #fused: Tensor; // (max(Dp, draft chunk), H)
+  readonly #am: Tensor; // (N) u32
+  readonly #probs: Tensor; // (N, V) f32
+  readonly #path: Tensor; // (Dp) u32
+  readonly #seq: Tensor; // (Dp + 1) u32
+  readonly #hist: Tensor; // (2·Dp + 1) u32
+  readonly #eos: Tensor; // (maxEos) u32
+  readonly #lastHidden: Tensor; // (1, H)
+  readonly #lastLogits: Tensor; // (1, Vd)
+  readonly #lp0: Tensor; // (1, Vd)
+  readonly #hidden: Tensor; // (k, H)
+  readonly #lp: Tensor; // (k, Vd)
+  readonly #leafCount: Tensor; // view of tb.info[0] (1) u32
+  readonly #maxEos: number;
+
+  /** Allocate every buffer of the loop for `target` + `draft`. */
+  constructor(target: LlamaModel, draft: Eagle3Draft, rec: Recorder, opts: SpecDecoderOptions = {}) {
+    const tc = target.config, dc = draft.config;
+    if (dc.vocabSize !== tc.vocabSize) {
+      throw new ShapeError(`draft vocab_size ${dc.vocabSize} differs from the target's ${tc.vocabSize}`);
+    }
+    if (dc.targetHiddenSize !== tc.hiddenSize) {
+      throw new ShapeError(
+        `draft target_hidden_size ${dc.targetHiddenSize} differs from the target's ${tc.hiddenSize}`,
+      );
+    }
+    this.target = target;
+    this.draft = draft;
+    this.#rec = rec;
+    this.#maxEos = opts.maxEos ?? 8;
+    this.#tb = new TreeBuffers(target.gpu, { ...opts.tree, draftVocab: dc.draftVocabSize }, draft.d2t);
+    const tree = this.tree = this.#tb.config;
+    const Dp = this.pathWidth = tree.pathWidth;
+    const N = tree.totalTokens, k = tree.topK;
+    if (N > target.maxBatch) {
+      throw new ShapeError(`tree of ${N} tokens exceeds the target's maxBatch ${target.maxBatch}`);
+    }
+    if (k > draft.maxBatch || Dp > draft.maxBatch) {
+      throw new ShapeError(`draft maxBatch ${draft.maxBatch} is below the tree width ${Math.max(k, Dp)}`);
+    }
+    if (N > 64) throw new ShapeError(`tree of ${N} tokens: acceptance supports at most 64`);
+    const S = target.maxSeqLen, F = dc.auxLayerIds.length * tc.hiddenSize, H = dc.hiddenSize;
+    const V = tc.vocabSize, Vd = dc.draftVocabSize;
+    const fusedRows = Math.max(Dp, Math.min(draft.maxBatch, target.maxBatch));
+    const floats = S * F + N * F + Dp * F + fusedRows * H + N * V + 2 * Vd + k * H + k * Vd + H;
+    this.#arena = new BufferArena(target.gpu, 4 * (floats + 4 * Dp + N + 64) + 32 * 256, "spec");
+    const a = this.#arena;
+    this.#state = a.alloc([STATE_WORDS], "u32", "spec.state");
+    this.#ring = target.allocTokenRing();
+    this.#promptFeats = a.alloc([S, F], "f32", "spec.promptFeats");
+    this.#verifyFeats = a.alloc([N, F], "f32", "spec.verifyFeats");
+    this.#draftFeats = a.alloc([Dp, F], "f32", "spec.draftFeats");
+    this.#fused = a.alloc([fusedRows, H], "f32", "spec.fused");
+    this.#am = a.alloc([N], "u32", "spec.argmax");
+    this.#probs = a.alloc([N, V], "f32", "spec.probs");
+    this.#path = a.alloc([Dp], "u32", "spec.path");
+    this.#seq = a.alloc([Dp + 1], "u32", "spec.seq");
+    this.#hist = a.alloc([2 * Dp + 1], "u32", "spec.hist");
+    this.#eos = a.alloc([this.#maxEos], "u32", "spec.eos");
+    this.#lastHidden = a.alloc([1, H], "f32", "spec.lastHidden");
+    this.#lastLogits = a.alloc([1, Vd], "f32", "spec.lastLogits");
+    this.#lp0 = a.alloc([1, Vd], "f32", "spec.lp0");
+    this.#hidden = a.alloc([k, H], "f32", "spec.frontierHidden");
+    this.#lp = a.alloc([k, Vd], "f32", "spec.lp");
+    this.#leafCount = new Tensor(this.#tb.info.buffer, this.#tb.info.offset, [1], "u32", "tree.numLeaves");
+  }
+
+  /** Hidden-state taps of the target, written into `dst` rows [0, T) at column blocks of Ht. */
+  #taps(dst: Tensor, rowOffset: number) {
+    const Ht = this.target.config.hiddenSize, F = dst.shape[1];
+    return this.draft.config.auxLayerIds.map((layer, j) => ({
+      layer,
+      dst,
+      offset: rowOffset * F + j * Ht,
+      stride: F,
+    }));
+  }
+
+  /**
+   * Record the prompt prefill: target over the prompt, the first token (argmax, or sampled at T>0 —
+   * twice with the same counter-based u, into the ring and into the state), draft over the prompt pairs.
+   */
+  #encodePrefill(P: number, opts: SpecGenerateOptions): void {
+    const rec = this.#rec, target = this.target, draft = this.draft;
+    for (let at = 0; at < P; at += target.maxBatch) {
+      const T = Math.min(target.maxBatch, P - at);
+      const logits = target.forward(rec, this.#ring, at, T, at, {
+        logits: at + T === P ? "last" : "none",
+        capture: this.#taps(this.#promptFeats, at),
+      });
+      if (logits) {
+        const temperature = opts.temperature ?? 0;
+        for (const [out, outOffset] of [[this.#ring, P], [this.#state, STATE.root]] as const) {
+          if (temperature <= 0) argmax(rec, out, logits, { outOffset });
+          else {
+            sample(rec, out, logits, {
+              temperature,
+              topK: opts.topK ?? 0,
+              topP: opts.topP ?? 1,
+              seed: opts.seed ?? 0,
+              step: 0xffffffff, // a counter no verification cycle uses
+              outOffset,
+            });
+          }
+        }
+      }
+    }
+    const F = this.#promptFeats.shape[1], H = draft.config.hiddenSize;
+    const chunk = this.#fused.shape[0];
+    for (let at = 0; at < P; at += chunk) {
+      const T = Math.min(chunk, P - at);
+      const feats = new Tensor(
+        this.#promptFeats.buffer,
+        this.#promptFeats.offset + 4 * at * F,
+        [T, F],
+        "f32",
+        "promptFeats.chunk",
+      );
+      const fused = this.#fused.rows(T);
+      draft.fuse(rec, fused, feats);
+      const last = at + T === P;
+      const r = draft.forward(rec, {
+        hidden: fused,
+        ids: this.#ring,
+        idsOffset: at + 1,
+        T,
+        cacheRow: at,
+        pos0: at,
+        kvLen: at + T,
+        logits: last ? "all" : "none",
+      });
+      if (last) {
+        copyRows(
+          rec,
+          this.#lastHidden,
+          { offset: 0, stride: H },
+          r.out,
+          { offset: (T - 1) * H, stride: H },
+          1,
+          H,
+        );
+        const Vd = draft.config.draftVocabSize;
+        copyRows(
+          rec,
+          this.#lastLogits,
+          { offset: 0, stride: Vd },
+          r.logits!,
+          { offset: (T - 1) * Vd, stride: Vd },
+          1,
+          Vd,
+        );
+      }
+    }
+  }
+
+  /** Record the draft extension with the last cycle's accepted tokens (rows draftBase ..). */
+  #encodeDraftExtension(): void {
+    const rec = this.#rec, draft = this.draft, Dp = this.pathWidth;
+    gatherRows(rec, this.#draftFeats, this.#verifyFeats, this.#path);
+    const fused = this.#fused.rows(Dp);
+    draft.fuse(rec, fused, this.#draftFeats);
+    const base = { meta: this.#state, index: STATE.draftBase };
+    const r = draft.forward(rec, {
+      hidden: fused,
+      ids: this.#seq,
+      idsOffset: 1,
+      T: Dp,
+      cacheRow: 0,
+      dynamicRow: base,
+      pos0: 0,
+      dynamicPos: base,
+      kvLen: Dp,
+      dynamicLen: base,
+      logits: "all",
+    });
+    gatherRows(rec, this.#lastHidden, r.out, this.#state, STATE.lastAccept);
+    gatherRows(rec, this.#lastLogits, r.logits!, this.#state, STATE.lastAccept);
+  }
+
+  /** Record tree growth from the last pair (rows draftLen ..) and the final re-rank. */
+  #encodeTree(): void {
+    const rec = this.#rec, draft = this.draft, tb = this.#tb;
+    const { topK: k, depth: D } = this.tree;
+    logSoftmax(rec, this.#lp0, this.#lastLogits);
+    treeLevel(rec, tb, this.#lp0, 0);
+    const len = { meta: this.#state, index: STATE.draftLen };
+    let prevOut = this.#lastHidden; // (1, H) at e = 0 (outIds are all 0), then the last expansion's (k, H)
+    for (let e = 0; e < D; e++) {
+      gatherRows(rec, this.#hidden, prevOut, tb.outIds);
+      const r = draft.forward(rec, {
+        hidden: this.#hidden,
+        ids: tb.frontierTokens,
+        T: k,
+        cacheRow: k * e,
+        dynamicRow: len,
+        pos0: e,
+        dynamicPos: len,
+        kvLen: k * (e + 1),
+        dynamicLen: len,
+        treeMask: { mask: tb.draftMasks[e], treeLen: k * (e + 1) },
+        logits: "all",
+      });
+      logSoftmax(rec, this.#lp, r.logits!);
+      treeLevel(rec, tb, this.#lp, e + 1);
+      prevOut = r.out;
+    }
+    treeFinalize(rec, tb, { meta: this.#state, index: STATE.root });
+  }
+
+  /** Record verification, acceptance and KV compaction. */
+  #encodeVerify(opts: SpecGenerateOptions, numEos: number): void {
+    const rec = this.#rec, target = this.target, tb = this.#tb, N = this.tree.totalTokens;
+    const logits = target.forward(rec, tb.tokens, 0, N, 0, {
+      logits: "all",
+      positions: tb.depths,
+      treeMask: tb.treeMask,
+      dynamic: { meta: this.#state, index: STATE.committed },
+      capture: this.#taps(this.#verifyFeats, 0),
+    })!;
+    const common = {
+      tokens: tb.tokens,
+      state: this.#state,
+      ring: this.#ring,
+      path: this.#path,
+      seq: this.#seq,
+      hist: this.#hist,
+      eos: this.#eos,
+    };
+    const temperature = opts.temperature ?? 0;
+    if (temperature <= 0) {
+      argmax(rec, this.#am, logits);
+      acceptGreedy(
+        rec,
+        { ...common, argmax: this.#am, paths: tb.retrieve, leafCount: this.#leafCount },
+        numEos,
+      );
+    } else {
+      filteredProbs(rec, this.#probs, logits, { temperature, topK: opts.topK ?? 0, topP: opts.topP ?? 1 });
+      acceptSample(
+        rec,
+        { ...common, probs: this.#probs, parents: tb.parents },
+        this.pathWidth,
+        numEos,
+        opts.seed ?? 0,
+      );
+    }
+    for (let l = 0; l < target.config.numLayers; l++) {
+      kvCompact(rec, target.kCache[l], target.vCache[l], this.#state, this.#path);
+    }
+  }
+
+  /**
+   * Generate up to `maxTokens` tokens after `prompt`. T=0 output is token-identical to plain greedy
+   * decoding; at T>0 it is distributed as plain sampling with the same temperature / top-k / top-p.
+   */
+  async generate(prompt: readonly number[], opts: SpecGenerateOptions): Promise<SpecGenerateResult> {
+    const t0 = performance.now();
+    const rec = this.#rec, target = this.target, draft = this.draft;
+    const P = prompt.length, maxTokens = opts.maxTokens;
+    const N = this.tree.totalTokens, Dp = this.pathWidth, k = this.tree.topK;
+    if (P === 0) throw new ShapeError("generate: the prompt is empty (needs at least one token)");
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw new ShapeError(`generate: maxTokens=${maxTokens} must be ≥ 1`);
+    }
+    const needTarget = P + maxTokens + N + Dp, needDraft = P + maxTokens + k * this.tree.depth + Dp;
+    if (needTarget > target.maxSeqLen || needDraft > draft.maxSeqLen) {
+      throw new ShapeError(
+        `generate: prompt (${P}) + max tokens (${maxTokens}) + tree needs ${needTarget} target / ${needDraft} draft ` +
+          `KV rows; the models were loaded with ${target.maxSeqLen} / ${draft.maxSeqLen}`,
+      );
+    }
+    const V = target.config.vocabSize;
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= V) {
+        throw new ShapeError(`generate: prompt token ${id} is outside the vocabulary (${V})`);
+      }
+    }
+    const eos = [...new Set(opts.eosIds ?? [])];
+    if (eos.length > this.#maxEos) {
+      throw new ShapeError(`generate: ${eos.length} eos ids; at most ${this.#maxEos}`);
+    }
+    const K = opts.cyclesPerRead ?? 4;
+    if (!Number.isInteger(K) || K < 1) {
+      throw new ShapeError(`generate: cyclesPerRead=${K} must be an integer ≥ 1`);
+    }
+    if ((opts.temperature ?? 0) > 0) {
+      const seed = opts.seed ?? 0;
+      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+        throw new ShapeError(`generate: seed must be a u32`);
+      }
+    }
+
+    const gpu = target.gpu;
+    const state = new Uint32Array(STATE_WORDS);
+    state[STATE.committed] = P;
+    state[STATE.outLen] = 1;
+    state[STATE.done] = maxTokens <= 1 ? 1 : 0;
+    state[STATE.draftLen] = P;
+    state[STATE.promptLen] = P;
+    state[STATE.maxTokens] = maxTokens;
+    writeTensor(gpu, this.#state, state);
+    writeTensor(gpu, this.#ring, new Uint32Array(prompt));
+    writeTensor(gpu, this.#hist, new Uint32Array(2 * Dp + 1));
+    writeTensor(gpu, this.#eos, new Uint32Array(this.#maxEos).map((_, i) => eos[i] ?? 0));
+
+    const ringOut = new Tensor(
+      this.#ring.buffer,
+      this.#ring.offset + 4 * P,
+      [maxTokens],
+      "u32",
+      "ring.output",
+    );
+    const encodeBatch = (first: boolean): Promise<ArrayBuffer[]> => {
+      for (let c = 0; c < K; c++) {
+        if (first && c === 0) this.#encodePrefill(P, opts);
+        else this.#encodeDraftExtension();
+        this.#encodeTree();
+        this.#encodeVerify(opts, eos.length);
+      }
+      const reads = [rec.readback(this.#state), rec.readback(ringOut), rec.readback(this.#hist)];
+      rec.submit();
+      return Promise.all(reads);
+    };
+
+    const tokens: number[] = [];
+    let finish: "stop" | "length" = "length";
+    let prefillSeconds = 0;
+    let inflight = encodeBatch(true);
+    let st = state, hist = new Uint32Array(2 * Dp + 1);
+    for (let batch = 0;; batch++) {
+      // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
+      const next = batch * K < maxTokens + 2 ? encodeBatch(false) : null;
+      const [sBuf, rBuf, hBuf] = await inflight;
+      rec.checkErrors();
+      if (batch === 0) prefillSeconds = (performance.now() - t0) / 1000;
+      st = new Uint32Array(sBuf);
+      hist = new Uint32Array(hBuf);
+      const ring = new Uint32Array(rBuf);
+      const outLen = Math.min(st[STATE.outLen], maxTokens);
+      if (outLen > tokens.length) {
+        const fresh = Array.from(ring.subarray(tokens.length, outLen));
+        tokens.push(...fresh);
+        opts.onTokens?.(fresh);
+      }
+      if (st[STATE.done]) {
+        if (next) await next;
+        rec.checkErrors();
+        break;
+      }
+      if (!next) {
+        throw new Error(`speculative decoding made no progress after ${batch + 1} batches (state ${st})`);
+      }
+      inflight = next;
+    }
+    finish = st[STATE.outLen] < maxTokens ? "stop" : "length";
+    if (maxTokens <= 1 && tokens.length === 1 && eos.includes(tokens[0])) {
+      tokens.length = 0; // done before any cycle: the prefill's token was eos
+      finish = "stop";
+    }
+    const cycles = st[STATE.cycles];
+    // τ = new tokens per cycle, bonus included: Σ_L hist[L]·(L + 1) / cycles.
+    let emitted = 0;
+    for (let L = 0; L < Dp; L++) emitted += hist[L] * (L + 1);
+    return {
+      tokens,
+      promptTokens: P,
+      finishReason: finish,
+      cycles,
+      acceptanceLength: cycles > 0 ? emitted / cycles : 0,
+      acceptedPerPosition: Array.from(
+        { length: Dp - 1 },
+        (_, j) => (cycles > 0 ? hist[Dp + 2 + j] / cycles : 0),
+      ),
+      acceptHistogram: Array.from(hist.subarray(0, Dp)),
+      prefillSeconds,
+      totalSeconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  /** Free the decoder's own buffers (not the models). */
+  destroy(): void {
+    this.#tb.destroy();
+    this.#arena.destroy();
+  }
+}

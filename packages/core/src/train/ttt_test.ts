@@ -181,17 +181,29 @@ for (const detachHidden of [false, true]) {
     try {
       trainer.recordGradients(rec, { batch: B, seqLen: S, ids, lossMask });
       const got = await trainer.readMetrics(rec);
-      assertAllClose(got.plosses, want.plosses, { rtol: 2e-4, atol: 1e-6, name: "plosses" });
+      // Measured: plosses ~1e-7 relative, grad norm ~2e-7, gradients ≤ 1e-6 of each tensor's max |g|
+      // (f32 GPU vs f64 reference); the bounds leave ~10× margin for other adapters.
+      assertAllClose(got.plosses, want.plosses, { rtol: 2e-6, atol: 1e-7, name: "plosses" });
       assertAllClose(got.acces, want.acces, { rtol: 1e-6, atol: 1e-6, name: "acces" });
-      assertAllClose([got.loss], [want.loss], { rtol: 2e-4, name: "loss" });
-      assertAllClose([got.gradNorm], [Math.sqrt(want.gradNormSq)], { rtol: 5e-4, name: "grad norm" });
+      assertAllClose([got.loss], [want.loss], { rtol: 2e-6, name: "loss" });
+      assertAllClose([got.gradNorm], [Math.sqrt(want.gradNormSq)], { rtol: 5e-6, name: "grad norm" });
       const g: Record<string, Float32Array> = {};
       for (const [k, t] of Object.entries(trainer.grads)) g[k] = await rec.readF32(t);
+      let worstRel = 0;
       for (const n of EAGLE3_TENSOR_NAMES) {
         const w = want.grads[n]!;
         let mx = 0;
         for (const v of w) mx = Math.max(mx, Math.abs(v));
-        assertAllClose(gpuGrad(n, g, c), w, { rtol: 2e-3, atol: 2e-3 * mx + 1e-9, name: `grad ${n}` });
+        const a = gpuGrad(n, g, c);
+        for (let i = 0; i < a.length; i++) worstRel = Math.max(worstRel, Math.abs(a[i] - w[i]) / mx);
+        assertAllClose(a, w, { rtol: 1e-4, atol: 1e-5 * mx + 1e-12, name: `grad ${n}` });
+      }
+      if (Deno.env.get("GTO_TTT_VERBOSE")) {
+        console.log(
+          `plosses max rel ${Math.max(...got.plosses.map((x, k) => Math.abs(x / want.plosses[k] - 1)))}; ` +
+            `grad norm rel ${Math.abs(got.gradNorm / Math.sqrt(want.gradNormSq) - 1)}; ` +
+            `worst grad |Δ|/max|g| per tensor ${worstRel}`,
+        );
       }
       trainer.recordUpdate(rec, { lr: 1e-3 });
       const after = await draft.toCheckpoint(rec);

@@ -163,6 +163,21 @@ interface StepActs {
   mask: Tensor; // (M, words_k) u32
 }
 
+/**
+ * The AdamW state of a {@link TttTrainer} on the host, for checkpoints: the first and second moments
+ * of every weight concatenated in {@link TTT_WEIGHT_KEYS} order (each tensor's elements row-major,
+ * no alignment gaps, so the layout does not depend on how the weights are packed on the GPU) and
+ * the number of optimizer steps taken (the bias-correction step).
+ */
+export interface TttOptimizerState {
+  /** AdamW steps taken ({@link TttTrainer.optimizerSteps}). */
+  step: number;
+  /** First moments, Σ_k size(weight k) f32. */
+  m: Float32Array;
+  /** Second moments, same layout. */
+  v: Float32Array;
+}
+
 /** Runs EAGLE-3 TTT steps for one (target, draft) pair; all GPU memory is allocated at creation. */
 export class TttTrainer {
   /** The target model (frozen). */
@@ -440,6 +455,60 @@ export class TttTrainer {
       loss: m[14],
       gradNorm: m[15],
     };
+  }
+
+  /** Elements of each moment vector of {@link TttOptimizerState} (Σ of the weight sizes). */
+  get optimizerStateSize(): number {
+    return TTT_WEIGHT_KEYS.reduce((s, k) => s + this.draft.weights[k].size, 0);
+  }
+
+  /**
+   * Read the AdamW moments and step count back (submits `rec`, waits for the GPU). Together with the
+   * draft's weights this is everything needed to continue training bit-for-bit.
+   */
+  async exportState(rec: Recorder): Promise<TttOptimizerState> {
+    const ks = TTT_WEIGHT_KEYS;
+    const pm = ks.map((k) => rec.readback(this.#m[k]));
+    const pv = ks.map((k) => rec.readback(this.#v[k]));
+    rec.submit();
+    const [bm, bv] = await Promise.all([Promise.all(pm), Promise.all(pv)]);
+    rec.checkErrors();
+    const n = this.optimizerStateSize;
+    const m = new Float32Array(n), v = new Float32Array(n);
+    let at = 0;
+    ks.forEach((k, i) => {
+      const size = this.draft.weights[k].size;
+      m.set(new Float32Array(bm[i], 0, size), at);
+      v.set(new Float32Array(bv[i], 0, size), at);
+      at += size;
+    });
+    return { step: this.optimizerSteps, m, v };
+  }
+
+  /**
+   * Restore AdamW moments and the step count saved by {@link exportState} (queue-ordered uploads:
+   * call it before recording the next step, never while a recorded step still needs the old moments).
+   * Throws ShapeError when the vectors do not match this draft's weights.
+   */
+  importState(state: TttOptimizerState): void {
+    const n = this.optimizerStateSize;
+    if (!Number.isSafeInteger(state.step) || state.step < 0) {
+      throw new ShapeError(`TttTrainer.importState: step ${state.step} must be an integer ≥ 0`);
+    }
+    if (state.m.length !== n || state.v.length !== n) {
+      throw new ShapeError(
+        `TttTrainer.importState: moments hold ${state.m.length} / ${state.v.length} values; ` +
+          `this draft has ${n} trainable weights`,
+      );
+    }
+    let at = 0;
+    for (const k of TTT_WEIGHT_KEYS) {
+      const size = this.draft.weights[k].size;
+      writeTensor(this.#gpu, this.#m[k], state.m.subarray(at, at + size));
+      writeTensor(this.#gpu, this.#v[k], state.v.subarray(at, at + size));
+      at += size;
+    }
+    this.optimizerSteps = state.step;
   }
 
   /** Free the trainer's GPU memory (not the target's or the draft's). */

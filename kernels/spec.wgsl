@@ -21,8 +21,9 @@
 //   most accepted wins. New tokens: the accepted drafts then the bonus am[last accepted node]; they go
 //   to ring[committed + 1 ..]. eos (ends, excluded) and max_tokens truncate and set done.
 //   Writes path_out (DP): accepted node indices, padded by repeating the last one; seq (DP + 1):
-//   [root, accepted drafts.., bonus] padded; hist: hist[L] += 1 (accepted-length histogram) and
-//   hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per position).
+//   [root, accepted drafts.., bonus] padded; hist: hist[L] += 1 (accepted-length histogram),
+//   hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per position), and the per-cycle
+//   log hist[2·DP + 1 + cycle] = L for the first log_cap cycles.
 // entry accept_sample (T > 0; one thread walks, the tree is tiny): probs (N, V) filtered target
 //   distribution after each node; parents (N) i32 (bound at the `paths` slot). From the root: try
 //   the children of the current node in increasing index; child x is accepted with probability
@@ -41,6 +42,7 @@ struct AcceptParams {
   n_eos: u32,
   v: u32,        // accept_sample: vocabulary size (row length of probs)
   seed: u32,     // accept_sample: RNG seed
+  log_cap: u32,  // entries of the per-cycle accept-length log at hist[2·dp + 1 ..]
 }
 
 @group(0) @binding(0) var<storage, read_write> am: array<u32>;
@@ -140,6 +142,9 @@ fn finish_cycle(best_len: u32, bonus: u32) {
   hist[best_len] += 1u;
   for (var j = 1u; j <= best_len; j++) {
     hist[ap.dp + 1u + j] += 1u;
+  }
+  if (state[3] < ap.log_cap) {
+    hist[2u * ap.dp + 1u + state[3]] = best_len;
   }
   state[8] = committed;
   state[9] = state[4];

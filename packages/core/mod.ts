@@ -27,6 +27,9 @@ export * from "./src/ops/mod.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
 export * from "./src/decode/generate.ts";
+export * from "./src/tree/mod.ts";
+export * from "./src/spec/mod.ts";
+export * from "./src/train/mod.ts";
 export {
   bf16BitsToF32,
   type ChatMessage,

@@ -28,10 +28,21 @@ export interface AcceptBuffers {
   path: Tensor;
   /** (DP + 1) u32 out: root, accepted drafts, bonus; padded with the bonus. */
   seq: Tensor;
-  /** (2·DP + 1) u32 counters: accepted-length histogram, then accepted per depth. */
+  /**
+   * (2·DP + 1 + logCap) u32: accepted-length histogram (DP), accepted per depth (DP + 1), then the
+   * accepted length of each of the first logCap cycles.
+   */
   hist: Tensor;
   /** (≥ 1) u32 eos ids (first `numEos` used). */
   eos: Tensor;
+}
+
+function histLogCap(hist: Tensor, dp: number): number {
+  hist.expectShape([-1], "u32");
+  if (hist.size < 2 * dp + 1) {
+    throw new ShapeError(`${hist.name}: needs ≥ ${2 * dp + 1} entries, has ${hist.size}`);
+  }
+  return hist.size - (2 * dp + 1);
 }
 
 /** Record T=0 acceptance of one verified tree (no-op on the GPU once `done` is set). */
@@ -47,7 +58,7 @@ export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): v
   b.state.expectShape([STATE_WORDS], "u32");
   b.path.expectShape([dp], "u32");
   b.seq.expectShape([dp + 1], "u32");
-  b.hist.expectShape([2 * dp + 1], "u32");
+  const logCap = histLogCap(b.hist, dp);
   if (numEos > b.eos.size) {
     throw new ShapeError(`acceptGreedy: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
   }
@@ -56,12 +67,12 @@ export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): v
     code: SPEC_WGSL,
     entryPoint: "accept_greedy",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
-    params: "uuuuuu",
+    params: "uuuuuuu",
   });
   rec.dispatch(
     k,
     [b.argmax, b.tokens, b.paths, b.leafCount, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
-    [N, dp, leavesMax, numEos, 0, 0],
+    [N, dp, leavesMax, numEos, 0, 0, logCap],
     [1],
   );
 }
@@ -96,7 +107,7 @@ export function acceptSample(
   b.state.expectShape([STATE_WORDS], "u32");
   b.path.expectShape([dp], "u32");
   b.seq.expectShape([dp + 1], "u32");
-  b.hist.expectShape([2 * dp + 1], "u32");
+  const logCap = histLogCap(b.hist, dp);
   if (numEos > b.eos.size) {
     throw new ShapeError(`acceptSample: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
   }
@@ -108,14 +119,14 @@ export function acceptSample(
     code: SPEC_WGSL,
     entryPoint: "accept_sample",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
-    params: "uuuuuu",
+    params: "uuuuuuu",
   });
   // Same slots as accept_greedy with `am`→probs and `paths`→parents; slot 3 (n_leaves) is unused
   // by this entry point, so the state is bound there as a placeholder.
   rec.dispatch(
     k,
     [b.probs, b.tokens, b.parents, b.state, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
-    [N, dp, 0, numEos, V, seed],
+    [N, dp, 0, numEos, V, seed, logCap],
     [1],
   );
 }

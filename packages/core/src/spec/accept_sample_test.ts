@@ -96,7 +96,7 @@ Deno.test("acceptSample on the GPU replays the reference exactly (path, tokens, 
       ring: arena.upload(new Uint32Array(40), [40], "u32", "ring"),
       path: arena.alloc([dp], "u32", "path"),
       seq: arena.alloc([dp + 1], "u32", "seq"),
-      hist: arena.upload(new Uint32Array(2 * dp + 1), [2 * dp + 1], "u32", "hist"),
+      hist: arena.upload(new Uint32Array(2 * dp + 1), [2 * dp + 1], "u32", "hist"), // no per-cycle log
       eos: arena.upload(new Uint32Array([99999]), [1], "u32", "eos"),
     };
     acceptSample(rec, b, dp, 1, seed);

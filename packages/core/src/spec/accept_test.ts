@@ -58,7 +58,7 @@ Deno.test("acceptGreedy + kvCompact match the reference on random trees", async 
       ring: arena.upload(ring0, [ring0.length], "u32", "ring"),
       path: arena.alloc([dp], "u32", "path"),
       seq: arena.alloc([dp + 1], "u32", "seq"),
-      hist: arena.upload(new Uint32Array(2 * dp + 1), [2 * dp + 1], "u32", "hist"),
+      hist: arena.upload(new Uint32Array(2 * dp + 1 + 4), [2 * dp + 1 + 4], "u32", "hist"),
       eos: arena.upload(new Uint32Array([eosId, 98]), [2], "u32", "eos"),
     };
     const rowW = 3, S = committed + n + 2;
@@ -107,6 +107,7 @@ Deno.test("acceptGreedy + kvCompact match the reference on random trees", async 
     equal(st[STATE.cycles], 2);
     equal(hist[L], 1, `${name}: histogram`);
     for (let j = 1; j <= L; j++) equal(hist[dp + 1 + j], 1);
+    equal(hist[2 * dp + 1 + 1], L, `${name}: per-cycle log at cycle 1`);
     const k = await rec.readF32(kc), v = await rec.readF32(vc);
     const kExp = kInit.slice();
     for (let j = 1; j <= L; j++) {

@@ -35,6 +35,9 @@ import { acceptGreedy, acceptSample, kvCompact } from "./accept.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
 import type { SamplingOptions } from "../decode/generate.ts";
 
+/** Cycles whose accepted length is logged individually. */
+const LOG_CAP = 4096;
+
 /** Options of {@link SpecDecoder}. */
 export interface SpecDecoderOptions {
   /** Tree shape (EAGLE-3 defaults: totalTokens 60, depth 7, topK 10). */
@@ -71,6 +74,8 @@ export interface SpecGenerateResult {
   acceptedPerPosition: number[];
   /** Cycles per accepted length 0..Dp−1. */
   acceptHistogram: number[];
+  /** Drafts accepted in each cycle, in order (the first 4096 cycles). */
+  acceptLengths: number[];
   /** Seconds until the first batch of cycles was read back (prefill + first cycles). */
   prefillSeconds: number;
   /** Seconds of the whole call. */
@@ -100,7 +105,7 @@ export class SpecDecoder {
   readonly #probs: Tensor; // (N, V) f32
   readonly #path: Tensor; // (Dp) u32
   readonly #seq: Tensor; // (Dp + 1) u32
-  readonly #hist: Tensor; // (2·Dp + 1) u32
+  readonly #hist: Tensor; // (2·Dp + 1 + LOG_CAP) u32: histograms, then per-cycle accept lengths
   readonly #eos: Tensor; // (maxEos) u32
   readonly #lastHidden: Tensor; // (1, H)
   readonly #lastLogits: Tensor; // (1, Vd)
@@ -152,7 +157,7 @@ export class SpecDecoder {
     this.#probs = a.alloc([N, V], "f32", "spec.probs");
     this.#path = a.alloc([Dp], "u32", "spec.path");
     this.#seq = a.alloc([Dp + 1], "u32", "spec.seq");
-    this.#hist = a.alloc([2 * Dp + 1], "u32", "spec.hist");
+    this.#hist = a.alloc([2 * Dp + 1 + LOG_CAP], "u32", "spec.hist");
     this.#eos = a.alloc([this.#maxEos], "u32", "spec.eos");
     this.#lastHidden = a.alloc([1, H], "f32", "spec.lastHidden");
     this.#lastLogits = a.alloc([1, Vd], "f32", "spec.lastLogits");
@@ -397,7 +402,7 @@ export class SpecDecoder {
     state[STATE.maxTokens] = maxTokens;
     writeTensor(gpu, this.#state, state);
     writeTensor(gpu, this.#ring, new Uint32Array(prompt));
-    writeTensor(gpu, this.#hist, new Uint32Array(2 * Dp + 1));
+    writeTensor(gpu, this.#hist, new Uint32Array(2 * Dp + 1 + LOG_CAP));
     writeTensor(gpu, this.#eos, new Uint32Array(this.#maxEos).map((_, i) => eos[i] ?? 0));
 
     const ringOut = new Tensor(
@@ -423,7 +428,7 @@ export class SpecDecoder {
     let finish: "stop" | "length" = "length";
     let prefillSeconds = 0;
     let inflight = encodeBatch(true);
-    let st = state, hist = new Uint32Array(2 * Dp + 1);
+    let st = state, hist = new Uint32Array(2 * Dp + 1 + LOG_CAP);
     for (let batch = 0;; batch++) {
       // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
       const next = batch * K < maxTokens + 2 ? encodeBatch(false) : null;
@@ -469,6 +474,7 @@ export class SpecDecoder {
         (_, j) => (cycles > 0 ? hist[Dp + 2 + j] / cycles : 0),
       ),
       acceptHistogram: Array.from(hist.subarray(0, Dp)),
+      acceptLengths: Array.from(hist.subarray(2 * Dp + 1, 2 * Dp + 1 + Math.min(cycles, LOG_CAP))),
       prefillSeconds,
       totalSeconds: (performance.now() - t0) / 1000,
     };

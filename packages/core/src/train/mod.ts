@@ -26,3 +26,7 @@ export * from "./attention_bwd.ts";
 export * from "./optim.ts";
 export * from "./schedule.ts";
 export * from "./reference_bwd.ts";
+export * from "./ttt.ts";
+export * from "./ttt_ref.ts";
+export * from "./data.ts";
+export * from "./draft_vocab.ts";

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import {
   describeGpu,
+  Eagle3Draft,
   generate,
   GpuUnavailableError,
   KernelCache,
@@ -15,7 +16,10 @@ import {
   ModelLoadError,
   Recorder,
   requestGpu,
+  resolveTreeConfig,
   ShapeError,
+  SpecDecoder,
+  type TreeConfig,
 } from "@gto/core";
 
 const DEFAULT_MODEL = decodeURIComponent(new URL("../../models/tiny", import.meta.url).pathname);
@@ -35,9 +39,16 @@ Options:
   --top-k K            Keep the K most likely tokens (default 0 = off).
   --seed S             Sampling seed (default 0).
   --weight-dtype D     auto | f32 | f16: GPU storage of the weight matrices (default auto).
-  --steps-per-read N   Decode steps encoded per GPU submit/readback (default 16).
+  --steps-per-read N   Decode steps (plain) or cycles (speculative) per GPU submit/readback
+                       (default 16 plain, 4 speculative).
+  --draft DIR          EAGLE-3 draft directory: decode speculatively with a draft tree (lossless:
+                       T=0 output equals plain greedy decoding).
+  --tree T,D,K         Draft tree: total verified tokens, depth (draft expansions), top-k per node
+                       (default 60,7,10; only with --draft).
   --json               Print one JSON object {text, tokens, prompt_tokens, completion_tokens,
-                       tokens_per_second, finish_reason} instead of streaming text.
+                       tokens_per_second, finish_reason} instead of streaming text; with --draft it
+                       adds cycles, acceptance_length (new tokens per cycle, bonus included) and
+                       accepted_per_position.
   --verbose            Print the adapter and timing to stderr.
   -h, --help           Show this help.
 
@@ -78,6 +89,8 @@ const VALUE_OPTIONS = [
   "seed",
   "weight-dtype",
   "steps-per-read",
+  "draft",
+  "tree",
 ];
 
 /** `--temperature -1` → `--temperature=-1`, so the value reaches our range check and its message. */
@@ -112,6 +125,8 @@ async function main(): Promise<void> {
         seed: { type: "string" },
         "weight-dtype": { type: "string" },
         "steps-per-read": { type: "string" },
+        draft: { type: "string" },
+        tree: { type: "string" },
         json: { type: "boolean" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -149,13 +164,24 @@ async function main(): Promise<void> {
   const stepsPerRead = num(
     "steps-per-read",
     args["steps-per-read"],
-    16,
+    args.draft ? 4 : 16,
     (x) => Number.isInteger(x) && x >= 1,
     "an integer ≥ 1",
   );
   const wd = args["weight-dtype"] ?? "auto";
   if (wd !== "auto" && wd !== "f32" && wd !== "f16") {
     fail(`--weight-dtype ${JSON.stringify(wd)}: expected auto, f32 or f16`);
+  }
+
+  let tree: TreeConfig | undefined;
+  if (args.tree !== undefined) {
+    if (!args.draft) fail("--tree needs --draft");
+    const parts = args.tree.split(",").map((x) => Number(x.trim()));
+    if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x) || x < 0)) {
+      fail(`--tree ${JSON.stringify(args.tree)}: expected TOTAL,DEPTH,TOPK (three non-negative integers)`);
+    }
+    tree = { totalTokens: parts[0], depth: parts[1], topK: parts[2] };
+    resolveTreeConfig(tree); // validates, naming the bad field
   }
 
   const dir = await loadModelDir(args.model ?? DEFAULT_MODEL);
@@ -174,39 +200,53 @@ async function main(): Promise<void> {
   if (prompt.length === 0) fail("the prompt encodes to zero tokens");
   const gpu = await requestGpu();
   if (args.verbose) console.error(`adapter: ${describeGpu(gpu)}`);
-  const maxSeqLen = Math.min(dir.config.maxPositionEmbeddings, Math.max(prompt.length + maxTokens, 64));
   if (prompt.length + maxTokens > dir.config.maxPositionEmbeddings) {
     fail(
       `prompt (${prompt.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context (${dir.config.maxPositionEmbeddings})`,
     );
   }
-  const model = await LlamaModel.load(gpu, dir, { weightDtype: wd, maxSeqLen });
+  // Speculative decoding needs room for one verified tree (and its draft expansions) beyond the output.
+  const treeRoom = args.draft ? 64 + 8 * 10 + 16 : 0;
+  const maxSeqLen = Math.max(prompt.length + maxTokens + treeRoom, 64);
+  const maxBatch = args.draft ? Math.max(128, tree?.totalTokens ?? 60) : 256;
+  const model = await LlamaModel.load(gpu, dir, { weightDtype: wd, maxSeqLen, maxBatch });
   const rec = new Recorder(gpu, new KernelCache(gpu));
-  const ring = model.allocTokenRing();
   let shown = "";
   const streamed: number[] = [];
   const enc = new TextEncoder();
-  const res = await generate(model, rec, ring, prompt, {
-    maxTokens,
-    temperature,
-    topP,
-    topK,
-    seed,
-    stepsPerRead,
-    eosIds: dir.config.eosTokenIds,
-    onTokens: args.json ? undefined : (ids) => {
-      streamed.push(...ids);
-      const full = dir.tokenizer.decode(streamed, { skipSpecialTokens: true });
-      // Hold back a trailing U+FFFD: it may be half of a multi-byte character split across tokens.
-      const safe = full.endsWith("\uFFFD") ? full.slice(0, -1) : full;
-      if (safe.startsWith(shown)) {
-        Deno.stdout.writeSync(enc.encode(safe.slice(shown.length)));
-        shown = safe;
-      }
-    },
-  });
+  const onTokens = args.json ? undefined : (ids: number[]) => {
+    streamed.push(...ids);
+    const full = dir.tokenizer.decode(streamed, { skipSpecialTokens: true });
+    // Hold back a trailing U+FFFD: it may be half of a multi-byte character split across tokens.
+    const safe = full.endsWith("\uFFFD") ? full.slice(0, -1) : full;
+    if (safe.startsWith(shown)) {
+      Deno.stdout.writeSync(enc.encode(safe.slice(shown.length)));
+      shown = safe;
+    }
+  };
+  const sampling = { maxTokens, temperature, topP, topK, seed, eosIds: dir.config.eosTokenIds, onTokens };
+  let res: { tokens: number[]; promptTokens: number; finishReason: string };
+  let seconds: number;
+  let specStats: Record<string, unknown> = {};
+  if (args.draft) {
+    const draft = await Eagle3Draft.load(gpu, args.draft, dir, { maxSeqLen, maxBatch: 128 });
+    const spec = new SpecDecoder(model, draft, rec, { tree });
+    const r = await spec.generate(prompt, { ...sampling, cyclesPerRead: stepsPerRead });
+    res = r;
+    seconds = r.totalSeconds;
+    specStats = {
+      cycles: r.cycles,
+      acceptance_length: Number(r.acceptanceLength.toFixed(4)),
+      accepted_per_position: r.acceptedPerPosition.map((x) => Number(x.toFixed(4))),
+    };
+    spec.destroy();
+    draft.destroy();
+  } else {
+    const r = await generate(model, rec, model.allocTokenRing(), prompt, { ...sampling, stepsPerRead });
+    res = r;
+    seconds = r.prefillSeconds + r.decodeSeconds;
+  }
   const outText = dir.tokenizer.decode(res.tokens, { skipSpecialTokens: true });
-  const seconds = res.prefillSeconds + res.decodeSeconds;
   const tps = res.tokens.length / Math.max(seconds, 1e-9);
   if (args.json) {
     console.log(JSON.stringify({
@@ -216,6 +256,7 @@ async function main(): Promise<void> {
       completion_tokens: res.tokens.length,
       tokens_per_second: Number(tps.toFixed(2)),
       finish_reason: res.finishReason,
+      ...specStats,
     }));
   } else {
     if (outText.startsWith(shown)) Deno.stdout.writeSync(enc.encode(outText.slice(shown.length)));
@@ -223,9 +264,10 @@ async function main(): Promise<void> {
   }
   if (args.verbose) {
     console.error(
-      `${res.tokens.length} tokens in ${seconds.toFixed(3)} s (${tps.toFixed(1)} tok/s; prefill ${
-        (res.prefillSeconds * 1000).toFixed(1)
-      } ms for ${res.promptTokens} tokens); finish: ${res.finishReason}`,
+      `${res.tokens.length} tokens in ${seconds.toFixed(3)} s (${
+        tps.toFixed(1)
+      } tok/s, ${res.promptTokens} prompt tokens); finish: ${res.finishReason}` +
+        (args.draft ? `; cycles ${specStats.cycles}, τ ${specStats.acceptance_length}` : ""),
     );
   }
   model.destroy();

@@ -174,3 +174,43 @@ Deno.test("generate CLI: bad flags → one error line naming the flag", async ()
     /--max-tokens 5000 exceeds the model's context/,
   );
 });
+
+Deno.test("generate CLI: --draft decodes speculatively, losslessly, and reports acceptance", async () => {
+  const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
+  const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
+  const { gpu } = await testGpu();
+  const tmp = await Deno.makeTempDir({ prefix: "gto_generate_draft_" });
+  try {
+    const draft = Eagle3Draft.create(gpu, await loadModelDir(TINY), {
+      seed: 3,
+      draftVocabSize: 256,
+      maxSeqLen: 64,
+    });
+    await draft.save(new Recorder(gpu, new KernelCache(gpu)), tmp);
+    draft.destroy();
+    const plain = await cli("--prompt", "def add(a, b):", "--max-tokens", "12", "--json");
+    const spec = await cli(
+      "--prompt",
+      "def add(a, b):",
+      "--max-tokens",
+      "12",
+      "--json",
+      "--draft",
+      tmp,
+      "--tree",
+      "8,2,3",
+    );
+    assert.equal(spec.code, 0, spec.stderr);
+    const p = JSON.parse(plain.stdout), s = JSON.parse(spec.stdout);
+    assert.deepEqual(s.tokens, p.tokens, "T=0 speculative output equals plain greedy");
+    assert.equal(s.text, p.text);
+    assert.ok(Number.isInteger(s.cycles) && s.cycles >= 1, `cycles ${s.cycles}`);
+    assert.ok(s.acceptance_length >= 1, `acceptance_length ${s.acceptance_length}`);
+    assert.equal(s.accepted_per_position.length, 3, "tree 8,2,3 has paths of up to 3 drafts");
+    await expectError(["--prompt", "x", "--tree", "8,2,3"], /--tree needs --draft/);
+    await expectError(["--prompt", "x", "--draft", tmp, "--tree", "8,2"], /--tree "8,2"/);
+    await expectError(["--prompt", "x", "--draft", `${tmp}/missing`], /missing/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -1,0 +1,694 @@
+/**
+ * `deno task bench:accept`: acceptance length τ and speedup SR of an EAGLE-3 draft on MT-Bench,
+ * HumanEval and GSM8K, following the GTO / EAGLE protocol (DESIGN.md §2), with a losslessness check.
+ *
+ * For every benchmark and temperature the same prompts run through plain decoding (`generate`) and
+ * tree speculative decoding (`SpecDecoder`) with the same max tokens, eos ids (generation_config)
+ * and seeds. Prompts are rendered with the target's chat template (generation prompt appended) and
+ * tokenized without extra special tokens (the template already writes them, like transformers'
+ * `apply_chat_template`):
+ *
+ * - MT-Bench: both turns. Turn 2 is rendered as [user t1, assistant a1, user t2], where a1 is the
+ *   model's own turn-1 answer from *plain* decoding at the same temperature (special tokens dropped),
+ *   so plain and speculative decoding see the identical turn-2 prompt. With `--no-plain`, a1 comes
+ *   from speculative decoding (at T=0 it is the same text).
+ * - HumanEval: the code `prompt` (signature + docstring) is the single user message, as in the
+ *   EAGLE / GTO evaluation scripts (chat models are asked to continue the code as an answer).
+ * - GSM8K: the `question` is the single user message.
+ *
+ * Metrics, aggregated over all prompts of a row (ratios of sums, never means of per-prompt ratios,
+ * so long answers weigh by their cycles and tokens):
+ * - τ = Σ tokens emitted by verification cycles / Σ cycles, where a cycle that accepts L drafts emits
+ *   L + 1 tokens (the bonus token included) — counted from the decoder's accept-length histogram, so
+ *   the last cycle counts in full even when eos / max tokens truncate its output, and the first token
+ *   (from the prompt prefill, before any cycle) is not counted.
+ * - tok/s = Σ new tokens / Σ wall seconds of the decode calls (prefill included, end to end,
+ *   measured around each call after a warm-up run per temperature); SR = spec tok/s ÷ plain tok/s.
+ * - accepted per position d = 1..D: the fraction of cycles that accepted at least d drafts
+ *   (so τ = 1 + Σ_d accepted@d).
+ * - T=0 losslessness: speculative output must equal plain output token for token on every prompt;
+ *   any mismatch is a bug in the decoder, printed loudly and counted (the CLI then exits with 2).
+ *
+ * Prompts that do not fit in the KV cache with the tree (prompt + max tokens + tree rows) are skipped
+ * with a warning and listed in the JSON. Exit codes: 0 ok, 1 usage / data / model error, 2 T=0
+ * mismatches.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  type ChatMessage,
+  describeGpu,
+  Eagle3Draft,
+  generate,
+  type GpuDevice,
+  GpuUnavailableError,
+  KernelCache,
+  LlamaModel,
+  loadModelDir,
+  type ModelDir,
+  ModelLoadError,
+  Recorder,
+  requestGpu,
+  ShapeError,
+  SpecDecoder,
+} from "@gto/core";
+import {
+  BENCH_NAMES,
+  type BenchName,
+  EVAL_FILES,
+  EvalDataError,
+  loadGsm8k,
+  loadHumanEval,
+  loadMtBench,
+} from "./eval_data.ts";
+
+/** Tree shape of the speculative decoder. */
+export interface TreeShape {
+  /** Nodes verified per cycle, root included. */
+  totalTokens: number;
+  /** Draft expansions per cycle. */
+  depth: number;
+  /** Children per expanded node / frontier width. */
+  topK: number;
+}
+
+/** Options of {@link runAcceptBench}. */
+export interface AcceptBenchOptions {
+  /** Target model directory (HF layout). */
+  target: string;
+  /** EAGLE-3 draft directory. */
+  draft: string;
+  /** Directory holding mt_bench/, humaneval/, gsm8k/ (see {@link EVAL_FILES}). */
+  evalDir: string;
+  /** Benchmarks to run (default all three). */
+  benches?: readonly BenchName[];
+  /** First n items of each benchmark (default 80). */
+  n?: number;
+  /** Temperatures (default [0, 1]). */
+  temperatures?: readonly number[];
+  /** Most new tokens per prompt, for both decoders (default 128). */
+  maxTokens?: number;
+  /** Tree shape (default EAGLE-3: 60, 7, 10). */
+  tree?: TreeShape;
+  /** Base seed; prompt j of a temperature uses seed + j for both decoders (default 0). */
+  seed?: number;
+  /** Run plain decoding (default true); without it there is no SR and no losslessness check. */
+  plain?: boolean;
+  /** Verification cycles per readback of the speculative decoder (default: the decoder's). */
+  cyclesPerRead?: number;
+  /** GPU to use (default: requestGpu()). */
+  gpu?: GpuDevice;
+  /** Progress callback, called after each decode call. */
+  progress?: (done: number, total: number, label: string) => void;
+  /** Warnings and loud error lines (default: console.error). */
+  log?: (line: string) => void;
+}
+
+/** Numbers of one decode call. */
+export interface DecodeNumbers {
+  /** New tokens (eos excluded). */
+  tokens: number;
+  /** Wall seconds of the call. */
+  seconds: number;
+  /** `stop` (eos) or `length`. */
+  finishReason: "stop" | "length";
+}
+
+/** Raw numbers of one prompt at one temperature. */
+export interface PromptRecord {
+  /** Benchmark. */
+  bench: BenchName;
+  /** Item id (MT-Bench question_id, HumanEval task_id, GSM8K line index). */
+  id: string | number;
+  /** Turn (1-based; always 1 outside MT-Bench). */
+  turn: number;
+  /** Temperature. */
+  temperature: number;
+  /** Seed given to both decoders. */
+  seed: number;
+  /** Prompt length in tokens. */
+  promptTokens: number;
+  /** Set when the prompt did not fit and was not run. */
+  skipped?: string;
+  /** Plain decoding (absent with --no-plain or when skipped). */
+  plain?: DecodeNumbers;
+  /** Speculative decoding (absent when skipped). */
+  spec?: DecodeNumbers & {
+    /** Verification cycles. */
+    cycles: number;
+    /** Tokens emitted by the cycles: Σ_L hist[L]·(L+1). */
+    cycleTokens: number;
+    /** Cycles per accepted length 0..Dp−1. */
+    acceptHistogram: number[];
+  };
+  /** T=0 with plain: whether the outputs are token-identical. */
+  match?: boolean;
+  /** First differing position and tokens, when they differ. */
+  mismatch?: { index: number; plain: number | null; spec: number | null };
+}
+
+/** One aggregated row of the table (a benchmark, or `all`, at one temperature). */
+export interface AcceptRow {
+  /** Benchmark, or `all` for every benchmark of the temperature together. */
+  bench: BenchName | "all";
+  /** Temperature. */
+  temperature: number;
+  /** Prompts run (skipped ones excluded). */
+  prompts: number;
+  /** Σ new tokens of plain decoding (null without plain). */
+  plainTokens: number | null;
+  /** Σ new tokens of speculative decoding. */
+  specTokens: number;
+  /** Plain tokens/s (Σ tokens / Σ seconds), null without plain. */
+  plainTokPerSec: number | null;
+  /** Speculative tokens/s. */
+  specTokPerSec: number;
+  /** SR = spec tok/s ÷ plain tok/s, null without plain. */
+  speedup: number | null;
+  /** τ = Σ cycle tokens / Σ cycles (bonus included). */
+  tau: number;
+  /** Σ cycles. */
+  cycles: number;
+  /** Fraction of cycles accepting ≥ d drafts, d = 1..Dp−1. */
+  acceptedPerPosition: number[];
+  /** T=0 with plain: prompts whose outputs differ (must be 0); null otherwise. */
+  mismatches: number | null;
+}
+
+/** Everything a run produces (the JSON file). */
+export interface AcceptReport {
+  /** `describeGpu` of the adapter. */
+  adapter: string;
+  /** ISO date of the run. */
+  date: string;
+  /** The settings. */
+  config: {
+    target: string;
+    draft: string;
+    evalDir: string;
+    benches: BenchName[];
+    n: number;
+    temperatures: number[];
+    maxTokens: number;
+    tree: TreeShape;
+    seed: number;
+    plain: boolean;
+    eosIds: number[];
+    targetWeightDtype: string;
+  };
+  /** Aggregated rows, per temperature: each benchmark then `all`. */
+  rows: AcceptRow[];
+  /** Raw per-prompt numbers. */
+  prompts: PromptRecord[];
+  /** Σ T=0 mismatches over all rows (0 for a correct decoder). */
+  mismatches: number;
+}
+
+/** Column headers of the markdown table, in order. */
+export const TABLE_COLUMNS: readonly string[] = [
+  "bench",
+  "T",
+  "prompts",
+  "plain tokens",
+  "spec tokens",
+  "plain tok/s",
+  "spec tok/s",
+  "SR",
+  "τ",
+  "cycles",
+  "accepted per position (d=1..)",
+  "T=0 mismatches",
+];
+
+/** A prompt to run: its chat messages and identity. */
+interface Item {
+  bench: BenchName;
+  id: string | number;
+  turns: string[];
+}
+
+async function loadItems(evalDir: string, bench: BenchName, n: number): Promise<Item[]> {
+  const file = `${evalDir.replace(/\/+$/, "")}/${EVAL_FILES[bench]}`;
+  if (bench === "mt_bench") {
+    return (await loadMtBench(file, n)).map((q) => ({ bench, id: q.id, turns: q.turns }));
+  }
+  if (bench === "humaneval") {
+    return (await loadHumanEval(file, n)).map((t) => ({ bench, id: t.id, turns: [t.prompt] }));
+  }
+  return (await loadGsm8k(file, n)).map((p) => ({ bench, id: p.id, turns: [p.question] }));
+}
+
+/** Prompt token ids of `messages`: chat template when the model has one, else the joined text. */
+function encodeChat(dir: ModelDir, messages: ChatMessage[]): number[] {
+  if (dir.chatTemplate) {
+    const text = dir.chatTemplate.render(messages, { addGenerationPrompt: true });
+    return dir.tokenizer.encode(text, { addSpecialTokens: false });
+  }
+  return dir.tokenizer.encode(messages.map((m) => m.content).join("\n\n"));
+}
+
+function firstDifference(
+  a: number[],
+  b: number[],
+): { index: number; plain: number | null; spec: number | null } {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return { index: i, plain: a[i] ?? null, spec: b[i] ?? null };
+}
+
+function aggregate(
+  bench: BenchName | "all",
+  temperature: number,
+  recs: PromptRecord[],
+  plain: boolean,
+  Dp: number,
+): AcceptRow {
+  const ran = recs.filter((r) => r.spec);
+  const sum = (f: (r: PromptRecord) => number) => ran.reduce((s, r) => s + f(r), 0);
+  const specTokens = sum((r) => r.spec!.tokens), specSec = sum((r) => r.spec!.seconds);
+  const cycles = sum((r) => r.spec!.cycles), cycleTokens = sum((r) => r.spec!.cycleTokens);
+  const plainTokens = plain ? sum((r) => r.plain!.tokens) : null;
+  const plainSec = plain ? sum((r) => r.plain!.seconds) : null;
+  const specTps = specSec > 0 ? specTokens / specSec : 0;
+  const plainTps = plain ? (plainSec! > 0 ? plainTokens! / plainSec! : 0) : null;
+  // accepted@d = cycles with L ≥ d / cycles.
+  const acceptedPerPosition = Array.from({ length: Dp - 1 }, (_, j) => {
+    const d = j + 1;
+    const n = sum((r) => r.spec!.acceptHistogram.slice(d).reduce((a, b) => a + b, 0));
+    return cycles > 0 ? n / cycles : 0;
+  });
+  return {
+    bench,
+    temperature,
+    prompts: ran.length,
+    plainTokens,
+    specTokens,
+    plainTokPerSec: plainTps,
+    specTokPerSec: specTps,
+    speedup: plainTps ? specTps / plainTps : null,
+    tau: cycles > 0 ? cycleTokens / cycles : 0,
+    cycles,
+    acceptedPerPosition,
+    mismatches: plain && temperature === 0 ? ran.filter((r) => r.match === false).length : null,
+  };
+}
+
+/**
+ * Run the benchmark: load target + draft, the eval sets, warm up once per temperature, then plain
+ * and speculative decoding on every prompt. Throws EvalDataError / ModelLoadError on bad inputs.
+ */
+export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptReport> {
+  const benches = [...(opts.benches ?? BENCH_NAMES)];
+  const n = opts.n ?? 80;
+  const temperatures = [...(opts.temperatures ?? [0, 1])];
+  const maxTokens = opts.maxTokens ?? 128;
+  const tree = opts.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
+  const seed = opts.seed ?? 0;
+  const withPlain = opts.plain ?? true;
+  const log = opts.log ?? ((line: string) => console.error(line));
+
+  // Data first: a bad eval file should fail before minutes of model loading.
+  const items = new Map<BenchName, Item[]>();
+  for (const b of benches) items.set(b, await loadItems(opts.evalDir, b, n));
+
+  const gpu = opts.gpu ?? await requestGpu();
+  const dir = await loadModelDir(opts.target);
+  if (!dir.chatTemplate) log(`warning: ${opts.target} has no chat template; prompts are the raw text`);
+  const eosIds = dir.config.eosTokenIds;
+  const batch = Math.max(128, tree.totalTokens);
+  const target = await LlamaModel.load(gpu, dir, { maxBatch: batch });
+  const draft = await Eagle3Draft.load(gpu, opts.draft, dir, {
+    maxSeqLen: target.maxSeqLen,
+    maxBatch: batch,
+  });
+  const rec = new Recorder(gpu, new KernelCache(gpu));
+  const spec = new SpecDecoder(target, draft, rec, { tree });
+  const ring = target.allocTokenRing();
+  const { pathWidth: Dp, totalTokens: N, depth: D, topK: K } = spec.tree;
+  const fits = (P: number) =>
+    P + maxTokens + N + Dp <= target.maxSeqLen && P + maxTokens + K * D + Dp <= draft.maxSeqLen;
+
+  const runs = benches.reduce((s, b) => s + items.get(b)!.reduce((t, it) => t + it.turns.length, 0), 0);
+  const total = runs * temperatures.length * (withPlain ? 2 : 1);
+  let done = 0;
+  const tick = (label: string) => opts.progress?.(++done, total, label);
+
+  const sampling = (temperature: number, s: number) => ({ temperature, topK: 0, topP: 1, seed: s });
+  const runPlain = async (prompt: number[], temperature: number, s: number) => {
+    const t0 = performance.now();
+    const r = await generate(target, rec, ring, prompt, { maxTokens, eosIds, ...sampling(temperature, s) });
+    return { res: r, seconds: (performance.now() - t0) / 1000 };
+  };
+  const runSpec = async (prompt: number[], temperature: number, s: number) => {
+    const t0 = performance.now();
+    const r = await spec.generate(prompt, {
+      maxTokens,
+      eosIds,
+      cyclesPerRead: opts.cyclesPerRead,
+      ...sampling(temperature, s),
+    });
+    return { res: r, seconds: (performance.now() - t0) / 1000 };
+  };
+
+  const records: PromptRecord[] = [];
+  try {
+    for (const temperature of temperatures) {
+      // Warm-up (pipelines, first-use allocations): both decoders on the first prompt, untimed.
+      const first = items.get(benches[0])![0];
+      const warm = encodeChat(dir, [{ role: "user", content: first.turns[0] }]);
+      if (fits(warm.length)) {
+        const wOpts = { maxTokens: Math.min(16, maxTokens), eosIds, ...sampling(temperature, seed) };
+        if (withPlain) await generate(target, rec, ring, warm, wOpts);
+        await spec.generate(warm, { ...wOpts, cyclesPerRead: opts.cyclesPerRead });
+      }
+      let j = 0;
+      for (const bench of benches) {
+        for (const item of items.get(bench)!) {
+          const history: ChatMessage[] = [];
+          let skipRest: string | undefined;
+          for (let t = 0; t < item.turns.length; t++) {
+            history.push({ role: "user", content: item.turns[t] });
+            const prompt = encodeChat(dir, history);
+            const s = (seed + j++) >>> 0;
+            const rec0: PromptRecord = {
+              bench,
+              id: item.id,
+              turn: t + 1,
+              temperature,
+              seed: s,
+              promptTokens: prompt.length,
+            };
+            records.push(rec0);
+            if (!skipRest && !fits(prompt.length)) {
+              skipRest = `prompt of ${prompt.length} tokens + ${maxTokens} new + tree does not fit ` +
+                `the KV cache (${target.maxSeqLen} target / ${draft.maxSeqLen} draft rows)`;
+              log(`warning: skipping ${bench} ${item.id} turn ${t + 1}: ${skipRest}`);
+            }
+            if (skipRest) {
+              rec0.skipped = skipRest;
+              done += withPlain ? 2 : 1;
+              continue;
+            }
+            const label = `${bench} ${item.id}${
+              item.turns.length > 1 ? ` turn ${t + 1}` : ""
+            } T=${temperature}`;
+            let plainTokens: number[] | undefined;
+            if (withPlain) {
+              const p = await runPlain(prompt, temperature, s);
+              plainTokens = p.res.tokens;
+              rec0.plain = {
+                tokens: p.res.tokens.length,
+                seconds: p.seconds,
+                finishReason: p.res.finishReason,
+              };
+              tick(`${label} plain`);
+            }
+            const q = await runSpec(prompt, temperature, s);
+            const hist = q.res.acceptHistogram;
+            rec0.spec = {
+              tokens: q.res.tokens.length,
+              seconds: q.seconds,
+              finishReason: q.res.finishReason,
+              cycles: q.res.cycles,
+              cycleTokens: hist.reduce((a, c, L) => a + c * (L + 1), 0),
+              acceptHistogram: hist,
+            };
+            tick(`${label} spec`);
+            if (plainTokens && temperature === 0) {
+              rec0.match = plainTokens.length === q.res.tokens.length &&
+                plainTokens.every((x, i) => x === q.res.tokens[i]);
+              if (!rec0.match) {
+                rec0.mismatch = firstDifference(plainTokens, q.res.tokens);
+                const m = rec0.mismatch;
+                log(
+                  `!!! LOSSLESSNESS VIOLATION (bug): ${label}: speculative output differs from plain greedy ` +
+                    `at token ${m.index} (plain ${m.plain}, spec ${m.spec}; lengths ${plainTokens.length} / ` +
+                    `${q.res.tokens.length})`,
+                );
+              }
+            }
+            // The next turn sees the model's own answer (plain decoding's, or spec's with --no-plain).
+            const answer = plainTokens ?? q.res.tokens;
+            history.push({
+              role: "assistant",
+              content: dir.tokenizer.decode(answer, { skipSpecialTokens: true }),
+            });
+          }
+        }
+      }
+    }
+  } finally {
+    spec.destroy();
+    draft.destroy();
+    target.destroy();
+    rec.destroy();
+  }
+
+  const rows: AcceptRow[] = [];
+  for (const temperature of temperatures) {
+    const atT = records.filter((r) => r.temperature === temperature);
+    for (const bench of benches) {
+      rows.push(aggregate(bench, temperature, atT.filter((r) => r.bench === bench), withPlain, Dp));
+    }
+    if (benches.length > 1) rows.push(aggregate("all", temperature, atT, withPlain, Dp));
+  }
+  return {
+    adapter: describeGpu(gpu),
+    date: new Date().toISOString(),
+    config: {
+      target: opts.target,
+      draft: opts.draft,
+      evalDir: opts.evalDir,
+      benches,
+      n,
+      temperatures,
+      maxTokens,
+      tree: { ...tree },
+      seed,
+      plain: withPlain,
+      eosIds: [...eosIds],
+      targetWeightDtype: target.weightDtype,
+    },
+    rows,
+    prompts: records,
+    mismatches: rows.filter((r) => r.bench !== "all").reduce((s, r) => s + (r.mismatches ?? 0), 0),
+  };
+}
+
+/** The report as markdown: a settings line, the table, and a loud line when T=0 outputs differed. */
+export function formatMarkdown(report: AcceptReport): string {
+  const c = report.config;
+  const f = (x: number | null, d = 2) => (x === null ? "–" : x.toFixed(d));
+  const lines = [
+    `adapter: ${report.adapter}`,
+    `target: \`${c.target}\` (${c.targetWeightDtype} weights), draft: \`${c.draft}\`, tree ${c.tree.totalTokens}/` +
+    `${c.tree.depth}/${c.tree.topK} (total/depth/top-k), max tokens ${c.maxTokens}, n ${c.n}, seed ${c.seed}, ` +
+    `eos ${JSON.stringify(c.eosIds)}`,
+    "",
+    `| ${TABLE_COLUMNS.join(" | ")} |`,
+    `|${TABLE_COLUMNS.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const r of report.rows) {
+    const bench = r.bench === "all" ? "**all**" : r.bench;
+    lines.push(
+      `| ${
+        [
+          bench,
+          String(r.temperature),
+          String(r.prompts),
+          r.plainTokens === null ? "–" : String(r.plainTokens),
+          String(r.specTokens),
+          f(r.plainTokPerSec, 1),
+          f(r.specTokPerSec, 1),
+          r.speedup === null ? "–" : `${r.speedup.toFixed(2)}×`,
+          r.tau.toFixed(2),
+          String(r.cycles),
+          r.acceptedPerPosition.map((a) => a.toFixed(2)).join(" "),
+          r.mismatches === null ? "–" : r.mismatches === 0 ? "0" : `**${r.mismatches} (BUG)**`,
+        ].join(" | ")
+      } |`,
+    );
+  }
+  lines.push("");
+  lines.push(
+    "τ = Σ tokens emitted by cycles (accepted + bonus) / Σ cycles; tok/s = Σ new tokens / Σ wall seconds " +
+      "per call (prefill included); SR = spec tok/s ÷ plain tok/s; accepted per position d = fraction of " +
+      "cycles accepting ≥ d drafts.",
+  );
+  const skipped = report.prompts.filter((p) => p.skipped).length;
+  if (skipped) lines.push(`${skipped} prompt(s) skipped (too long for the KV cache; see the JSON).`);
+  if (report.mismatches > 0) {
+    lines.push(
+      `**!!! T=0 LOSSLESSNESS CHECK FAILED: ${report.mismatches} prompt(s) where speculative output ≠ plain ` +
+        `greedy output. This is a decoder bug. !!!**`,
+    );
+  } else if (c.plain && c.temperatures.includes(0)) {
+    lines.push("T=0 losslessness: speculative output identical to plain greedy on every prompt.");
+  }
+  return lines.join("\n") + "\n";
+}
+
+const HELP = `Usage: deno task bench:accept --target DIR --draft DIR [options]
+
+Acceptance length τ and speedup SR of an EAGLE-3 draft (plain vs tree speculative decoding) on
+MT-Bench (both turns), HumanEval and GSM8K, with a T=0 losslessness check.
+
+Options:
+  --target DIR         Target model directory (HF layout: config.json, safetensors, tokenizer, template).
+  --draft DIR          EAGLE-3 draft directory (config.json + model.safetensors).
+  --bench LIST         Comma-separated benchmarks: mt_bench,humaneval,gsm8k (default all three).
+  --n N                First N items of each benchmark (default 80; MT-Bench runs 2 turns per item).
+  --temperature LIST   Comma-separated temperatures (default 0,1). T=0 is greedy and checks losslessness.
+  --max-tokens N       Most new tokens per prompt for both decoders (default 128).
+  --tree T,D,K         Draft tree: total tokens (root included, ≤ 64), depth, top-k (default 60,7,10).
+  --seed S             Base sampling seed; prompt j of a temperature uses S + j (default 0).
+  --eval-dir DIR       Evaluation data directory (default <repo>/../shared/data/eval), holding
+                       mt_bench/question.jsonl, humaneval/HumanEval.jsonl.gz, gsm8k/test.jsonl.
+  --json FILE          Write the report with the raw per-prompt numbers as JSON to FILE.
+  --markdown FILE      Also write the markdown table to FILE (it always goes to stdout).
+  --no-plain           Skip plain decoding (no SR, no losslessness check; MT-Bench turn 2 then uses the
+                       speculative turn-1 answer).
+  -h, --help           Show this help.
+
+Prompts: the chat template with the generation prompt; HumanEval's code prompt is the user message.
+Exit status: 0 ok, 1 bad arguments / data / model, 2 T=0 outputs differed (a decoder bug).
+`;
+
+function fail(msg: string): never {
+  console.error(`error: ${msg}`);
+  Deno.exit(1);
+}
+
+function intArg(name: string, v: string | undefined, def: number, min: number): number {
+  if (v === undefined) return def;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min) fail(`--${name} ${JSON.stringify(v)}: expected an integer ≥ ${min}`);
+  return x;
+}
+
+/** A stderr progress bar: redrawn in place on a terminal, a line every ~10 % otherwise. */
+function progressBar(): (done: number, total: number, label: string) => void {
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  const t0 = performance.now();
+  let lastTenth = -1;
+  return (done, total, label) => {
+    const frac = total > 0 ? done / total : 1;
+    const el = (performance.now() - t0) / 1000;
+    const eta = done > 0 ? (el / done) * (total - done) : 0;
+    const w = 30, fill = Math.round(frac * w);
+    const bar = `[${"#".repeat(fill)}${".".repeat(w - fill)}] ${done}/${total} ${el.toFixed(0)}s ` +
+      `eta ${eta.toFixed(0)}s  ${label}`;
+    if (tty) {
+      Deno.stderr.writeSync(enc.encode(`\r\x1b[K${bar}${done === total ? "\n" : ""}`));
+    } else if (Math.floor(frac * 10) > lastTenth || done === total) {
+      lastTenth = Math.floor(frac * 10);
+      Deno.stderr.writeSync(enc.encode(`${bar}\n`));
+    }
+  };
+}
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs({
+      args: Deno.args,
+      options: {
+        target: { type: "string" },
+        draft: { type: "string" },
+        bench: { type: "string" },
+        n: { type: "string" },
+        temperature: { type: "string" },
+        "max-tokens": { type: "string" },
+        tree: { type: "string" },
+        seed: { type: "string" },
+        "eval-dir": { type: "string" },
+        json: { type: "string" },
+        markdown: { type: "string" },
+        "no-plain": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    fail(`${(e as Error).message} (see --help)`);
+  }
+  if (args.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!args.target) fail("--target DIR is required (see --help)");
+  if (!args.draft) fail("--draft DIR is required (see --help)");
+  const benches = (args.bench ?? BENCH_NAMES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const b of benches) {
+    if (!(BENCH_NAMES as readonly string[]).includes(b)) {
+      fail(`--bench ${JSON.stringify(b)}: expected a comma-separated list of ${BENCH_NAMES.join(", ")}`);
+    }
+  }
+  if (benches.length === 0) fail("--bench: empty list");
+  const temperatures = (args.temperature ?? "0,1").split(",").map((s) => {
+    const t = Number(s.trim());
+    if (s.trim() === "" || !Number.isFinite(t) || t < 0) {
+      fail(`--temperature ${JSON.stringify(args.temperature)}: expected comma-separated numbers ≥ 0`);
+    }
+    return t;
+  });
+  let tree: TreeShape = { totalTokens: 60, depth: 7, topK: 10 };
+  if (args.tree !== undefined) {
+    const p = args.tree.split(",").map((s) => Number(s.trim()));
+    if (p.length !== 3 || !p.every((x) => Number.isInteger(x) && x >= 1) || p[0] < 2 || p[0] > 64) {
+      fail(`--tree ${JSON.stringify(args.tree)}: expected T,D,K integers (2 ≤ T ≤ 64, D ≥ 1, K ≥ 1)`);
+    }
+    tree = { totalTokens: p[0], depth: p[1], topK: p[2] };
+  }
+  const seed = intArg("seed", args.seed, 0, 0);
+  const n = intArg("n", args.n, 80, 1);
+  const maxTokens = intArg("max-tokens", args["max-tokens"], 128, 1);
+  if (seed > 0xffffffff) fail("--seed: expected a u32");
+  const evalDir = args["eval-dir"] ??
+    decodeURIComponent(new URL("../../shared/data/eval", import.meta.url).pathname).replace(/\/$/, "");
+
+  let gpu: GpuDevice;
+  try {
+    gpu = await requestGpu();
+  } catch (e) {
+    if (e instanceof GpuUnavailableError) fail(`${e.name}: ${e.message}`);
+    throw e;
+  }
+  console.log(`adapter: ${describeGpu(gpu)}`);
+  let report: AcceptReport;
+  try {
+    report = await runAcceptBench({
+      target: args.target,
+      draft: args.draft,
+      evalDir,
+      benches: benches as BenchName[],
+      n,
+      temperatures,
+      maxTokens,
+      tree,
+      seed,
+      plain: !args["no-plain"],
+      gpu,
+      progress: progressBar(),
+    });
+  } catch (e) {
+    if (e instanceof EvalDataError || e instanceof ModelLoadError || e instanceof ShapeError) {
+      fail(`${e.name}: ${e.message.split("\n")[0]}`);
+    }
+    throw e;
+  }
+  const md = formatMarkdown(report);
+  console.log(md);
+  if (args.markdown) await Deno.writeTextFile(args.markdown, md);
+  if (args.json) await Deno.writeTextFile(args.json, JSON.stringify(report, null, 1) + "\n");
+  if (report.mismatches > 0) {
+    console.error(
+      `!!! ${report.mismatches} T=0 prompt(s) where speculative decoding differed from plain greedy: a BUG !!!`,
+    );
+    Deno.exit(2);
+  }
+}
+
+if (import.meta.main) await main();

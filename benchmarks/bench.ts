@@ -8,15 +8,19 @@ import { parseArgs } from "node:util";
 import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
+import { benchSpec, specTable } from "./spec_bench.ts";
 
 const HELP = `Usage: deno task bench [options]
 
 Options:
   --quick              Smaller shapes and fewer repetitions.
-  --only WHAT          kernels | dispatch | decode (default: all three).
+  --only WHAT          kernels | dispatch | decode | spec (default: all four).
   --model DIR          Model for the decode benchmark; repeatable. Default: models/tiny, plus
                        ../shared/models/small when it exists.
   --decode-tokens N    Tokens per decode run (default 128; quick 64).
+  --draft DIR          EAGLE-3 draft for the spec benchmark (default: a random draft for tiny, plus
+                       ../shared/models/small-eagle3-reference for small when it exists).
+  --tree T,D,K         Tree shape for the spec benchmark (default 60,7,10).
   --json FILE          Also write all rows as JSON to FILE.
   -h, --help           Show this help.
 `;
@@ -40,6 +44,8 @@ try {
       only: { type: "string" },
       model: { type: "string", multiple: true },
       "decode-tokens": { type: "string" },
+      draft: { type: "string" },
+      tree: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -53,8 +59,16 @@ if (args.help) {
   Deno.exit(0);
 }
 const only = args.only;
-if (only !== undefined && !["kernels", "dispatch", "decode"].includes(only)) {
-  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch or decode`);
+if (only !== undefined && !["kernels", "dispatch", "decode", "spec"].includes(only)) {
+  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch, decode or spec`);
+}
+let tree: { totalTokens: number; depth: number; topK: number } | undefined;
+if (args.tree !== undefined) {
+  const p = args.tree.split(",").map(Number);
+  if (p.length !== 3 || p.some((x) => !Number.isInteger(x) || x < 0)) {
+    fail(`--tree ${JSON.stringify(args.tree)}: expected T,D,K`);
+  }
+  tree = { totalTokens: p[0], depth: p[1], topK: p[2] };
 }
 const quick = Boolean(args.quick);
 const decodeTokens = args["decode-tokens"] ? Number(args["decode-tokens"]) : quick ? 64 : 128;
@@ -118,6 +132,29 @@ if (!only || only === "decode") {
     );
   }
   out.decode = rows;
+}
+
+if (!only || only === "spec") {
+  const tiny = decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);
+  const pairs: [string, string | undefined][] = args.model
+    ? args.model.map((m) => [m, args.draft])
+    : [[tiny, args.draft]];
+  if (!args.model) {
+    const shared = decodeURIComponent(new URL("../../shared/models", import.meta.url).pathname);
+    try {
+      if (Deno.statSync(`${shared}/small-eagle3-reference`).isDirectory) {
+        pairs.push([`${shared}/small`, `${shared}/small-eagle3-reference`]);
+      }
+    } catch { /* no ../shared */ }
+  }
+  const rows = [];
+  for (const [m, d] of pairs) {
+    rows.push(
+      await benchSpec(gpu, m, { draftDir: d, tree, maxTokens: quick ? 32 : 64, reps: quick ? 4 : 10 }),
+    );
+  }
+  console.log("\n" + specTable(rows));
+  out.spec = rows;
 }
 
 if (args.json) {

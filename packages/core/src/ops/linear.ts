@@ -27,13 +27,16 @@
  */
 import { LINEAR_IO_SCALAR_WGSL, LINEAR_IO_VEC4_WGSL, MATMUL_WGSL, MATVEC_WGSL } from "@gto/kernels";
 import type { Recorder } from "../gpu/recorder.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { Tensor } from "../gpu/tensor.ts";
 import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import { ShapeError } from "../errors.ts";
 import { grid1d } from "./dispatch.ts";
 
 /** Largest M served by the matrix-vector kernel; larger M uses the tiled matmul. */
 export const MATVEC_MAX_M = 8;
+
+/** On software adapters, `linear` runs M ≤ this many rows as chunks of the matvec kernel. */
+export const SW_CHUNKED_MAX_M = 64;
 
 /** Which kernel {@link linear} records: `auto` (by M), or one forced (tests and benchmarks). */
 export type LinearKernel = "auto" | "matvec" | "tiled" | "naive";
@@ -206,6 +209,22 @@ export function linear(
     );
   }
   if (M === 0 || N === 0) return;
+  // Software adapters: for small M the tiled matmul is ~10× slower than the matvec kernel (measured
+  // on llvmpipe: lm_head 10×8192×128 125 ms tiled vs ~10 ms as two matvec chunks), so split M into
+  // chunks of MATVEC_MAX_M rows when the chunk views stay 256-byte aligned (K, N multiples of 8).
+  if (kind === "auto" && rec.gpu.isFallback && M <= SW_CHUNKED_MAX_M && K % 8 === 0 && N % 8 === 0) {
+    const view = (t: Tensor, cols: number, r0: number, rows: number) =>
+      new Tensor(t.buffer, t.offset + 4 * r0 * cols, [rows, cols], t.dtype, `${t.name}[${r0}:${r0 + rows}]`);
+    for (let r0 = 0; r0 < M; r0 += MATVEC_MAX_M) {
+      const rows = Math.min(MATVEC_MAX_M, M - r0);
+      linear(rec, view(out, N, r0, rows), view(x, K, r0, rows), w, {
+        ...opts,
+        kernel: "matvec",
+        residual: res ? view(res, N, r0, rows) : undefined,
+      });
+    }
+    return;
+  }
 
   const vec = K % 4 === 0;
   const KV = Math.ceil(K / 4);

@@ -82,6 +82,20 @@ export interface SpecGenerateResult {
   totalSeconds: number;
 }
 
+/** Per-phase cost of one cycle, from {@link SpecDecoder.profile}. */
+export interface CycleProfile {
+  /** Draft extension + tree growth + re-rank, ms per cycle. */
+  draftingMs: number;
+  /** The target's forward over the tree, ms per cycle. */
+  verificationMs: number;
+  /** Acceptance + KV compaction (full cycle − the two above), ms. */
+  bookkeepingMs: number;
+  /** A full cycle, ms. */
+  cycleMs: number;
+  /** Dispatches per phase and per full cycle. */
+  dispatches: { drafting: number; verification: number; cycle: number };
+}
+
 /** Speculative decoder for one target + draft pair; all buffers are allocated once here. */
 export class SpecDecoder {
   /** The target model. */
@@ -477,6 +491,79 @@ export class SpecDecoder {
       acceptLengths: Array.from(hist.subarray(2 * Dp + 1, 2 * Dp + 1 + Math.min(cycles, LOG_CAP))),
       prefillSeconds,
       totalSeconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  /**
+   * Cost of a cycle's phases (benchmarks): after a prefill and one cycle on `prompt`, each phase is
+   * recorded `reps` times into one submit and timed from submit to `onSubmittedWorkDone` (Deno adds
+   * ~10 ms completion latency per submit, amortised over `reps`). Drafting = draft extension + tree
+   * growth + re-rank; verification = the target's tree forward; a full cycle adds acceptance and KV
+   * compaction (bookkeeping = full − drafting − verification). Also counts dispatches per phase.
+   */
+  async profile(
+    prompt: readonly number[],
+    opts: { reps?: number; temperature?: number } = {},
+  ): Promise<CycleProfile> {
+    const reps = opts.reps ?? 20;
+    const rec = this.#rec;
+    const gen = {
+      maxTokens: reps * this.pathWidth + 8,
+      eosIds: [],
+      temperature: opts.temperature ?? 0,
+      cyclesPerRead: 1,
+    };
+    await this.generate(prompt, { ...gen, maxTokens: 2 }); // warm-up: compiles every pipeline
+    const time = async (encode: () => void): Promise<{ ms: number; dispatches: number }> => {
+      const d0 = rec.stats.dispatches;
+      const t = performance.now();
+      for (let r = 0; r < reps; r++) encode();
+      await rec.finish();
+      return { ms: (performance.now() - t) / reps, dispatches: (rec.stats.dispatches - d0) / reps };
+    };
+    // Put the decoder into a mid-generation state: prefill + one cycle, not done.
+    const state = new Uint32Array(STATE_WORDS);
+    const P = prompt.length;
+    state[STATE.committed] = P;
+    state[STATE.outLen] = 1;
+    state[STATE.draftLen] = P;
+    state[STATE.promptLen] = P;
+    state[STATE.maxTokens] = gen.maxTokens;
+    writeTensor(this.target.gpu, this.#state, state);
+    writeTensor(this.target.gpu, this.#ring, new Uint32Array(prompt));
+    this.#encodePrefill(P, gen);
+    this.#encodeTree();
+    this.#encodeVerify(gen, 0);
+    await rec.finish();
+    const drafting = await time(() => {
+      this.#encodeDraftExtension();
+      this.#encodeTree();
+    });
+    const N = this.tree.totalTokens, tb = this.#tb;
+    const verification = await time(() => {
+      this.target.forward(rec, tb.tokens, 0, N, 0, {
+        logits: "all",
+        positions: tb.depths,
+        treeMask: tb.treeMask,
+        dynamic: { meta: this.#state, index: STATE.committed },
+        capture: this.#taps(this.#verifyFeats, 0),
+      });
+    });
+    const cycle = await time(() => {
+      this.#encodeDraftExtension();
+      this.#encodeTree();
+      this.#encodeVerify(gen, 0);
+    });
+    return {
+      draftingMs: drafting.ms,
+      verificationMs: verification.ms,
+      bookkeepingMs: Math.max(0, cycle.ms - drafting.ms - verification.ms),
+      cycleMs: cycle.ms,
+      dispatches: {
+        drafting: drafting.dispatches,
+        verification: verification.dispatches,
+        cycle: cycle.dispatches,
+      },
     };
   }
 

@@ -656,7 +656,8 @@ async function main(): Promise<void> {
     if (e instanceof GpuUnavailableError) fail(`${e.name}: ${e.message}`);
     throw e;
   }
-  console.log(`adapter: ${describeGpu(gpu)}`);
+  // stdout carries only the markdown (which repeats the adapter); this line is for the impatient.
+  console.error(`adapter: ${describeGpu(gpu)}`);
   let report: AcceptReport;
   try {
     report = await runAcceptBench({

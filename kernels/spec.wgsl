@@ -27,9 +27,10 @@
 // entry accept_sample (T > 0; one thread walks, the tree is tiny): probs (N, V) filtered target
 //   distribution after each node; parents (N) i32 (bound at the `paths` slot). From the root: try
 //   the children of the current node in increasing index; child x is accepted with probability
-//   p(x) / (1 − r), r = mass of the siblings already rejected here (u·(1 − r) < p(x)); on acceptance
-//   move to x (r = 0); when all children are rejected, or at a leaf, the bonus is drawn from p with
-//   the rejected tokens removed (inverse CDF in index order). Lossless: the emitted sequence has the
+//   p(x) / (1 − r), r = mass of the siblings already rejected here (u·(1 − r) < p(x)); a rejected
+//   child's p(x) is zeroed in place (probs is per-cycle scratch); on acceptance move to x (r = 0);
+//   when all children are rejected, or at a leaf, the bonus is drawn from the (zeroed) row by
+//   inverse CDF in index order. Lossless: the emitted sequence has the
 //   distribution of sampling from p token by token. u_d = pcg(d + pcg(cycles + pcg(seed))) · 2⁻²⁴
 //   for the d-th draw of the cycle (`acceptSampleRef` replays it on the CPU).
 // entry kv_compact: one workgroup per call (one layer): for j = 0..L, cache row base + path[j] →
@@ -173,8 +174,8 @@ fn accept_sample() {
   if (state[2] != 0u) {
     return;
   }
-  var removed: array<u32, 64>;
-  var n_removed = 0u;
+  // Rejected children are removed by zeroing their probability in the (per-cycle scratch) probs row,
+  // so the residual needs no list (a private array indexed at runtime miscompiled on llvmpipe).
   var cur = 0u;
   var len = 0u;
   var r = 0.0;
@@ -200,14 +201,10 @@ fn accept_sample() {
         seq[len] = x;
         cur = c;
         r = 0.0;
-        n_removed = 0u;
         break;
       }
       r += px;
-      if (n_removed < 64u) {
-        removed[n_removed] = x;
-        n_removed += 1u;
-      }
+      probs[cur * ap.v + x] = 0.0;
     }
     if (!accepted || !has_child || len + 1u >= ap.dp) {
       break;
@@ -219,12 +216,7 @@ fn accept_sample() {
   var best = 0u;
   var best_p = -1.0;
   for (var i = 0u; i < ap.v; i++) {
-    var w = probs[base + i];
-    for (var k = 0u; k < n_removed; k++) {
-      if (removed[k] == i) {
-        w = 0.0;
-      }
-    }
+    let w = probs[base + i];
     total += w;
     if (w > best_p) {
       best_p = w;
@@ -235,12 +227,7 @@ fn accept_sample() {
   var bonus = best; // rounding fallback
   var acc = 0.0;
   for (var i = 0u; i < ap.v; i++) {
-    var w = probs[base + i];
-    for (var k = 0u; k < n_removed; k++) {
-      if (removed[k] == i) {
-        w = 0.0;
-      }
-    }
+    let w = probs[base + i];
     acc += w;
     if (w > 0.0 && acc > goal) {
       bonus = i;

@@ -120,3 +120,46 @@ Deno.test("acceptSample on the GPU replays the reference exactly (path, tokens, 
   ok(lengths.size >= 3, `accepted lengths seen: ${[...lengths]}`);
   arena.destroy();
 });
+
+Deno.test("acceptSample at a real vocabulary size (8192) replays the reference, padding included", async () => {
+  // Regression: with a runtime-indexed private array for the rejected tokens, llvmpipe never drew
+  // some tokens and skipped the padding loops (the fix zeroes rejected p(x) in the probs row).
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "accept-sample-8192");
+  const V = 8192, dp = 4;
+  const tokens = [2947, 22, 468, 28, 28, 468], parents = [-1, 0, 0, 0, 1, 1];
+  const probs = new Float32Array(tokens.length * V);
+  probs[422] = 0.256;
+  probs[2947] = 0.288;
+  probs[4599] = 0.456;
+  probs[22] = 0; // the drafted children have no mass: all rejected, bonus from the root row
+  for (let r = 1; r < tokens.length; r++) probs[r * V + 5] = 1;
+  const seen = new Set<number>();
+  for (let seed = 1; seed <= 24; seed++) {
+    arena.reset();
+    const st = new Uint32Array(STATE_WORDS);
+    st[STATE.committed] = 10;
+    st[STATE.outLen] = 1;
+    st[STATE.maxTokens] = 100;
+    st[STATE.promptLen] = 10;
+    const b = {
+      probs: arena.upload(probs, [tokens.length, V], "f32", "probs"),
+      tokens: arena.upload(new Uint32Array(tokens), [tokens.length], "u32", "tokens"),
+      parents: arena.upload(new Int32Array(parents), [tokens.length], "i32", "parents"),
+      state: arena.upload(st, [STATE_WORDS], "u32", "state"),
+      ring: arena.upload(new Uint32Array(40), [40], "u32", "ring"),
+      path: arena.alloc([dp], "u32", "path"),
+      seq: arena.alloc([dp + 1], "u32", "seq"),
+      hist: arena.upload(new Uint32Array(2 * dp + 1), [2 * dp + 1], "u32", "hist"),
+      eos: arena.upload(new Uint32Array(1), [1], "u32", "eos"),
+    };
+    acceptSample(rec, b, dp, 0, seed);
+    const ref = acceptSampleRef(tokens, parents, probs, V, dp, (d) => sampleUniform(seed, 0, d));
+    const seq = await rec.read(b.seq) as Uint32Array;
+    const L = ref.nodes.length - 1;
+    deepEqual(Array.from(seq), [...ref.tokens, ...new Array(dp + 1 - L - 1).fill(ref.bonus)], `seed ${seed}`);
+    seen.add(ref.bonus);
+  }
+  ok(seen.has(2947) && seen.has(422) && seen.has(4599), `bonus tokens seen: ${[...seen]}`);
+  arena.destroy();
+});

@@ -567,6 +567,11 @@ export class SpecDecoder {
     };
   }
 
+  /** Internal buffers, for diagnostics and tests (read them only after a generate call). */
+  get buffers(): { probs: Tensor; tree: TreeBuffers; state: Tensor; path: Tensor; seq: Tensor } {
+    return { probs: this.#probs, tree: this.#tb, state: this.#state, path: this.#path, seq: this.#seq };
+  }
+
   /** Free the decoder's own buffers (not the models). */
   destroy(): void {
     this.#tb.destroy();

@@ -12,6 +12,7 @@ import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
 import { SpecDecoder } from "./decoder.ts";
 import { rng, testGpu } from "../testing/mod.ts";
+import { LlamaRef } from "../reference/llama_ref.ts";
 
 const TINY = decodeURIComponent(new URL("../../../../models/tiny", import.meta.url).pathname);
 
@@ -105,5 +106,93 @@ Deno.test("T=0 speculative decoding is token-identical to plain greedy (random d
   }
   ok(acceptedSomething > 0, "no draft was ever accepted: the acceptance paths were not exercised");
   console.log(`drafts accepted in ${acceptedSomething} cycles`);
+  target.destroy();
+});
+
+Deno.test("T>0 speculative sampling has the target's distribution (χ² vs exact probabilities, tiny)", async () => {
+  const { gpu, rec } = await testGpu();
+  const dir = await loadModelDir(TINY);
+  const target = await LlamaModel.load(gpu, dir, { maxSeqLen: 64, maxBatch: 16 });
+  const prompt = dir.tokenizer.encode("The number of");
+  const temperature = 1.3, topK = 3;
+  // Exact distribution of (t1, t2) from the f64 CPU reference: filtered softmax at each step.
+  const ref = new LlamaRef(dir.config, (n) => dir.weights.f32(n));
+  const V = dir.config.vocabSize;
+  const filtered = (logits: Float32Array): Map<number, number> => {
+    const z = Array.from(logits, (v) => v / temperature);
+    const top = z.map((_, i) => i).sort((a, b) => z[b] - z[a] || a - b).slice(0, topK);
+    const mx = z[top[0]];
+    const w = top.map((i) => Math.exp(z[i] - mx));
+    const s = w.reduce((a, b) => a + b, 0);
+    return new Map(top.map((i, j) => [i, w[j] / s]));
+  };
+  const p1 = filtered(ref.forward(prompt).logits.subarray((prompt.length - 1) * V));
+  const joint = new Map<string, number>();
+  for (const [t1, q1] of p1) {
+    ref.reset();
+    const l = ref.forward([...prompt, t1]).logits;
+    for (const [t2, q2] of filtered(l.subarray(prompt.length * V))) joint.set(`${t1},${t2}`, q1 * q2);
+  }
+  // Draft vocabulary = the candidate tokens, so the random draft proposes them and acceptance happens.
+  const cand = [...new Set([...joint.keys()].flatMap((k) => k.split(",").map(Number)))];
+  const ids = [...new Set([...cand, ...Array.from({ length: 32 }, (_, i) => i)])].sort((a, b) => a - b);
+  const t2d = new Uint8Array(V);
+  for (const t of ids) t2d[t] = 1;
+  const draft = Eagle3Draft.create(gpu, dir, {
+    draftVocab: { d2t: new Int32Array(ids.map((t, i) => t - i)), t2d },
+    seed: 9,
+    maxSeqLen: 64,
+    maxBatch: 16,
+  });
+  const spec = new SpecDecoder(target, draft, rec, { tree: { totalTokens: 6, depth: 2, topK: 3 } });
+  const counts = new Map<string, number>();
+  const n = 240;
+  let accepted = 0;
+  for (let seed = 1; seed <= n; seed++) {
+    const r = await spec.generate(prompt, {
+      maxTokens: 2,
+      eosIds: [],
+      temperature,
+      topK,
+      seed,
+      cyclesPerRead: 1,
+    });
+    const key = r.tokens.join(",");
+    ok(joint.has(key), `seed ${seed}: (${key}) has probability 0 under the target`);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    accepted += r.acceptHistogram.slice(1).reduce((a, b) => a + b, 0);
+  }
+  // χ² goodness of fit, cells with expected count < 5 pooled.
+  let chi2 = 0, df = -1, poolE = 0, poolO = 0;
+  for (const [k, p] of joint) {
+    const e = p * n, o = counts.get(k) ?? 0;
+    if (e < 5) {
+      poolE += e;
+      poolO += o;
+      continue;
+    }
+    chi2 += (o - e) ** 2 / e;
+    df++;
+  }
+  if (poolE > 0) {
+    chi2 += (poolO - poolE) ** 2 / poolE;
+    df++;
+  }
+  for (const [k, p] of joint) {
+    console.log(`  (${k}): expected ${(p * n).toFixed(1)}, observed ${counts.get(k) ?? 0}`);
+  }
+  const crit = [10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88][Math.max(df, 1) - 1];
+  console.log(
+    `χ² = ${
+      chi2.toFixed(2)
+    } (df ${df}, critical ${crit} at p = 0.001); drafts accepted in ${accepted} cycles`,
+  );
+  ok(
+    chi2 < crit,
+    `speculative samples do not follow the target distribution: χ² ${chi2.toFixed(2)} ≥ ${crit}`,
+  );
+  ok(accepted > 10, `only ${accepted} cycles accepted a draft: the rejection path alone was tested`);
+  spec.destroy();
+  draft.destroy();
   target.destroy();
 });

@@ -1,0 +1,583 @@
+/**
+ * The trainer's settings: one table of flags ({@link FLAGS}) drives the command line (`node:util`
+ * `parseArgs`), the `--config FILE` JSON (keys are the flag names without `--`), the `--help` text
+ * and validation, so the three can never disagree. Precedence: defaults < config file < flags.
+ * Every problem is a {@link ConfigError} with a one-line message naming the flag, or the file and
+ * key, at fault.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { CORPUS_SOURCES, type CorpusSource } from "@gto/core";
+
+/** A bad flag, config file or config key; the message is one line and names the culprit. */
+export class ConfigError extends Error {
+  /** Create the error (newlines in `message` are folded into spaces). */
+  constructor(message: string) {
+    super(message.replace(/\s*\n\s*/g, " "));
+    this.name = "ConfigError";
+  }
+}
+
+/** Everything `deno task train` needs to know (flag `--max-prompts` ↔ key `maxPrompts`). */
+export interface TrainConfig {
+  /** Target model directory. */
+  target: string;
+  /** Output directory. */
+  out: string;
+  /** Corpus directory (gsm8k/, mbpp/, svamp/). */
+  corpus: string;
+  /** Prompt sources, interleaved round-robin. */
+  sources: CorpusSource[];
+  /** Prompts in all (training + held-out evaluation). */
+  maxPrompts: number;
+  /** Sampling temperature of the response regeneration (0 = greedy). */
+  regenTemperature: number;
+  /** Most new tokens per regenerated response. */
+  regenMaxTokens: number;
+  /** Regenerated-data cache file (null: OUT/data.jsonl). */
+  cache: string | null;
+  /** Draft vocabulary size (null: min(32000, ⌈V/4⌉)). */
+  draftVocab: number | null;
+  /** Draft to start from (its vocabulary is kept), or null for a fresh one. */
+  initDraft: string | null;
+  /** Optimizer steps in all. */
+  steps: number;
+  /** Sequences per batch. */
+  batch: number;
+  /** Most tokens per sequence. */
+  seqLen: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warmup steps (null: min(100, ⌊steps/10⌋)). */
+  warmup: number | null;
+  /** Learning rate at the end of the cosine decay. */
+  minLr: number;
+  /** AdamW decoupled weight decay. */
+  weightDecay: number;
+  /** Gradient clipping norm. */
+  clip: number;
+  /** Seed of the draft initialisation and of the data order. */
+  seed: number;
+  /** Read metrics back and log every N steps. */
+  logEvery: number;
+  /** Evaluate τ every N steps (0: only at the end). */
+  evalEvery: number;
+  /** Held-out prompts (the last ones of the prompt list). */
+  evalPrompts: number;
+  /** Most new tokens per evaluation prompt. */
+  evalMaxTokens: number;
+  /** Checkpoint every N steps (0: only at the end or on interrupt). */
+  saveEvery: number;
+  /** Continue from OUT/latest. */
+  resume: boolean;
+  /** Stop (with a checkpoint) after this step in this run (null: run to `steps`). */
+  stopAfter: number | null;
+  /** Evaluation tree shape: total tokens, depth, top-k. */
+  tree: { totalTokens: number; depth: number; topK: number };
+}
+
+type Kind = "int" | "num" | "path" | "bool" | "sources" | "tree";
+
+interface FlagSpec {
+  flag: string;
+  key: keyof TrainConfig;
+  kind: Kind;
+  arg?: string;
+  help: string;
+  /** Inclusive lower bound for numbers. */
+  min?: number;
+  /** Exclusive lower bound for numbers. */
+  gt?: number;
+  /** May be null / omitted (the default is computed later). */
+  nullable?: boolean;
+  /** Not allowed in config files. */
+  cliOnly?: boolean;
+}
+
+/** The default corpus: `../shared/data/corpus` next to the repository root. */
+export const DEFAULT_CORPUS: string = decodeURIComponent(
+  new URL("../../../shared/data/corpus", import.meta.url).pathname,
+).replace(/\/+$/, "");
+
+/** Defaults of every setting except `target` and `out`. */
+export const DEFAULTS: Omit<TrainConfig, "target" | "out"> = {
+  corpus: DEFAULT_CORPUS,
+  sources: [...CORPUS_SOURCES],
+  maxPrompts: 512,
+  regenTemperature: 0,
+  regenMaxTokens: 256,
+  cache: null,
+  draftVocab: null,
+  initDraft: null,
+  steps: 1000,
+  batch: 4,
+  seqLen: 256,
+  lr: 5e-4,
+  warmup: null,
+  minLr: 0,
+  weightDecay: 0,
+  clip: 0.5,
+  seed: 0,
+  logEvery: 10,
+  evalEvery: 200,
+  evalPrompts: 8,
+  evalMaxTokens: 48,
+  saveEvery: 500,
+  resume: false,
+  stopAfter: null,
+  tree: { totalTokens: 60, depth: 7, topK: 10 },
+};
+
+/** The flag table: `--flag` ↔ config key `flag` ↔ {@link TrainConfig} field. */
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    flag: "target",
+    key: "target",
+    kind: "path",
+    arg: "DIR",
+    help: "Target model directory (HF layout). Required.",
+  },
+  { flag: "out", key: "out", kind: "path", arg: "DIR", help: "Output directory (created). Required." },
+  {
+    flag: "corpus",
+    key: "corpus",
+    kind: "path",
+    arg: "DIR",
+    help: "Prompt corpus with gsm8k/, mbpp/, svamp/ (default ../shared/data/corpus from the repo root).",
+  },
+  {
+    flag: "sources",
+    key: "sources",
+    kind: "sources",
+    arg: "LIST",
+    help: `Comma-separated prompt sources, interleaved (default ${CORPUS_SOURCES.join(",")}).`,
+  },
+  {
+    flag: "max-prompts",
+    key: "maxPrompts",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Prompts in all, training + held-out (default ${DEFAULTS.maxPrompts}).`,
+  },
+  {
+    flag: "regen-temperature",
+    key: "regenTemperature",
+    kind: "num",
+    arg: "T",
+    min: 0,
+    help: "Temperature of the target's response regeneration (default 0 = greedy).",
+  },
+  {
+    flag: "regen-max-tokens",
+    key: "regenMaxTokens",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Most tokens per regenerated response (default ${DEFAULTS.regenMaxTokens}).`,
+  },
+  {
+    flag: "cache",
+    key: "cache",
+    kind: "path",
+    arg: "FILE",
+    nullable: true,
+    help: "Regenerated-data cache, reused and extended across runs (default OUT/data.jsonl).",
+  },
+  {
+    flag: "draft-vocab",
+    key: "draftVocab",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    nullable: true,
+    help: "Draft vocabulary: the N most frequent response tokens (default min(32000, ceil(V/4))).",
+  },
+  {
+    flag: "init-draft",
+    key: "initDraft",
+    kind: "path",
+    arg: "DIR",
+    nullable: true,
+    help: "Start from this EAGLE-3 draft (keeps its vocabulary) instead of a fresh one.",
+  },
+  {
+    flag: "steps",
+    key: "steps",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Optimizer steps (default ${DEFAULTS.steps}).`,
+  },
+  {
+    flag: "batch",
+    key: "batch",
+    kind: "int",
+    arg: "B",
+    min: 1,
+    help: `Sequences per step (default ${DEFAULTS.batch}).`,
+  },
+  {
+    flag: "seq-len",
+    key: "seqLen",
+    kind: "int",
+    arg: "S",
+    min: 2,
+    help: `Most tokens per sequence; longer samples are cut (default ${DEFAULTS.seqLen}).`,
+  },
+  {
+    flag: "lr",
+    key: "lr",
+    kind: "num",
+    arg: "LR",
+    gt: 0,
+    help: `Peak learning rate (default ${DEFAULTS.lr}).`,
+  },
+  {
+    flag: "warmup",
+    key: "warmup",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    nullable: true,
+    help: "Linear warmup steps, then cosine decay (default min(100, steps/10)).",
+  },
+  {
+    flag: "min-lr",
+    key: "minLr",
+    kind: "num",
+    arg: "LR",
+    min: 0,
+    help: "Learning rate at the last step (default 0).",
+  },
+  {
+    flag: "weight-decay",
+    key: "weightDecay",
+    kind: "num",
+    arg: "W",
+    min: 0,
+    help: "AdamW decoupled weight decay (default 0; betas 0.9/0.95).",
+  },
+  {
+    flag: "clip",
+    key: "clip",
+    kind: "num",
+    arg: "C",
+    gt: 0,
+    help: `Gradient clipping (global norm, default ${DEFAULTS.clip}).`,
+  },
+  {
+    flag: "seed",
+    key: "seed",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help: "Seed of the draft initialisation and the data order (default 0).",
+  },
+  {
+    flag: "log-every",
+    key: "logEvery",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Read metrics back, log and plot every N steps (default ${DEFAULTS.logEvery}).`,
+  },
+  {
+    flag: "eval-every",
+    key: "evalEvery",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help:
+      `Measure tau on the held-out prompts every N steps and at the end (0: end only; default ${DEFAULTS.evalEvery}).`,
+  },
+  {
+    flag: "eval-prompts",
+    key: "evalPrompts",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help:
+      `Held-out prompts (the last N, never trained on; 0: no evaluation; default ${DEFAULTS.evalPrompts}).`,
+  },
+  {
+    flag: "eval-max-tokens",
+    key: "evalMaxTokens",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Most new tokens per evaluation prompt (default ${DEFAULTS.evalMaxTokens}).`,
+  },
+  {
+    flag: "save-every",
+    key: "saveEvery",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help: `Checkpoint every N steps (0: only at the end / on Ctrl-C; default ${DEFAULTS.saveEvery}).`,
+  },
+  {
+    flag: "resume",
+    key: "resume",
+    kind: "bool",
+    help: "Continue exactly from OUT/latest (settings not given again are taken from the checkpoint).",
+  },
+  {
+    flag: "stop-after",
+    key: "stopAfter",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    nullable: true,
+    help: "Stop after step N of this run with a checkpoint (resume later with --resume).",
+  },
+  {
+    flag: "tree",
+    key: "tree",
+    kind: "tree",
+    arg: "T,D,K",
+    help: "Evaluation draft tree: total tokens, depth, top-k (default 60,7,10).",
+  },
+];
+
+const BY_FLAG = new Map(FLAGS.map((f) => [f.flag, f]));
+
+/** The `--help` text. */
+export const HELP: string = (() => {
+  const rows = FLAGS.map((f) => [`--${f.flag}${f.arg ? ` ${f.arg}` : ""}`, f.help]);
+  rows.splice(2, 0, [
+    "--config FILE",
+    'JSON object of settings; keys are the flag names ("max-prompts": 300).',
+  ]);
+  rows.push(["-h, --help", "Show this help."]);
+  const w = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return `Usage: deno task train --target DIR --out DIR [--config FILE] [options]
+
+Phase I of draft training (EAGLE-3 training-time test): prompts from the corpus, responses
+regenerated by the target, a fresh (or --init-draft) EAGLE-3 draft trained with 7 unrolled steps,
+AdamW, warmup + cosine lr; tau measured with tree speculative decoding on held-out prompts.
+Precedence: defaults < --config file < flags. Ctrl-C finishes the step, checkpoints, exits 130.
+
+Options:
+${rows.map(([a, b]) => `  ${a.padEnd(w)}${b}`).join("\n")}
+
+Writes OUT/metrics.jsonl, OUT/metrics.svg, OUT/checkpoint-STEP/ (draft + trainer_state.*),
+OUT/latest (name of the newest checkpoint), OUT/draft/ (final draft, EAGLE-3 layout), OUT/data.jsonl.
+
+Example:
+  deno task train --target models/tiny --out out/tiny-draft
+`;
+})();
+
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return `array ${JSON.stringify(v).slice(0, 40)}`;
+  if (typeof v === "string") return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function expectation(f: FlagSpec): string {
+  switch (f.kind) {
+    case "int":
+      return `an integer ≥ ${f.min ?? 0}`;
+    case "num":
+      return f.gt !== undefined ? `a number > ${f.gt}` : `a number ≥ ${f.min ?? 0}`;
+    case "path":
+      return "a non-empty path string";
+    case "bool":
+      return "true or false";
+    case "sources":
+      return `a comma-separated list (or array) of ${CORPUS_SOURCES.join(", ")}`;
+    case "tree":
+      return "TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
+  }
+}
+
+/** Convert a raw value (a flag string or a JSON value) to the setting's type; undefined if invalid. */
+function convert(f: FlagSpec, raw: unknown, fromCli: boolean): unknown {
+  if (raw === null && f.nullable && !fromCli) return null;
+  switch (f.kind) {
+    case "int":
+    case "num": {
+      let x: number;
+      if (fromCli) {
+        if (typeof raw !== "string" || raw.trim() === "") return undefined;
+        x = Number(raw);
+      } else {
+        if (typeof raw !== "number") return undefined;
+        x = raw;
+      }
+      if (!Number.isFinite(x)) return undefined;
+      if (f.kind === "int" && !Number.isSafeInteger(x)) return undefined;
+      if (f.min !== undefined && x < f.min) return undefined;
+      if (f.gt !== undefined && !(x > f.gt)) return undefined;
+      return x;
+    }
+    case "path":
+      return typeof raw === "string" && raw !== "" ? raw : undefined;
+    case "bool":
+      return typeof raw === "boolean" ? raw : undefined;
+    case "sources": {
+      const list = typeof raw === "string" ? raw.split(",").map((s) => s.trim()) : raw;
+      if (!Array.isArray(list) || list.length === 0) return undefined;
+      if (!list.every((s) => typeof s === "string" && (CORPUS_SOURCES as readonly string[]).includes(s))) {
+        return undefined;
+      }
+      if (new Set(list).size !== list.length) return undefined;
+      return list;
+    }
+    case "tree": {
+      const list = typeof raw === "string"
+        ? raw.split(",").map((s) => s.trim() === "" ? NaN : Number(s))
+        : raw;
+      if (!Array.isArray(list) || list.length !== 3) return undefined;
+      if (!list.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 1)) return undefined;
+      return { totalTokens: list[0], depth: list[1], topK: list[2] };
+    }
+  }
+}
+
+/** A parsed command line: the settings given (by field) and where each came from. */
+export interface ParsedSettings {
+  /** Whether `--help` was asked for. */
+  help: boolean;
+  /** Settings given explicitly (config file, then flags on top). */
+  given: Partial<TrainConfig>;
+  /** Fields set by a flag or the config file (what `--resume` keeps instead of the checkpoint's). */
+  explicit: Set<keyof TrainConfig>;
+}
+
+/**
+ * Parse a config file's text: a JSON object whose keys are flag names. Throws {@link ConfigError}
+ * naming `file` (and the key) on bad JSON, unknown keys and wrongly typed values.
+ */
+export function parseConfigText(file: string, text: string): Partial<TrainConfig> {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+    throw new ConfigError(`${file}: expected a JSON object of settings, got ${describeValue(obj)}`);
+  }
+  const out: Partial<TrainConfig> = {};
+  for (const [k, raw] of Object.entries(obj)) {
+    const f = BY_FLAG.get(k);
+    if (!f || f.cliOnly) {
+      const hint = FLAGS.find((g) => g.key === k);
+      throw new ConfigError(
+        `${file}: unknown key "${k}"${
+          hint ? ` (did you mean "${hint.flag}"?)` : ""
+        }; keys are the flag names`,
+      );
+    }
+    const v = convert(f, raw, false);
+    if (v === undefined) {
+      throw new ConfigError(`${file}: key "${k}" must be ${expectation(f)}, got ${describeValue(raw)}`);
+    }
+    (out as Record<string, unknown>)[f.key] = v;
+  }
+  return out;
+}
+
+/** Options that take a value (parseArgs would read a negative number after them as a flag). */
+const VALUE_FLAGS = new Set(["config", ...FLAGS.filter((f) => f.kind !== "bool").map((f) => f.flag)]);
+
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1];
+    if (a.startsWith("--") && VALUE_FLAGS.has(a.slice(2)) && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Parse the command line (and the `--config` file it names). Throws {@link ConfigError} with a
+ * one-line message on an unknown flag, a bad value, or a bad config file.
+ */
+export async function parseSettings(argv: readonly string[]): Promise<ParsedSettings> {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  };
+  for (const f of FLAGS) options[f.flag] = { type: f.kind === "bool" ? "boolean" : "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: joinNegativeValues(argv), options, strict: true, allowPositionals: false })
+      .values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw new ConfigError(`${e instanceof Error ? e.message : String(e)} (see --help)`);
+  }
+  if (values.help) return { help: true, given: {}, explicit: new Set() };
+  const given: Partial<TrainConfig> = {};
+  if (typeof values.config === "string") {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(values.config);
+    } catch (e) {
+      throw new ConfigError(`--config ${values.config}: cannot read: ${e instanceof Error ? e.message : e}`);
+    }
+    Object.assign(given, parseConfigText(values.config, text));
+  }
+  for (const f of FLAGS) {
+    const raw = values[f.flag];
+    if (raw === undefined) continue;
+    const v = convert(f, raw, true);
+    if (v === undefined) {
+      throw new ConfigError(`--${f.flag} ${JSON.stringify(raw)}: expected ${expectation(f)}`);
+    }
+    (given as Record<string, unknown>)[f.key] = v;
+  }
+  return { help: false, given, explicit: new Set(Object.keys(given) as (keyof TrainConfig)[]) };
+}
+
+/** Defaults + `given`; throws {@link ConfigError} when `--target` or `--out` is missing. */
+export function resolveConfig(given: Partial<TrainConfig>): TrainConfig {
+  if (!given.target) throw new ConfigError("--target DIR is required (see --help)");
+  if (!given.out) throw new ConfigError("--out DIR is required (see --help)");
+  return {
+    ...DEFAULTS,
+    sources: [...DEFAULTS.sources],
+    tree: { ...DEFAULTS.tree },
+    ...given,
+    target: given.target,
+    out: given.out,
+  };
+}
+
+/** The settings as a config-file object (flag names as keys), e.g. for trainer_state.json. */
+export function configToJson(cfg: TrainConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of FLAGS) {
+    const v = cfg[f.key];
+    out[f.flag] = f.kind === "tree" ? [cfg.tree.totalTokens, cfg.tree.depth, cfg.tree.topK] : v;
+  }
+  return out;
+}
+
+/** Settings that change the training trajectory (a resume with other values is no longer exact). */
+export const TRAJECTORY_KEYS: readonly (keyof TrainConfig)[] = [
+  "target",
+  "corpus",
+  "sources",
+  "maxPrompts",
+  "regenTemperature",
+  "regenMaxTokens",
+  "draftVocab",
+  "initDraft",
+  "steps",
+  "batch",
+  "seqLen",
+  "lr",
+  "warmup",
+  "minLr",
+  "weightDecay",
+  "clip",
+  "seed",
+  "evalPrompts",
+];

@@ -141,7 +141,9 @@ export function attention(
     throw new ShapeError(`attention: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
   }
   if (!Number.isFinite(scale)) throw new ShapeError(`attention: scale ${scale} is not finite`);
-  const wg = Tq * nH <= WIDE_BELOW ? 256 : 128;
+  // Software adapters (llvmpipe): 64-thread workgroups are 20–35 % faster for decode-sized problems
+  // (fewer fibers switched at each barrier; measured 423 → 261 µs at tiny's shape, kv 32).
+  const wg = rec.gpu.isFallback ? 64 : Tq * nH <= WIDE_BELOW ? 256 : 128;
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(
     k,

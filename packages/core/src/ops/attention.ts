@@ -88,6 +88,8 @@ export function attention(
     mask?: Tensor;
     treeMask?: TreeMask;
     dynamicLen?: DynamicValue;
+    /** Force the workgroup size (tests; default: 64 on software adapters, else 256 or 128 by size). */
+    workgroupSize?: 32 | 64 | 128 | 256;
   },
 ): void {
   const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen } = opts;
@@ -143,7 +145,8 @@ export function attention(
   if (!Number.isFinite(scale)) throw new ShapeError(`attention: scale ${scale} is not finite`);
   // Software adapters (llvmpipe): 64-thread workgroups are 20–35 % faster for decode-sized problems
   // (fewer fibers switched at each barrier; measured 423 → 261 µs at tiny's shape, kv 32).
-  const wg = rec.gpu.isFallback ? 64 : Tq * nH <= WIDE_BELOW ? 256 : 128;
+  const wg = opts.workgroupSize ?? (rec.gpu.isFallback ? 64 : Tq * nH <= WIDE_BELOW ? 256 : 128);
+  if (wg < hd / 4) throw new ShapeError(`attention: workgroup size ${wg} below headDim/4 = ${hd / 4}`);
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(
     k,

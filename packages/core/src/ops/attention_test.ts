@@ -198,3 +198,34 @@ Deno.test("attention with a GPU-resident length and prefix + tree mask matches a
   }
   arena.destroy();
 });
+
+Deno.test("attention: every workgroup size (the GPU defaults 256/128 and the software 64) matches", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "attn-wg");
+  for (const [nH, nKV, hd, Tq, kvLen] of [[4, 2, 32, 1, 300], [6, 2, 64, 17, 70], [2, 1, 128, 3, 600]]) {
+    arena.reset();
+    const kvW = nKV * hd;
+    const q = randn(Tq * nH * hd, 1), k = randn(kvLen * kvW, 2), v = randn(kvLen * kvW, 3);
+    const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
+    const tK = arena.upload(k, [kvLen, kvW], "f32", "k"), tV = arena.upload(v, [kvLen, kvW], "f32", "v");
+    const dims = { tq: Tq, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
+    const expected = attentionRef(q, k, v, causalMask(Tq, kvLen, kvLen - Tq), 1 / Math.sqrt(hd), dims);
+    for (const wg of [32, 64, 128, 256] as const) {
+      if (wg < hd / 4) continue;
+      const out = arena.alloc([Tq, nH * hd], "f32", "out");
+      attention(rec, out, tQ, tK, tV, {
+        numHeads: nH,
+        numKvHeads: nKV,
+        headDim: hd,
+        kvLen,
+        workgroupSize: wg,
+      });
+      assertAllClose(await rec.readF32(out), expected, {
+        rtol: 1e-4,
+        atol: 2e-5,
+        name: `wg ${wg} hd ${hd} kv ${kvLen}`,
+      });
+    }
+  }
+  arena.destroy();
+});

@@ -9,6 +9,7 @@ import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
+import { median } from "./stats.ts";
 
 const HELP = `Usage: deno task bench [options]
 
@@ -24,11 +25,6 @@ Options:
   --json FILE          Also write all rows as JSON to FILE.
   -h, --help           Show this help.
 `;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 function fail(msg: string): never {
   console.error(`error: ${msg}`);

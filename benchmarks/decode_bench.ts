@@ -15,6 +15,7 @@ import {
   Recorder,
   writeTensor,
 } from "@gto/core";
+import { median } from "./stats.ts";
 
 /** One measured configuration. */
 export interface DecodeBenchRow {
@@ -32,11 +33,6 @@ export interface DecodeBenchRow {
   decodeTokensPerSecond: number;
   /** GPU dispatches recorded per decoded token. */
   dispatchesPerToken: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Measure one model directory. */

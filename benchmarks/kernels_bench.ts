@@ -25,6 +25,7 @@ import {
   type LinearKernel,
   type TileConfig,
 } from "../packages/core/src/ops/linear.ts";
+import { median } from "./stats.ts";
 
 /** One measured configuration. */
 export interface BenchRow {
@@ -52,11 +53,6 @@ export interface BenchKernelsOptions {
   reps?: number;
   /** Target wall time of one run in ms (default 200). */
   minRunMs?: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Fill a tensor with small pseudo-random values (f32 or f16 bits) without a CPU reference. */

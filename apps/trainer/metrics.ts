@@ -236,8 +236,15 @@ export function renderSvg(rows: readonly MetricsRow[]): string {
   const evals = rows.filter((r): r is EvalRow => "eval" in r);
   const xMax = Math.max(1, ...rows.map((r) => r.step));
   const nk = Math.max(0, ...steps.map((r) => r.loss_k.length));
+  // The logged losses are of single batches (noisy with small batches): also an EMA (α = 0.2).
+  let ema = NaN;
+  const emaPoints = steps.map((r): [number, number] => {
+    ema = Number.isNaN(ema) ? r.loss : 0.8 * ema + 0.2 * r.loss;
+    return [r.step, ema];
+  });
   const lossSeries: Series[] = [
-    { name: "loss (Σ0.8^k)", color: "#000", points: steps.map((r) => [r.step, r.loss]) },
+    { name: "loss (Σ0.8^k)", color: "#bbb", points: steps.map((r) => [r.step, r.loss]) },
+    { name: "loss EMA", color: "#000", points: emaPoints },
     ...Array.from({ length: nk }, (_, k) => ({
       name: `loss step ${k}`,
       color: COLORS[k % COLORS.length],

@@ -76,7 +76,8 @@ export function bufferId(b: GPUBuffer): number {
 /** Pipeline and bind-group caches for one device. */
 export class KernelCache {
   readonly #gpu: GpuDevice;
-  readonly #kernels = new Map<string, Kernel>();
+  readonly #kernels = new Map<string, Map<string, Kernel>>();
+  #count = 0;
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   readonly #maxBindGroups: number;
 
@@ -88,7 +89,7 @@ export class KernelCache {
 
   /** Number of compiled pipelines (for tests and diagnostics). */
   get pipelineCount(): number {
-    return this.#kernels.size;
+    return this.#count;
   }
 
   /** Number of cached bind groups. */
@@ -98,10 +99,14 @@ export class KernelCache {
 
   /** Compile `spec` once; later calls with the same spec return the cached kernel. */
   get(spec: KernelSpec): Kernel {
+    // Two levels so a lookup never concatenates the WGSL text: the same source string object (a module
+    // constant) keeps its hash cached by V8, so the outer lookup is O(1) after the first call.
+    let byCode = this.#kernels.get(spec.code);
+    if (!byCode) this.#kernels.set(spec.code, byCode = new Map());
     const key = `${spec.entryPoint ?? "main"}\u0000${JSON.stringify(spec.constants ?? {})}\u0000${
       spec.storage.join(",")
-    }\u0000${spec.params ?? ""}\u0000${spec.code}`;
-    const hit = this.#kernels.get(key);
+    }\u0000${spec.params ?? ""}`;
+    const hit = byCode.get(key);
     if (hit) return hit;
     const device = this.#gpu.device;
     const paramBytes = spec.params ? Math.ceil((spec.params.length * 4) / 16) * 16 : 0;
@@ -125,7 +130,8 @@ export class KernelCache {
       compute: { module, entryPoint: spec.entryPoint ?? "main", constants: spec.constants },
     });
     const kernel: Kernel = { spec, pipeline, layout, paramBytes, id: nextId++ };
-    this.#kernels.set(key, kernel);
+    byCode.set(key, kernel);
+    this.#count++;
     return kernel;
   }
 

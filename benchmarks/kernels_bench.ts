@@ -131,6 +131,8 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
       const t = tile ?? defaultTile(rec, M, N);
       const kname = kernel === "tiled"
         ? `tiled ${t.tm}x${t.tm}/${t.tx}x${t.ty} bk${t.bk} (${t.ty * t.tm}x${t.tx * t.tm})`
+        : kernel === "direct"
+        ? "direct 16x8/8x8 (128x64)"
         : kernel === "matvec"
         ? (matvecRows === undefined && software
           ? `matvec rows-per-thread ${rowsPerThread ?? 8}`
@@ -158,6 +160,11 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
   for (const h of [384, 1024]) for (const M of ms) await matmul(M, h, h, "tiled");
   const big = quick || software ? 1024 : 4096;
   await matmul(big, big, big, "tiled");
+  // Direct (no workgroup memory) kernel, the software-adapter default, at the same shapes.
+  if (software) {
+    await matmul(256, 1024, 1024, "direct");
+    await matmul(big, big, big, "direct");
+  }
   // Naive baseline (one thread per output) at a shape also measured tiled above.
   await matmul(256, 1024, 1024, "naive");
   if (!software) await matmul(big, big, big, "naive");

@@ -9,6 +9,11 @@
  * - larger M: `matmul8` / `matmul4` (kernels/matmul.wgsl) — K-stepped tiles in workgroup memory,
  *   8×8 or 4×4 outputs per thread in named vec4 registers; the tile shape is picked per adapter.
  *
+ * - on software adapters M > {@link SW_CHUNKED_MAX_M} (or M > 8 when the chunk views would be
+ *   misaligned): `matmul_sw16` (kernel `direct`): 8×8 threads, 16×8 outputs each, x and w read
+ *   straight from storage as vec4 along K (no workgroup memory, no barriers: 24 vec4 loads per
+ *   512 FMAs, where `matmul8` needs 16 per 64 plus the staging; llvmpipe turns each load into a
+ *   per-lane scalar loop, so that ratio decides). `matmul_sw` (8×8 per thread) is kept for tuning.
  * - on software adapters (llvmpipe) M ≤ 8 uses `matvec_sw` instead: each thread owns 8 weight rows
  *   and walks all of K with no workgroup memory or barriers (llvmpipe turns every load into a
  *   per-lane scalar loop and every barrier into a coroutine switch, so the number of loads decides;
@@ -38,8 +43,11 @@ export const MATVEC_MAX_M = 8;
 /** On software adapters, `linear` runs M ≤ this many rows as chunks of the matvec kernel. */
 export const SW_CHUNKED_MAX_M = 64;
 
-/** Which kernel {@link linear} records: `auto` (by M), or one forced (tests and benchmarks). */
-export type LinearKernel = "auto" | "matvec" | "tiled" | "naive";
+/**
+ * Which kernel {@link linear} records: `auto` (by M and adapter), or one forced (tests and benchmarks):
+ * `tiled` = `matmul8`/`matmul4`, `direct` = `matmul_sw16`/`matmul_sw` (the software-adapter default).
+ */
+export type LinearKernel = "auto" | "matvec" | "tiled" | "direct" | "naive";
 
 /** A tile configuration of the tiled kernel: TX×TY threads, TM×TM outputs each, BK-deep K steps. */
 export interface TileConfig {
@@ -61,6 +69,8 @@ export interface LinearOptions {
   kernel?: LinearKernel;
   /** Override the tiled kernel's tile configuration (benchmarks / tuning). */
   tile?: TileConfig;
+  /** Rows per thread of the `direct` kernel: 16 (`matmul_sw16`, default) or 8 (`matmul_sw`). */
+  directRows?: 8 | 16;
   /**
    * Override the weight rows per 256-thread workgroup of the `reduce` matvec (power of two, 1..256;
    * benchmarks / tuning). Giving it selects the `reduce` matvec unless `matvecKind` says otherwise.
@@ -152,8 +162,9 @@ export function defaultTile(rec: Recorder, M: number, N: number): TileConfig {
  * out = x·wᵀ (+ residual). x (M, K) f32; w (N, K) f32 or f16 (HF layout); out (M, N) f32;
  * residual (M, N) f32, may be the same tensor as out. Leading dimensions of x / out / residual are
  * flattened into M (x (..., K) → out (..., N)). One dispatch: `matvec` for M ≤ 8, else the tiled
- * matmul. Throws {@link ShapeError} naming the tensor on any shape/dtype mismatch, when `out`
- * overlaps `x` or partially overlaps `residual`, and for an f16 weight on a device without shader-f16.
+ * matmul (`direct`, i.e. `matmul_sw16`, on software adapters; matvec chunks there for M ≤ 64).
+ * Throws {@link ShapeError} naming the tensor on any shape/dtype mismatch, when `out` overlaps `x`
+ * or partially overlaps `residual`, and for an f16 weight on a device without shader-f16.
  */
 export function linear(
   rec: Recorder,
@@ -315,6 +326,21 @@ export function linear(
     }));
     const outRows = swi ? rows / 2 : rows;
     rec.dispatch(k, tensors, params, grid1d(N, outRows, rec.gpu.limits.maxComputeWorkgroupsPerDimension));
+    return;
+  }
+  if (kind === "direct" || (kind === "auto" && rec.gpu.isFallback && opts.tile === undefined)) {
+    // 8×8 threads × (R×8) outputs: an (8R)×64 tile per workgroup, x and w read straight from storage.
+    const R = opts.directRows ?? 16;
+    if (R !== 8 && R !== 16) throw new ShapeError(`linear: directRows must be 8 or 16, got ${R}`);
+    const entry = R === 16 ? "matmul_sw16" : "matmul_sw";
+    const k = kernelFor(rec, `${entry}:${variant}`, () => ({
+      name: `linear_${entry}_${variant}`,
+      code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: 8, TM: 8, BK: 16 }),
+      entryPoint: entry,
+      storage,
+      params: "uuuuf",
+    }));
+    rec.dispatch(k, tensors, params, [Math.ceil(N / 64), Math.ceil(M / (8 * R))]);
     return;
   }
   const t = opts.tile ?? defaultTile(rec, M, N);

@@ -72,6 +72,7 @@ async function check(
     kernel?: LinearKernel;
     tile?: TileConfig;
     matvecRows?: number;
+    directRows?: 8 | 16;
   },
 ): Promise<void> {
   const { gpu, rec } = await testGpu();
@@ -97,7 +98,13 @@ async function check(
     if (mode === "separate") residual = acts.upload(r, [M, N], "f32", "res");
     if (mode === "inplace") residual = out;
     if (mode !== "none") { for (let i = 0; i < expected.length; i++) expected[i] += r[i]; }
-    linear(rec, out, tx, tw, { residual, kernel: opts.kernel, tile: opts.tile, matvecRows: opts.matvecRows });
+    linear(rec, out, tx, tw, {
+      residual,
+      kernel: opts.kernel,
+      tile: opts.tile,
+      matvecRows: opts.matvecRows,
+      directRows: opts.directRows,
+    });
     assertAllClose(await rec.readF32(out), expected, {
       name: `linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
       rtol: 1e-4,
@@ -151,6 +158,24 @@ Deno.test("linear: every tile configuration is correct on edge shapes", async ()
   }
 });
 
+Deno.test("linear direct (software) matmul matches linearRef on odd shapes, 8 and 16 rows per thread", async () => {
+  // Shapes straddle the 128×64 / 64×64 workgroup tiles and K % 4 != 0 (scalar loader).
+  const shapes: [number, number, number][] = [
+    [9, 16, 16],
+    [17, 33, 65],
+    [130, 200, 77],
+    [129, 64, 140],
+    [200, 36, 129],
+  ];
+  for (const directRows of [8, 16] as const) {
+    for (const [M, K, N] of shapes) {
+      for (const residual of ["none", "separate", "inplace"] as const) {
+        await check(M, K, N, { kernel: "direct", directRows, residual });
+      }
+    }
+  }
+});
+
 Deno.test("linear f16 weights match linearRef on the f16-rounded weights", async () => {
   const { gpu } = await testGpu();
   if (!gpu.features.f16) {
@@ -161,6 +186,8 @@ Deno.test("linear f16 weights match linearRef on the f16-rounded weights", async
     await check(M, K, N, { f16: true, residual: M % 2 ? "inplace" : "separate" });
   }
   await check(64, 128, 384, { f16: true, kernel: "tiled", tile: { tx: 16, ty: 16, tm: 8, bk: 16 } });
+  await check(130, 200, 77, { f16: true, kernel: "direct", residual: "separate" });
+  await check(129, 33, 65, { f16: true, kernel: "direct", directRows: 8 });
 });
 
 Deno.test("linear rejects bad shapes, dtypes, overlaps and f16 without shader-f16", async () => {

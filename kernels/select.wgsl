@@ -256,6 +256,29 @@ fn radix_threshold(base: u32, lid: u32, mx: f32, floor_key: u32, use_mass: bool,
   return t;
 }
 
+// Steps 1–2 of `sample` (shared with `probs`): the smallest kept key.
+// 1. top-k: the largest key t with #{key ≥ t} ≥ top_k.
+// 2. top-p: the largest t with mass(key ≥ max(t, thr)) ≥ top_p · mass(key ≥ thr).
+fn kept_threshold(base: u32, lid: u32, mx: f32) -> u32 {
+  let n = sp.n;
+  var thr = 0u;
+  if (sp.top_k > 0u && sp.top_k < n) {
+    thr = radix_threshold(base, lid, mx, 0u, false, f32(sp.top_k));
+  }
+  if (sp.top_p < 1.0) {
+    var s = 0.0;
+    for (var i = lid; i < n; i += 256u) {
+      let z = x[base + i] / sp.t;
+      if (key_of(z) >= thr) {
+        s += exp(z - mx);
+      }
+    }
+    let goal = sp.top_p * reduce_sum_f(lid, s);
+    thr = max(thr, radix_threshold(base, lid, mx, thr, true, goal));
+  }
+  return thr;
+}
+
 @compute @workgroup_size(256)
 fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
@@ -277,24 +300,7 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   mx = reduce_max_f(lid, mx);
 
-  // 1. top-k threshold key: the largest key t with #{key ≥ t} ≥ top_k.
-  var thr = 0u; // keep key ≥ thr
-  if (sp.top_k > 0u && sp.top_k < n) {
-    thr = radix_threshold(base, lid, mx, 0u, false, f32(sp.top_k));
-  }
-
-  // 2. top-p threshold key: the largest t with mass(key ≥ max(t, thr)) ≥ top_p · mass(key ≥ thr).
-  if (sp.top_p < 1.0) {
-    var s = 0.0;
-    for (var i = lid; i < n; i += 256u) {
-      let z = x[base + i] / sp.t;
-      if (key_of(z) >= thr) {
-        s += exp(z - mx);
-      }
-    }
-    let goal = sp.top_p * reduce_sum_f(lid, s);
-    thr = max(thr, radix_threshold(base, lid, mx, thr, true, goal));
-  }
+  let thr = kept_threshold(base, lid, mx); // keep key ≥ thr
 
   // 3. inverse CDF over contiguous chunks.
   let chunk = (n + 255u) / 256u;
@@ -373,10 +379,7 @@ fn probs(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     mx = max(mx, x[base + i] / sp.t);
   }
   mx = reduce_max_f(lid, mx);
-  var thr = 0u;
-  if (sp.top_k > 0u && sp.top_k < n) {
-    thr = radix_threshold(base, lid, mx, 0u, false, f32(sp.top_k));
-  }
+  let thr = kept_threshold(base, lid, mx);
   var s = 0.0;
   for (var i = lid; i < n; i += 256u) {
     let z = x[base + i] / sp.t;
@@ -384,19 +387,7 @@ fn probs(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       s += exp(z - mx);
     }
   }
-  var total = reduce_sum_f(lid, s);
-  if (sp.top_p < 1.0) {
-    thr = max(thr, radix_threshold(base, lid, mx, thr, true, sp.top_p * total));
-    s = 0.0;
-    for (var i = lid; i < n; i += 256u) {
-      let z = x[base + i] / sp.t;
-      if (key_of(z) >= thr) {
-        s += exp(z - mx);
-      }
-    }
-    total = reduce_sum_f(lid, s);
-  }
-  let inv = 1.0 / total;
+  let inv = 1.0 / reduce_sum_f(lid, s);
   for (var i = lid; i < n; i += 256u) {
     let z = x[base + i] / sp.t;
     var pr = 0.0;

@@ -10,25 +10,13 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { type CliResult, runCli } from "../../packages/core/src/testing/cli.ts";
 
 const CLI = fileURLToPath(new URL("./generate.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<CliResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function cli(...args: string[]): Promise<CliResult> {
+  return runCli(CLI, ...args);
 }
 
 /** Non-zero exit, nothing on stdout, exactly one stderr line `error: …` matching `culprit`. */

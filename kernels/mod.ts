@@ -68,10 +68,10 @@ export const ACTIVATION_BWD_WGSL: string = activationBwd;
 export const CROSS_ENTROPY_BWD_WGSL: string = crossEntropyBwd;
 /** Training: `sumsq_partial` / `sumsq_final` (global gradient norm²) and `adamw` (with GPU clipping). */
 export const OPTIM_WGSL: string = optim;
-import spec from "./spec.wgsl" with { type: "text" };
+import accept from "./accept.wgsl" with { type: "text" };
 
 /** Speculative-decoding bookkeeping: `accept_greedy`, `kv_compact`. */
-export const SPEC_WGSL: string = spec;
+export const ACCEPT_WGSL: string = accept;
 import tree from "./tree.wgsl" with { type: "text" };
 /** EAGLE-3 draft-tree construction: `tree_level`, `tree_finalize`, `gather_rows`. */
 export const TREE_WGSL: string = tree;

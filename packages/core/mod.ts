@@ -28,7 +28,7 @@ export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
 export * from "./src/decode/generate.ts";
 export * from "./src/tree/mod.ts";
-export * from "./src/spec/mod.ts";
+export * from "./src/speculative/mod.ts";
 export * from "./src/train/mod.ts";
 export {
   bf16BitsToF32,

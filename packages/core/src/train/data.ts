@@ -6,7 +6,8 @@
  * (1 on response tokens, including the final eos when the target stopped).
  *
  * Sources (under `corpusDir`, never `eval/`): GSM8K `gsm8k/train.jsonl` field `question`; MBPP
- * `mbpp/mbpp.jsonl` field `text`; SVAMP `svamp/SVAMP.json` (one JSON array) `Body + " " + Question`.
+ * `mbpp/mbpp.jsonl` field `text`; SVAMP `svamp/SVAMP.json` (one JSON array) `Body + " " + Question`;
+ * general chat `chat/prompts.jsonl` field `prompt` (generated prompts, see the corpus MANIFEST).
  * Prompts are interleaved round-robin across the sources, in file order.
  *
  * Cache file (JSONL, UTF-8): line 1 is a header
@@ -43,10 +44,10 @@ export class DataFileError extends Error {
 }
 
 /** Training prompt sources. */
-export type CorpusSource = "gsm8k" | "mbpp" | "svamp";
+export type CorpusSource = "gsm8k" | "mbpp" | "svamp" | "chat";
 
 /** All sources, in interleaving order. */
-export const CORPUS_SOURCES: readonly CorpusSource[] = ["gsm8k", "mbpp", "svamp"];
+export const CORPUS_SOURCES: readonly CorpusSource[] = ["gsm8k", "mbpp", "svamp", "chat"];
 
 /** One prompt text and where it came from. */
 export interface PromptRecord {
@@ -173,6 +174,8 @@ async function sourcePrompts(corpusDir: string, source: CorpusSource, max: numbe
   }
   const [file, key] = source === "gsm8k"
     ? [join(corpusDir, "gsm8k", "train.jsonl"), "question"]
+    : source === "chat"
+    ? [join(corpusDir, "chat", "prompts.jsonl"), "prompt"]
     : [join(corpusDir, "mbpp", "mbpp.jsonl"), "text"];
   const rows = parseJsonl(file, await readFile(file));
   for (let i = 0; i < rows.length && out.length < max; i++) {

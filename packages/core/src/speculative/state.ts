@@ -5,7 +5,7 @@
  * @module
  */
 
-/** Word indices of the state tensor (mirrored in kernels/spec.wgsl). */
+/** Word indices of the state tensor (mirrored in kernels/accept.wgsl). */
 export const STATE = {
   /** Tokens whose target KV is cached (prompt + accepted; the root is not). */
   committed: 0,

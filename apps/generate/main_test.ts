@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { type CliResult, runCli } from "../../packages/core/src/testing/cli.ts";
 
-const CLI = fileURLToPath(new URL("./generate.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("./main.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
 
 function cli(...args: string[]): Promise<CliResult> {

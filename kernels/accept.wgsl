@@ -1,7 +1,7 @@
 // Bookkeeping of GPU-resident speculative decoding: acceptance and KV compaction run on the GPU so a
 // decode loop never waits for the CPU between cycles (Deno resolves readbacks ≥ 10 ms late).
 //
-// State words (u32, see packages/core/src/spec/state.ts):
+// State words (u32, see packages/core/src/speculative/state.ts):
 //   0 committed   tokens whose target KV is cached (prompt + accepted; the root is not)
 //   1 out_len     output tokens so far (the first is the prefill's root)
 //   2 done        1 once eos or max_tokens was reached (later cycles change nothing)

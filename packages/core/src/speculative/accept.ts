@@ -1,10 +1,10 @@
 /**
- * GPU ops of a speculative cycle's bookkeeping (kernels/spec.wgsl): T=0 acceptance, which also
+ * GPU ops of a speculative cycle's bookkeeping (kernels/accept.wgsl): T=0 acceptance, which also
  * writes the new tokens into the token ring and advances the state, and KV compaction, which moves
  * the accepted path's target KV rows into place. Both read everything from GPU buffers.
  * @module
  */
-import { SPEC_WGSL } from "@gto/kernels";
+import { ACCEPT_WGSL } from "@gto/kernels";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
@@ -64,7 +64,7 @@ export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): v
   }
   const k = rec.kernels.get({
     name: "accept_greedy",
-    code: SPEC_WGSL,
+    code: ACCEPT_WGSL,
     entryPoint: "accept_greedy",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
@@ -116,7 +116,7 @@ export function acceptSample(
   }
   const k = rec.kernels.get({
     name: "accept_sample",
-    code: SPEC_WGSL,
+    code: ACCEPT_WGSL,
     entryPoint: "accept_sample",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
@@ -138,7 +138,7 @@ export function kvCompact(rec: Recorder, kCache: Tensor, vCache: Tensor, state: 
   state.expectShape([STATE_WORDS], "u32");
   const k = rec.kernels.get({
     name: "kv_compact",
-    code: SPEC_WGSL,
+    code: ACCEPT_WGSL,
     entryPoint: "kv_compact",
     storage: ["rw", "rw", "rw", "rw"],
     params: "uu",

@@ -39,6 +39,7 @@ import {
   type ChatMessage,
   describeGpu,
   Eagle3Draft,
+  type FinishReason,
   generate,
   type GpuDevice,
   GpuUnavailableError,
@@ -51,6 +52,7 @@ import {
   requestGpu,
   ShapeError,
   SpecDecoder,
+  TokenRing,
 } from "@gto/core";
 import {
   BENCH_NAMES,
@@ -111,7 +113,7 @@ export interface DecodeNumbers {
   /** Wall seconds of the call. */
   seconds: number;
   /** `stop` (eos) or `length`. */
-  finishReason: "stop" | "length";
+  finishReason: FinishReason;
 }
 
 /** Raw numbers of one prompt at one temperature. */
@@ -323,10 +325,13 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
   });
   const rec = new Recorder(gpu, new KernelCache(gpu));
   const spec = new SpecDecoder(target, draft, rec, { tree });
-  const ring = target.allocTokenRing();
-  const { pathWidth: Dp, totalTokens: N, depth: D, topK: K } = spec.tree;
-  const fits = (P: number) =>
-    P + maxTokens + N + Dp <= target.maxSeqLen && P + maxTokens + K * D + Dp <= draft.maxSeqLen;
+  // Plain decoding reuses the speculative decoder's target cache (the runs alternate).
+  const kv = spec.kv.target, ring = new TokenRing(gpu, kv.capacity);
+  const Dp = spec.pathWidth;
+  const fits = (P: number) => {
+    const need = SpecDecoder.requiredRows(tree, P, maxTokens);
+    return need.target <= spec.kv.target.capacity && need.draft <= spec.kv.draft.capacity;
+  };
 
   const runs = benches.reduce((s, b) => s + items.get(b)!.reduce((t, it) => t + it.turns.length, 0), 0);
   const total = runs * temperatures.length * (withPlain ? 2 : 1);
@@ -336,7 +341,11 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
   const sampling = (temperature: number, s: number) => ({ temperature, topK: 0, topP: 1, seed: s });
   const runPlain = async (prompt: number[], temperature: number, s: number) => {
     const t0 = performance.now();
-    const r = await generate(target, rec, ring, prompt, { maxTokens, eosIds, ...sampling(temperature, s) });
+    const r = await generate(target, rec, kv, ring.tensor, prompt, {
+      maxTokens,
+      eosIds,
+      ...sampling(temperature, s),
+    });
     return { res: r, seconds: (performance.now() - t0) / 1000 };
   };
   const runSpec = async (prompt: number[], temperature: number, s: number) => {
@@ -358,7 +367,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
       const warm = encodeChat(dir, [{ role: "user", content: first.turns[0] }]);
       if (fits(warm.length)) {
         const wOpts = { maxTokens: Math.min(16, maxTokens), eosIds, ...sampling(temperature, seed) };
-        if (withPlain) await generate(target, rec, ring, warm, wOpts);
+        if (withPlain) await generate(target, rec, kv, ring.tensor, warm, wOpts);
         await spec.generate(warm, { ...wOpts, cyclesPerRead: opts.cyclesPerRead });
       }
       let j = 0;
@@ -381,7 +390,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
             records.push(rec0);
             if (!skipRest && !fits(prompt.length)) {
               skipRest = `prompt of ${prompt.length} tokens + ${maxTokens} new + tree does not fit ` +
-                `the KV cache (${target.maxSeqLen} target / ${draft.maxSeqLen} draft rows)`;
+                `the KV cache (${spec.kv.target.capacity} target / ${spec.kv.draft.capacity} draft rows)`;
               log(`warning: skipping ${bench} ${item.id} turn ${t + 1}: ${skipRest}`);
             }
             if (skipRest) {
@@ -439,6 +448,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
     }
   } finally {
     spec.destroy();
+    ring.destroy();
     draft.destroy();
     target.destroy();
     rec.destroy();

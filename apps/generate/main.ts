@@ -19,6 +19,7 @@ import {
   resolveTreeConfig,
   ShapeError,
   SpecDecoder,
+  TokenRing,
   type TreeConfig,
 } from "@gto/core";
 
@@ -205,9 +206,11 @@ async function main(): Promise<void> {
       `prompt (${prompt.length} tokens) + --max-tokens ${maxTokens} exceeds the model's context (${dir.config.maxPositionEmbeddings})`,
     );
   }
-  // Speculative decoding needs room for one verified tree (and its draft expansions) beyond the output.
-  const treeRoom = args.draft ? 64 + 8 * 10 + 16 : 0;
-  const maxSeqLen = Math.max(prompt.length + maxTokens + treeRoom, 64);
+  // KV rows: the prompt and output, plus (speculative) one verified tree and its draft expansions.
+  const rows = args.draft
+    ? SpecDecoder.requiredRows(tree ?? {}, prompt.length, maxTokens)
+    : { target: prompt.length + maxTokens, draft: 0 };
+  const maxSeqLen = Math.max(rows.target, rows.draft, 64);
   const maxBatch = args.draft ? Math.max(128, tree?.totalTokens ?? 60) : 256;
   const model = await LlamaModel.load(gpu, dir, { weightDtype: wd, maxSeqLen, maxBatch });
   const rec = new Recorder(gpu, new KernelCache(gpu));
@@ -242,7 +245,10 @@ async function main(): Promise<void> {
     spec.destroy();
     draft.destroy();
   } else {
-    const r = await generate(model, rec, model.allocTokenRing(), prompt, { ...sampling, stepsPerRead });
+    const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
+    const r = await generate(model, rec, kv, ring.tensor, prompt, { ...sampling, stepsPerRead });
+    kv.destroy();
+    ring.destroy();
     res = r;
     seconds = r.prefillSeconds + r.decodeSeconds;
   }

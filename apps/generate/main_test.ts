@@ -195,6 +195,20 @@ Deno.test("generate CLI: --draft decodes speculatively, losslessly, and reports 
     assert.ok(Number.isInteger(s.cycles) && s.cycles >= 1, `cycles ${s.cycles}`);
     assert.ok(s.acceptance_length >= 1, `acceptance_length ${s.acceptance_length}`);
     assert.equal(s.accepted_per_position.length, 3, "tree 8,2,3 has paths of up to 3 drafts");
+    // A deep tree: the KV caches are sized from the tree (this exited 1 on a fixed 160-row cache).
+    const deep = await cli(
+      "--prompt",
+      "def add(a, b):",
+      "--max-tokens",
+      "6",
+      "--json",
+      "--draft",
+      tmp,
+      "--tree",
+      "60,20,10",
+    );
+    assert.equal(deep.code, 0, deep.stderr);
+    assert.deepEqual(JSON.parse(deep.stdout).tokens, p.tokens.slice(0, 6), "--tree 60,20,10 is lossless");
     await expectError(["--prompt", "x", "--tree", "8,2,3"], /--tree needs --draft/);
     await expectError(["--prompt", "x", "--draft", tmp, "--tree", "8,2"], /--tree "8,2"/);
     await expectError(["--prompt", "x", "--draft", `${tmp}/missing`], /missing/);

@@ -416,12 +416,11 @@ export async function runTraining(
     if (evalPrompts.length > 0) {
       decoder = new SpecDecoder(model, draft, rec, { tree: cfg.tree });
       owned.push(decoder);
-      const tr = decoder.tree;
-      const room = Math.min(
-        model.maxSeqLen - cfg.evalMaxTokens - tr.totalTokens - tr.pathWidth,
-        draft.maxSeqLen - cfg.evalMaxTokens - tr.topK * tr.depth - tr.pathWidth,
-      );
-      for (const p of evalPrompts) if (p.length >= 1 && p.length <= room) evalSet.push(p);
+      const fits = (n: number) => {
+        const need = SpecDecoder.requiredRows(decoder!.tree, n, cfg.evalMaxTokens);
+        return need.target <= decoder!.kv.target.capacity && need.draft <= decoder!.kv.draft.capacity;
+      };
+      for (const p of evalPrompts) if (p.length >= 1 && fits(p.length)) evalSet.push(p);
       if (evalSet.length < evalPrompts.length) {
         say(
           `warning: ${evalPrompts.length - evalSet.length} held-out prompts too long for evaluation; skipped`,

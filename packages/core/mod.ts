@@ -5,18 +5,20 @@
  * - Ops (one WGSL kernel family each, in `@gto/kernels`): linear, rmsNorm, ropeQkv, attention, swiglu,
  *   embedding, softmax/logSoftmax, argmax/topk/sample, add/copyRows.
  * - Models: {@link loadModelDir} (safetensors, config.json, tokenizer.json, chat templates),
- *   {@link LlamaModel} (GPU forward with KV cache), {@link generate} (GPU-resident decode loop).
+ *   {@link LlamaModel} (GPU forward over a caller-owned {@link KvCache}), {@link generate} (GPU-resident
+ *   decode loop over a {@link TokenRing}).
  * - References: f64 CPU implementations of every op and of the LLaMA forward (`reference`).
  *
  * @example
  * ```ts
- * import { generate, KernelCache, LlamaModel, loadModelDir, Recorder, requestGpu } from "@gto/core";
+ * import { generate, KernelCache, LlamaModel, loadModelDir, Recorder, requestGpu, TokenRing } from "@gto/core";
  * const gpu = await requestGpu();
  * const dir = await loadModelDir("models/tiny");
  * const model = await LlamaModel.load(gpu, dir);
  * const rec = new Recorder(gpu, new KernelCache(gpu));
+ * const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
  * const prompt = dir.tokenizer.encode("def add(a, b):");
- * const out = await generate(model, rec, model.allocTokenRing(), prompt, { maxTokens: 32 });
+ * const out = await generate(model, rec, kv, ring.tensor, prompt, { maxTokens: 32 });
  * console.log(dir.tokenizer.decode(out.tokens));
  * ```
  * @module
@@ -24,9 +26,11 @@
 export * from "./src/errors.ts";
 export * from "./src/gpu/mod.ts";
 export * from "./src/ops/mod.ts";
+export * from "./src/model/kv_cache.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
 export * from "./src/decode/generate.ts";
+export * from "./src/decode/ring.ts";
 export * from "./src/tree/mod.ts";
 export * from "./src/speculative/mod.ts";
 export * from "./src/train/mod.ts";

@@ -5,11 +5,12 @@
  * tokens reached mid-cycle. The draft vocabulary is made of tokens the target actually produces, so
  * random drafts still get some drafts accepted and the acceptance/compaction paths are exercised.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { loadModelDir } from "../io/model_dir.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "./decoder.ts";
 import { rng, testGpu } from "../testing/mod.ts";
 import { LlamaRef } from "../reference/llama_ref.ts";
@@ -20,7 +21,7 @@ async function setup() {
   const { gpu, rec } = await testGpu();
   const dir = await loadModelDir(TINY);
   const target = await LlamaModel.load(gpu, dir, { maxSeqLen: 256, maxBatch: 64 });
-  const ring = target.allocTokenRing();
+  const kv = target.createKvCache(), ring = new TokenRing(gpu, target.maxSeqLen).tensor;
   const r = rng(5);
   const prompts = [
     dir.tokenizer.encode(dir.chatTemplate!.render([{ role: "user", content: "What is 7 times 8?" }], {
@@ -32,7 +33,7 @@ async function setup() {
   ];
   const greedy: number[][] = [];
   for (const p of prompts) {
-    greedy.push((await generate(target, rec, ring, p, { maxTokens: 48, eosIds: [] })).tokens);
+    greedy.push((await generate(target, rec, kv, ring, p, { maxTokens: 48, eosIds: [] })).tokens);
   }
   // Draft vocabulary: the 96 most frequent tokens of the greedy outputs, then the lowest other ids.
   const freq = new Map<number, number>();
@@ -44,11 +45,11 @@ async function setup() {
   const d2t = new Int32Array(ids.map((t, i) => t - i));
   const t2d = new Uint8Array(V);
   for (const t of ids) t2d[t] = 1;
-  return { gpu, rec, dir, target, ring, prompts, greedy, draftVocab: { d2t, t2d } };
+  return { gpu, rec, dir, target, kv, ring, prompts, greedy, draftVocab: { d2t, t2d } };
 }
 
 Deno.test("T=0 speculative decoding is token-identical to plain greedy (random drafts, trees, lengths, eos)", async () => {
-  const { gpu, rec, dir, target, prompts, greedy, draftVocab } = await setup();
+  const { gpu, rec, dir, target, kv, prompts, greedy, draftVocab } = await setup();
   // The default EAGLE-3 tree is slow on the software adapter (~8 draft forwards + a 60-token
   // verification per cycle), so it runs on fewer lengths; the small trees cover the rest.
   const configs = [
@@ -106,6 +107,50 @@ Deno.test("T=0 speculative decoding is token-identical to plain greedy (random d
   }
   ok(acceptedSomething > 0, "no draft was ever accepted: the acceptance paths were not exercised");
   console.log(`drafts accepted in ${acceptedSomething} cycles`);
+  kv.destroy();
+  target.destroy();
+});
+
+Deno.test("SpecDecoder: caller-owned caches sized by requiredRows, too-small caches rejected, abort", async () => {
+  const { gpu, rec, dir, target, kv, ring, prompts, greedy, draftVocab } = await setup();
+  const tree = { totalTokens: 8, depth: 2, topK: 3 };
+  const draft = Eagle3Draft.create(gpu, dir, { draftVocab, seed: 2, maxSeqLen: 64, maxBatch: 64 });
+  const p = prompts[1], maxTokens = 20;
+  const rows = SpecDecoder.requiredRows(tree, p.length, maxTokens);
+  deepEqual(rows, { target: p.length + maxTokens + 8 + 4, draft: p.length + maxTokens + 3 * 2 + 4 });
+  const caches = { target: target.createKvCache(rows.target), draft: draft.createKvCache(rows.draft) };
+  const spec = new SpecDecoder(target, draft, rec, { tree, kv: caches });
+  equal(spec.kv.target, caches.target);
+  const full = await spec.generate(p, { maxTokens, eosIds: [], cyclesPerRead: 2 });
+  deepEqual(full.tokens, greedy[1].slice(0, maxTokens), "exactly sized caches");
+  await rejects(
+    spec.generate(p, { maxTokens: maxTokens + 1, eosIds: [] }),
+    /needs \d+ target \/ \d+ draft KV rows; the caches hold/,
+  );
+  // Abort after the first readback batch (prefill + one cycle): a greedy prefix, finishReason abort.
+  const ac = new AbortController();
+  const cut = await spec.generate(p, {
+    maxTokens,
+    eosIds: [],
+    cyclesPerRead: 1,
+    signal: ac.signal,
+    onTokens: () => ac.abort(),
+  });
+  equal(cut.finishReason, "abort");
+  ok(cut.tokens.length >= 1 && cut.tokens.length < maxTokens, `aborted after ${cut.tokens.length} tokens`);
+  deepEqual(cut.tokens, greedy[1].slice(0, cut.tokens.length));
+  const none = await spec.generate(p, { maxTokens, eosIds: [], signal: ac.signal });
+  deepEqual([none.tokens, none.finishReason, none.cycles], [[], "abort", 0]);
+  const again = await spec.generate(p, { maxTokens, eosIds: [], cyclesPerRead: 3 });
+  deepEqual(again.tokens, full.tokens, "the decoder works after an abort");
+  spec.destroy();
+  // The caches are the caller's: still alive after the decoder is gone.
+  const plain = await generate(target, rec, caches.target, ring, p, { maxTokens: 5, eosIds: [] });
+  deepEqual(plain.tokens, greedy[1].slice(0, 5));
+  caches.target.destroy();
+  caches.draft.destroy();
+  draft.destroy();
+  kv.destroy();
   target.destroy();
 });
 

@@ -26,6 +26,7 @@ import type { LlamaModel } from "../model/llama.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { ShapeError } from "../errors.ts";
 
 /** A malformed corpus or cache file: names the file and the 1-based line. */
@@ -377,8 +378,9 @@ export async function readSampleCache(file: string): Promise<{ header: unknown; 
 
 /**
  * Responses of the target to `prompts` (rendered token ids, see {@link renderPrompt}), one at a
- * time through {@link generate}, reusing and extending `opts.cacheFile`. The target's KV cache is
- * overwritten. Returns one sample per prompt, in order.
+ * time through {@link generate}, reusing and extending `opts.cacheFile`. A KV cache and token ring of
+ * `model.maxSeqLen` rows are allocated for the call and freed at its end. Returns one sample per
+ * prompt, in order.
  */
 export async function regenerateResponses(
   model: LlamaModel,
@@ -436,40 +438,49 @@ export async function regenerateResponses(
   }
   let generatedTokens = 0;
   opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
-  const ring = model.allocTokenRing();
-  for (let i = samples.length; i < prompts.length; i++) {
-    const p = prompts[i];
-    const room = model.maxSeqLen - p.length;
-    let response: number[] = [];
-    if (p.length > 0 && room >= 1) {
-      const r = await generate(model, rec, ring, p, {
-        maxTokens: Math.min(settings.maxTokens, room),
-        temperature: settings.temperature,
-        topK: settings.topK,
-        topP: settings.topP,
-        seed: settings.seed + i,
-        eosIds: settings.eosIds,
-      });
-      response = r.tokens;
-      if (r.finishReason === "stop") {
-        const at = p.length + r.tokens.length; // the stop token is in the ring right after the output
-        const stop = await rec.read(new Tensor(ring.buffer, ring.offset + 4 * at, [1], "u32", "stop_token"));
-        response = [...response, stop[0]];
+  const kv = model.createKvCache(), ringOwner = new TokenRing(model.gpu, model.maxSeqLen);
+  const ring = ringOwner.tensor;
+  try {
+    for (let i = samples.length; i < prompts.length; i++) {
+      const p = prompts[i];
+      const room = model.maxSeqLen - p.length;
+      let response: number[] = [];
+      if (p.length > 0 && room >= 1) {
+        const r = await generate(model, rec, kv, ring, p, {
+          maxTokens: Math.min(settings.maxTokens, room),
+          temperature: settings.temperature,
+          topK: settings.topK,
+          topP: settings.topP,
+          seed: settings.seed + i,
+          eosIds: settings.eosIds,
+        });
+        response = r.tokens;
+        if (r.finishReason === "stop") {
+          const at = p.length + r.tokens.length; // the stop token is in the ring right after the output
+          const stop = await rec.read(
+            new Tensor(ring.buffer, ring.offset + 4 * at, [1], "u32", "stop_token"),
+          );
+          response = [...response, stop[0]];
+        }
       }
+      const s = { promptIds: [...p], responseIds: response };
+      samples.push(s);
+      generatedTokens += response.length;
+      if (file) {
+        await Deno.writeTextFile(
+          file,
+          JSON.stringify({ prompt_ids: s.promptIds, response_ids: s.responseIds }) + "\n",
+          {
+            append: true,
+          },
+        );
+      }
+      opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
     }
-    const s = { promptIds: [...p], responseIds: response };
-    samples.push(s);
-    generatedTokens += response.length;
-    if (file) {
-      await Deno.writeTextFile(
-        file,
-        JSON.stringify({ prompt_ids: s.promptIds, response_ids: s.responseIds }) + "\n",
-        {
-          append: true,
-        },
-      );
-    }
-    opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
+  } finally {
+    await rec.finish(); // no recorded work may still use the cache and ring
+    kv.destroy();
+    ringOwner.destroy();
   }
   return samples;
 }

@@ -10,6 +10,7 @@ import { testGpu } from "../testing/mod.ts";
 import { loadModelDir } from "../io/model_dir.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import {
   DataFileError,
   loadCorpusPrompts,
@@ -100,9 +101,9 @@ Deno.test("regenerate: responses = generate(); cache written, reused, extended, 
       onProgress: (p) => progress.push(p.done),
     });
     assert.deepEqual(progress, [0, 1, 2]);
-    const ring = model.allocTokenRing();
+    const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
     for (let i = 0; i < 2; i++) {
-      const g = await generate(model, rec, ring, prompts[i], {
+      const g = await generate(model, rec, kv, ring.tensor, prompts[i], {
         maxTokens: 30,
         eosIds: dir.config.eosTokenIds,
       });
@@ -116,6 +117,8 @@ Deno.test("regenerate: responses = generate(); cache written, reused, extended, 
       } else assert.equal(first[i].responseIds.length, n);
       assert.deepEqual(first[i].promptIds, prompts[i]);
     }
+    kv.destroy();
+    ring.destroy();
     const c = await readSampleCache(cache);
     assert.equal(c.samples.length, 2);
     // Reuse: nothing generated for the cached prefix; the third prompt is generated and appended.

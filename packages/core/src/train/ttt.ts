@@ -33,6 +33,7 @@ import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import type { Eagle3Draft, Eagle3GpuWeights } from "../model/eagle3.ts";
 import { ShapeError } from "../errors.ts";
 import { linear } from "../ops/linear.ts";
@@ -243,6 +244,7 @@ export class TttTrainer {
   readonly #dQ: Tensor; // (Mmax, nH·hd) dAtt then dq
   readonly #dQ2: Tensor; // (Mmax, nH·hd)
   #maskShape = "";
+  readonly #targetKv: KvCache; // (maxSeqLen rows) the target pass's KV cache
 
   private constructor(gpu: GpuDevice, target: LlamaModel, draft: Eagle3Draft, opts: TttOptions) {
     this.#gpu = gpu;
@@ -363,6 +365,7 @@ export class TttTrainer {
     this.#dH2 = A.alloc([Mmax, H], "f32", "ttt_d_h2");
     this.#dQ = A.alloc([Mmax, nH * hd], "f32", "ttt_d_att");
     this.#dQ2 = A.alloc([Mmax, nH * hd], "f32", "ttt_d_q");
+    this.#targetKv = target.createKvCache(this.maxSeqLen, "ttt_target_kv");
   }
 
   /**
@@ -514,6 +517,7 @@ export class TttTrainer {
   /** Free the trainer's GPU memory (not the target's or the draft's). */
   destroy(): void {
     this.#arena.destroy();
+    this.#targetKv.destroy();
   }
 
   #mpad(M: number): number {
@@ -552,7 +556,7 @@ export class TttTrainer {
       for (let at = 0; at < S; at += chunk) {
         const T = Math.min(chunk, S - at);
         const row0 = b * S + at;
-        const logits = this.target.forward(rec, this.#ids, row0, T, at, {
+        const logits = this.target.forward(rec, this.#targetKv, this.#ids, row0, T, at, {
           logits: "all",
           capture: cfg.auxLayerIds.map((layer, i) => ({
             layer,

@@ -3,5 +3,7 @@
  * ({@link TreeBuffers}, {@link treeLevel}, {@link treeFinalize}, {@link gatherRows}).
  * @module
  */
+export * from "./config.ts";
 export * from "./tree_ref.ts";
+export * from "./grow.ts";
 export * from "./tree_ops.ts";

@@ -38,13 +38,14 @@ const GOOD = {
   "mbpp/mbpp.jsonl": '{"text": "M1", "code": "x"}\n',
   "svamp/SVAMP.json":
     '[\n  {\n    "Body": "B1.",\n    "Question": "Q1?"\n  },\n  {\n    "Body": "B2.",\n    "Question": "Q2?"\n  }\n]\n',
+  "chat/prompts.jsonl": '{"prompt": "C1"}\n',
 };
 
 Deno.test("corpus prompts: interleaved sources, SVAMP Body + Question, limits", async () => {
   const root = await corpus(GOOD);
   const p = await loadCorpusPrompts(root);
-  assert.deepEqual(p.map((x) => x.text), ["G1?", "M1", "B1. Q1?", "G2?", "B2. Q2?"]);
-  assert.deepEqual(p.map((x) => x.source), ["gsm8k", "mbpp", "svamp", "gsm8k", "svamp"]);
+  assert.deepEqual(p.map((x) => x.text), ["G1?", "M1", "B1. Q1?", "C1", "G2?", "B2. Q2?"]);
+  assert.deepEqual(p.map((x) => x.source), ["gsm8k", "mbpp", "svamp", "chat", "gsm8k", "svamp"]);
   const one = await loadCorpusPrompts(root, { sources: ["svamp"], maxPerSource: 1 });
   assert.deepEqual(one, [{ source: "svamp", index: 0, text: "B1. Q1?" }]);
   await Deno.remove(root, { recursive: true });

@@ -42,6 +42,7 @@ import { acceptSample, commitPath, kvCompact } from "./accept.ts";
 import { greedyPath } from "./greedy_path.ts";
 import { featureTaps, verifyTree } from "./verify.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
+import { type CycleTrace, decodeTraces, recordTrace, traceWords } from "./trace.ts";
 import type { FinishReason, SamplingOptions } from "../decode/generate.ts";
 
 /** Cycles whose accepted length is logged individually. */
@@ -74,6 +75,8 @@ export interface SpecDecoderOptions {
    * Default: allocated here with `target.maxSeqLen` / `draft.maxSeqLen` rows, freed by `destroy`.
    */
   kv?: SpecKvCaches;
+  /** Most `cyclesPerRead` with `onCycle` tracing (sizes the trace buffer; default 32). */
+  maxTraceCycles?: number;
 }
 
 /** Options of {@link SpecDecoder.generate}. */
@@ -88,6 +91,12 @@ export interface SpecGenerateOptions extends SamplingOptions {
   onTokens?: (ids: number[]) => void;
   /** Checked after each readback batch: once aborted, generation ends there (finishReason `abort`). */
   signal?: AbortSignal;
+  /**
+   * Opt-in per-cycle trace (tree, accepted path, bonus, committed tokens), called for each cycle of a
+   * batch as the batch is read back, before that batch's `onTokens`. Costs one small copy dispatch
+   * per cycle and rides on the batch's readback; needs cyclesPerRead ≤ `maxTraceCycles`.
+   */
+  onCycle?: (cycle: CycleTrace) => void;
 }
 
 /** What {@link SpecDecoder.generate} returns. */
@@ -161,6 +170,7 @@ export class SpecDecoder {
   readonly #eos: Tensor; // (maxEos) u32
   readonly #lastHidden: Tensor; // (1, H)
   readonly #lastLogits: Tensor; // (1, Vd)
+  readonly #trace: Tensor; // (maxTraceCycles, traceWords(N, Dp)) u32
   readonly #maxEos: number;
 
   /**
@@ -208,7 +218,12 @@ export class SpecDecoder {
     const S = this.kv.target.capacity, F = dc.auxLayerIds.length * tc.hiddenSize, H = dc.hiddenSize;
     const V = tc.vocabSize;
     const fusedRows = Math.max(Dp, Math.min(draft.maxBatch, target.maxBatch));
-    const floats = S * F + N * F + Dp * F + fusedRows * H + N * V + 2 * dc.draftVocabSize + H + S;
+    const maxTrace = opts.maxTraceCycles ?? 32;
+    if (!Number.isInteger(maxTrace) || maxTrace < 1) {
+      throw new ShapeError(`SpecDecoder: maxTraceCycles ${maxTrace} must be an integer ≥ 1`);
+    }
+    const floats = S * F + N * F + Dp * F + fusedRows * H + N * V + 2 * dc.draftVocabSize + H + S +
+      maxTrace * traceWords(N, Dp);
     this.#arena = new BufferArena(
       target.gpu,
       4 * (floats + 4 * Dp + N + 64) + 32 * 256 + growScratchBytes(draft, tree),
@@ -232,6 +247,7 @@ export class SpecDecoder {
     this.#lastHidden = a.alloc([1, H], "f32", "spec.lastHidden");
     this.#lastLogits = a.alloc([1, dc.draftVocabSize], "f32", "spec.lastLogits");
     this.#grow = allocGrowScratch(a, draft, tree);
+    this.#trace = a.alloc([maxTrace, traceWords(N, Dp)], "u32", "spec.trace");
   }
 
   /**
@@ -431,6 +447,12 @@ export class SpecDecoder {
     if (!Number.isInteger(K) || K < 1) {
       throw new ShapeError(`generate: cyclesPerRead=${K} must be an integer ≥ 1`);
     }
+    const tracing = opts.onCycle !== undefined;
+    if (tracing && K > this.#trace.shape[0]) {
+      throw new ShapeError(
+        `generate: cyclesPerRead=${K} with onCycle exceeds maxTraceCycles ${this.#trace.shape[0]}`,
+      );
+    }
     if ((opts.temperature ?? 0) > 0) {
       const seed = opts.seed ?? 0;
       if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -478,8 +500,25 @@ export class SpecDecoder {
         else this.#encodeDraftExtension();
         this.#encodeTree();
         this.#encodeVerify(opts, eos.length);
+        if (tracing) {
+          const tb = this.#tb;
+          recordTrace(
+            rec,
+            {
+              tokens: tb.tokens,
+              parents: tb.parents,
+              depths: tb.depths,
+              path: this.#path,
+              seq: this.#seq,
+              state: this.#state,
+            },
+            this.#trace,
+            c,
+          );
+        }
       }
       const reads = [rec.readback(this.#state), rec.readback(ringOut), rec.readback(this.#hist)];
+      if (tracing) reads.push(rec.readback(this.#trace.rows(K)));
       rec.submit();
       return Promise.all(reads);
     };
@@ -490,21 +529,25 @@ export class SpecDecoder {
     let prefillSeconds = 0;
     let inflight = encodeBatch(true);
     let st = state, hist = new Uint32Array(2 * Dp + 1 + LOG_CAP);
+    let traced = { cycles: 0, outLen: 1 }; // cycles traced so far; output length before the next cycle
     for (let batch = 0;; batch++) {
       // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
       const next = batch * K < maxTokens + 2 ? encodeBatch(false) : null;
-      const [sBuf, rBuf, hBuf] = await inflight;
+      const [sBuf, rBuf, hBuf, tBuf] = await inflight;
       rec.checkErrors();
       if (batch === 0) prefillSeconds = (performance.now() - t0) / 1000;
       st = new Uint32Array(sBuf);
       hist = new Uint32Array(hBuf);
       const ring = new Uint32Array(rBuf);
       const outLen = Math.min(st[STATE.outLen], maxTokens);
-      if (outLen > tokens.length) {
-        const fresh = Array.from(ring.subarray(tokens.length, outLen));
-        tokens.push(...fresh);
-        opts.onTokens?.(fresh);
+      const fresh = outLen > tokens.length ? Array.from(ring.subarray(tokens.length, outLen)) : [];
+      tokens.push(...fresh);
+      if (tracing) {
+        const d = decodeTraces(new Uint32Array(tBuf), K, this.tree.totalTokens, Dp, tokens, traced);
+        traced = d;
+        for (const t of d.traces) opts.onCycle!(t);
       }
+      if (fresh.length > 0) opts.onTokens?.(fresh);
       if (st[STATE.done] || opts.signal?.aborted) {
         aborted = !st[STATE.done];
         if (next) await next; // let the GPU finish before the caller reuses the buffers

@@ -12,6 +12,7 @@ import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
 import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "./decoder.ts";
+import type { CycleTrace } from "./trace.ts";
 import { rng, testGpu } from "../testing/mod.ts";
 import { LlamaRef } from "../reference/llama_ref.ts";
 
@@ -149,6 +150,88 @@ Deno.test("SpecDecoder: caller-owned caches sized by requiredRows, too-small cac
   deepEqual(plain.tokens, greedy[1].slice(0, 5));
   caches.target.destroy();
   caches.draft.destroy();
+  draft.destroy();
+  kv.destroy();
+  target.destroy();
+});
+
+/** Structural checks of one generation's traces against its output; returns cycles with drafts accepted. */
+function checkTraces(traces: CycleTrace[], output: number[], N: number, name: string): number {
+  let accepted = 0;
+  traces.forEach((t, c) => {
+    const at = `${name} cycle ${c}`;
+    deepEqual([t.tokens.length, t.parents.length, t.depths.length], [N, N, N], at);
+    deepEqual([t.parents[0], t.depths[0]], [-1, 0], `${at}: root`);
+    for (let n = 1; n < N; n++) {
+      ok(t.parents[n] >= 0 && t.parents[n] < n, `${at}: parent of ${n}`);
+      equal(t.depths[n], t.depths[t.parents[n]] + 1, `${at}: depth of ${n}`);
+    }
+    equal(t.accepted[0], 0, `${at}: the accepted path starts at the root`);
+    for (let j = 1; j < t.accepted.length; j++) {
+      equal(t.parents[t.accepted[j]], t.accepted[j - 1], `${at}: path`);
+    }
+    if (t.accepted.length > 1) accepted++;
+    const full = [...t.accepted.slice(1).map((n) => t.tokens[n]), t.bonus];
+    if (c < traces.length - 1) deepEqual(t.newTokens, full, `${at}: newTokens = accepted drafts + bonus`);
+    else deepEqual(t.newTokens, full.slice(0, t.newTokens.length), `${at}: last cycle's newTokens (cut)`);
+    if (c > 0) equal(t.tokens[0], traces[c - 1].bonus, `${at}: root = the previous bonus`);
+  });
+  if (traces.length > 0) {
+    deepEqual(
+      [traces[0].tokens[0], ...traces.flatMap((t) => t.newTokens)],
+      output,
+      `${name}: traces → output`,
+    );
+  }
+  return accepted;
+}
+
+Deno.test("SpecDecoder onCycle: tracing leaves T=0 output unchanged; traces are consistent", async () => {
+  const { gpu, rec, dir, target, kv, prompts, greedy, draftVocab } = await setup();
+  // A wide first level (10 of the 128 draft-vocabulary tokens) so the random draft gets drafts accepted.
+  const tree = { totalTokens: 24, depth: 2, topK: 10 };
+  const draft = Eagle3Draft.create(gpu, dir, { draftVocab, seed: 3, maxSeqLen: 256, maxBatch: 64 });
+  const spec = new SpecDecoder(target, draft, rec, { tree, maxTraceCycles: 4 });
+  let accepted = 0;
+  for (const [i, eosAt] of [[1, -1], [0, -1], [1, 20]]) {
+    const g = greedy[i], maxTokens = 30;
+    const eosIds = eosAt >= 0 ? [g[eosAt]] : [];
+    const name = `prompt ${i}${eosAt >= 0 ? ` eos ${g[eosAt]}` : ""}`;
+    const plain = await spec.generate(prompts[i], { maxTokens, eosIds, cyclesPerRead: 3 });
+    const traces: CycleTrace[] = [], order: string[] = [];
+    const res = await spec.generate(prompts[i], {
+      maxTokens,
+      eosIds,
+      cyclesPerRead: 3,
+      onCycle: (c) => (traces.push(c), order.push("c")),
+      onTokens: () => order.push("t"),
+    });
+    deepEqual(res.tokens, plain.tokens, `${name}: tracing changes nothing`);
+    const want = eosAt >= 0 ? g.slice(0, g.indexOf(g[eosAt])) : g.slice(0, maxTokens);
+    deepEqual(res.tokens, want, `${name}: greedy`);
+    equal(traces.length, res.cycles, `${name}: one trace per cycle`);
+    deepEqual(traces.map((t) => t.accepted.length - 1), res.acceptLengths, `${name}: accepted lengths`);
+    equal(order[0], "c", "a batch's cycles are reported before its tokens");
+    accepted += checkTraces(traces, res.tokens, 24, name);
+  }
+  ok(accepted > 0, "no traced cycle accepted a draft");
+  console.log(`traced cycles with drafts accepted: ${accepted}`);
+  // T > 0: the same structure (sampled paths follow parents; traces concatenate to the output).
+  const traces: CycleTrace[] = [];
+  const s = await spec.generate(prompts[0], {
+    maxTokens: 20,
+    eosIds: [],
+    temperature: 1,
+    seed: 7,
+    cyclesPerRead: 4,
+    onCycle: (c) => traces.push(c),
+  });
+  checkTraces(traces, s.tokens, 24, "T=1");
+  await rejects(
+    spec.generate(prompts[0], { maxTokens: 4, cyclesPerRead: 5, onCycle: () => {} }),
+    /cyclesPerRead=5 with onCycle exceeds maxTraceCycles 4/,
+  );
+  spec.destroy();
   draft.destroy();
   kv.destroy();
   target.destroy();

@@ -9,4 +9,5 @@ export * from "./accept.ts";
 export * from "./accept_ref.ts";
 export * from "./greedy_path.ts";
 export * from "./verify.ts";
+export * from "./trace.ts";
 export * from "./decoder.ts";

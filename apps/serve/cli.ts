@@ -87,7 +87,13 @@ export class FlagError extends Error {
   }
 }
 
-function int(name: string, v: string | undefined, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function int(
+  name: string,
+  v: string | undefined,
+  def: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (v === undefined) return def;
   const x = Number(v);
   if (v.trim() === "" || !Number.isInteger(x) || x < min || x > max) {
@@ -154,7 +160,9 @@ export function parseServeArgs(
     if (draft === null) throw new FlagError("--tree needs a draft (--draft DIR)");
     const parts = v.tree.split(",").map((x) => Number(x.trim()));
     if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x) || x < 1)) {
-      throw new FlagError(`--tree ${JSON.stringify(v.tree)}: expected TOTAL,DEPTH,TOPK (three positive integers)`);
+      throw new FlagError(
+        `--tree ${JSON.stringify(v.tree)}: expected TOTAL,DEPTH,TOPK (three positive integers)`,
+      );
     }
     tree = { totalTokens: parts[0], depth: parts[1], topK: parts[2] };
   }

@@ -32,3 +32,4 @@ export * from "./data.ts";
 export * from "./draft_vocab.ts";
 export * from "./gto_ref.ts";
 export * from "./gto_ops.ts";
+export * from "./gto_groups.ts";

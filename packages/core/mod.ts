@@ -29,8 +29,15 @@ export * from "./src/ops/mod.ts";
 export * from "./src/model/kv_cache.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
-export * from "./src/decode/generate.ts";
+export {
+  type FinishReason,
+  generate,
+  type GenerateOptions as PlainGenerateOptions,
+  type GenerateResult as PlainGenerateResult,
+  type SamplingOptions,
+} from "./src/decode/generate.ts";
 export * from "./src/decode/ring.ts";
+export * from "./src/engine/mod.ts";
 export * from "./src/tree/mod.ts";
 export * from "./src/speculative/mod.ts";
 export * from "./src/train/mod.ts";
@@ -39,6 +46,7 @@ export {
   type ChatMessage,
   type ChatTemplate,
   checkLlamaWeights,
+  encodeChat,
   f16BitsToF32,
   f32ToF16Bits,
   type LlamaConfig,

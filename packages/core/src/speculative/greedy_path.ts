@@ -25,8 +25,8 @@ export interface GreedyPathBuffers {
   /** (P·leavesMax, DP) i32: root→leaf node indices per tree, −1 padded (`TreeBuffers.retrieve`). */
   paths: Tensor;
   /**
-   * Leaf count of tree p at `meta[index + p·stride]` (u32); `stride` defaults to 0 (P = 1). For one
-   * `TreeBuffers`: `{ meta: tb.info, index: 0 }`.
+   * Leaf count of tree p at `meta[index + p·stride]` (u32); `stride` defaults to 0 (P = 1). For a
+   * `TreeBuffers` of P trees: `{ meta: tb.info, index: 0, stride: 4 }`.
    */
   leafCount: DynamicValue & { stride?: number };
   /** (P, DP) u32 out: accepted node indices, root first, padded by repeating the last one. */

@@ -5,9 +5,8 @@
  * draft consumes tapped out and, for T=0 acceptance, the target's argmax after every node. The
  * speculative decoder calls it every cycle; GPU training calls it to score a tree at a prefix.
  *
- * Batch dimension: P trees per call is the design (P·N rows with per-tree prefixes); the target's
- * attention has one prefix today, so one tree (P = 1) is what `TreeBuffers` holds and what this
- * accepts.
+ * Batch dimension: P trees per call is the design (P·N rows with per-tree prefixes, `tb.trees`);
+ * this function verifies one tree (P = 1) today.
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
@@ -59,6 +58,9 @@ export interface VerifyTreeArgs {
  */
 export function verifyTree(rec: Recorder, target: LlamaModel, tb: TreeBuffers, args: VerifyTreeArgs): Tensor {
   const N = tb.config.totalTokens;
+  if (tb.trees !== 1) {
+    throw new ShapeError(`verifyTree: ${tb.trees} trees; batched verification is not implemented (P = 1)`);
+  }
   if (N > target.maxBatch) {
     throw new ShapeError(`verifyTree: tree of ${N} tokens exceeds the target's maxBatch ${target.maxBatch}`);
   }

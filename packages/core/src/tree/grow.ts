@@ -13,8 +13,9 @@
  *   lp = logSoftmax(logits);  treeLevel(tb, lp, e + 1)
  * treeFinalize(tb, root)
  * ```
- * Batch dimension: the inputs carry a leading P (trees per call); one `TreeBuffers` holds one tree
- * today, so P = 1 is what is accepted (GTO Phase II adds P > 1 inside the tree kernels).
+ * Batch dimension: the inputs carry a leading P (trees per call, `tb.trees`). The tree kernels take
+ * P trees; the draft forward over P·k frontier rows needs per-tree prefixes in the draft cache (GTO
+ * Phase II's batched expansion), so P = 1 is what this function accepts today.
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
@@ -100,7 +101,10 @@ export function growDraftTree(
     );
   }
   const P = args.lastHidden.shape[0];
-  if (P !== 1) throw new ShapeError(`growDraftTree: P=${P} trees; one TreeBuffers holds one tree (P = 1)`);
+  if (P !== tb.trees) {
+    throw new ShapeError(`growDraftTree: ${args.lastHidden.name} has ${P} rows for ${tb.trees} trees`);
+  }
+  if (P !== 1) throw new ShapeError(`growDraftTree: P=${P} trees; batched growth is not implemented (P = 1)`);
   args.lastHidden.expectShape([P, H], "f32"); // (P, H)
   args.lastLogits.expectShape([P, Vd], "f32"); // (P, Vd)
   if (tb.draftVocab !== Vd) {

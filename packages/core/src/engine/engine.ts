@@ -249,6 +249,8 @@ export class Engine {
         "a draft tree needs a draft (draft is null and there is no default)",
       );
     }
+    // The tree shape first: a bad one should fail before seconds of model loading.
+    const tree = draftDir === null ? null : treeOrInputError(() => resolveTree(opts.tree));
     const dir = await loadModelDir(opts.target);
     const maxPos = dir.config.maxPositionEmbeddings;
     const maxContext = opts.maxContext ?? Math.min(maxPos, 2048);
@@ -258,7 +260,6 @@ export class Engine {
         `expected an integer in [2, ${maxPos}] (the model's max_position_embeddings), got ${opts.maxContext}`,
       );
     }
-    const tree = draftDir === null ? null : treeOrInputError(() => resolveTree(opts.tree));
     const rows = requiredRows(tree, maxContext);
     const gpu = opts.gpu ?? await requestGpu();
     const owned: { destroy(): void }[] = [];

@@ -132,6 +132,10 @@ export interface EngineInfo {
   tree: { totalTokens: number; depth: number; topK: number } | null;
   /** The model's eos ids (always stop generation). */
   eosIds: number[];
+  /** GPU storage type of the target's weight matrices. */
+  weightDtype: "f32" | "f16";
+  /** Whether the model has a chat template (`chat` and `tokenize({chat})` need one). */
+  chatTemplate: boolean;
 }
 
 /** Most stop ids (eos + stopTokenIds) one speculative call honours. */
@@ -289,6 +293,8 @@ export class Engine {
         maxContext,
         tree: t ? { totalTokens: t.totalTokens, depth: t.depth, topK: t.topK } : null,
         eosIds: [...dir.config.eosTokenIds],
+        weightDtype: target.weightDtype,
+        chatTemplate: dir.chatTemplate !== undefined,
       };
       return new Engine(info, { dir, gpu, ownsGpu: !opts.gpu, rec, target, draft, decoders });
     } catch (e) {

@@ -7,3 +7,4 @@ export * from "./state.ts";
 export * from "./accept.ts";
 export * from "./accept_ref.ts";
 export * from "./decoder.ts";
+export * from "./tau.ts";

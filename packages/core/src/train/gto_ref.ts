@@ -244,14 +244,15 @@ export function groupAdvantages(
     A.set(Array.from(R));
     return A;
   }
+  // Deviations from the group's first member (shift invariance): equal rewards give A = 0 exactly.
   for (let g = 0; g < R.length; g += m) {
     let mean = 0;
-    for (let i = 0; i < m; i++) mean += R[g + i];
+    for (let i = 0; i < m; i++) mean += R[g + i] - R[g];
     mean /= m;
     let ss = 0;
-    for (let i = 0; i < m; i++) ss += (R[g + i] - mean) ** 2;
+    for (let i = 0; i < m; i++) ss += (R[g + i] - R[g] - mean) ** 2;
     const sd = Math.sqrt(ss / (std === "sample" ? m - 1 : m));
-    for (let i = 0; i < m; i++) A[g + i] = (R[g + i] - mean) / (sd + stdFloor);
+    for (let i = 0; i < m; i++) A[g + i] = (R[g + i] - R[g] - mean) / (sd + stdFloor);
   }
   return A;
 }

@@ -31,3 +31,5 @@ export * from "./ttt_ref.ts";
 export * from "./data.ts";
 export * from "./draft_vocab.ts";
 export * from "./gto_ref.ts";
+export * from "./gto_ops.ts";
+export * from "./gto_groups.ts";

@@ -1,6 +1,6 @@
 /**
  * `deno task bench:accept`: acceptance length τ and speedup SR of an EAGLE-3 draft on MT-Bench,
- * HumanEval and GSM8K, following the GTO / EAGLE protocol (DESIGN.md §2), with a losslessness check.
+ * HumanEval and GSM8K, following the GTO / EAGLE protocol (docs/engine.md §1), with a losslessness check.
  *
  * For every benchmark and temperature the same prompts run through plain decoding (`generate`) and
  * tree speculative decoding (`SpecDecoder`) with the same max tokens, eos ids (generation_config)

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type CliResult, runCli } from "../../packages/core/src/testing/cli.ts";
+import { type CliResult, runCli } from "@gto/core/testing";
 
 const CLI = fileURLToPath(new URL("./main.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -167,7 +167,7 @@ Deno.test("generate CLI: bad flags → one error line naming the flag", async ()
 
 Deno.test("generate CLI: --draft decodes speculatively, losslessly, and reports acceptance", async () => {
   const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
-  const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
+  const { testGpu } = await import("@gto/core/testing");
   const { gpu } = await testGpu();
   const tmp = await Deno.makeTempDir({ prefix: "gto_generate_draft_" });
   try {

@@ -7,7 +7,7 @@
  * `@gto/core/cli`; this file holds the trainer's table, defaults and settings type.
  * @module
  */
-import { CORPUS_SOURCES, type CorpusSource } from "@gto/core";
+import { CORPUS_SOURCES, type CorpusSource } from "@gto/core/train";
 import {
   FlagError,
   type FlagSpec,

@@ -5,7 +5,8 @@
  * writes a checkpoint and exits 130; a second Ctrl-C exits at once.
  * @module
  */
-import { DataFileError, GpuUnavailableError, ModelLoadError, ShapeError } from "@gto/core";
+import { GpuUnavailableError, ModelLoadError, ShapeError } from "@gto/core";
+import { DataFileError } from "@gto/core/train";
 import { fail } from "@gto/core/cli";
 import { ConfigError, HELP, parseSettings, resolveConfig } from "./config.ts";
 import { resolveRun, runTraining } from "./train.ts";

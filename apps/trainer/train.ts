@@ -1,5 +1,5 @@
 /**
- * Phase I of draft training (DESIGN.md §2, EAGLE-3 "training-time test") as a library function, so
+ * Phase I of draft training (docs/engine.md §1, EAGLE-3 "training-time test") as a library function, so
  * the CLI (`main.ts`) and the tests run the same code:
  *
  * ```
@@ -23,29 +23,31 @@
  * @module
  */
 import {
-  buildDraftVocab,
   Eagle3Draft,
   fitsDecoder,
   type GpuDevice,
   KernelCache,
   LlamaModel,
-  loadCorpusPrompts,
   loadModelDir,
   loadSafetensors,
-  lrSchedule,
   measureTau,
   type ModelDir,
-  packBatch,
   Recorder,
-  regenerateResponses,
-  renderPrompt,
   requestGpu,
-  sampleSequence,
   SpecDecoder,
-  type TrainSample,
-  TttTrainer,
   writeSafetensors,
 } from "@gto/core";
+import {
+  buildDraftVocab,
+  loadCorpusPrompts,
+  lrSchedule,
+  packBatch,
+  regenerateResponses,
+  renderPrompt,
+  sampleSequence,
+  type TrainSample,
+  TttTrainer,
+} from "@gto/core/train";
 import { ConfigError, configToJson, parseConfigText, type TrainConfig, TRAJECTORY_KEYS } from "./config.ts";
 import { conditionalAccuracies, type EvalRow, MetricsLog, type StepRow } from "./metrics.ts";
 import { NULL_SINK, ProgressBar, type ProgressSink } from "./progress.ts";

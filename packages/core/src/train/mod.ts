@@ -3,7 +3,7 @@
  * draft trains through, the fused soft cross-entropy, AdamW with GPU-side gradient clipping, and
  * the learning-rate schedule.
  *
- * Design choice: **explicit per-layer backward** (llm.c style, DESIGN.md §5), not a tape/autograd.
+ * Design choice: **explicit per-layer backward** (llm.c style, docs/engine.md §3), not a tape/autograd.
  * The draft is one decoder layer unrolled 7 times, so the trainer writes its backward by hand, op
  * by op, in reverse order, reusing the forward activations it kept. Each backward op here mirrors one
  * forward op of `../ops` and takes the forward's inputs (and outputs where cheaper than recomputing):
@@ -18,18 +18,16 @@
  *   clip coefficient from the GPU norm), {@link lrSchedule} (warmup + cosine)
  * Embeddings are frozen, so there is no embedding backward. Accumulation flags (`accumulateDw`,
  * `accumulateDx`, `accumulate`) let shared weights and multi-path activations sum their gradients
- * without extra add dispatches. CPU f64 references of all of it: `reference_bwd.ts`.
+ * without extra add dispatches. CPU f64 references of all of it: `reference_bwd.ts` (exported from
+ * `@gto/core/reference` with the other references).
  * @module
  */
 export * from "./backward.ts";
 export * from "./attention_bwd.ts";
 export * from "./optim.ts";
 export * from "./schedule.ts";
-export * from "./reference_bwd.ts";
 export * from "./ttt.ts";
-export * from "./ttt_ref.ts";
 export * from "./data.ts";
 export * from "./draft_vocab.ts";
-export * from "./gto_ref.ts";
 export * from "./gto_ops.ts";
 export * from "./gto_groups.ts";

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Eagle3Draft, KernelCache, loadModelDir, loadSafetensors, Recorder, requestGpu } from "@gto/core";
-import { type TrainSample } from "@gto/core/train";
+import type { TrainSample } from "@gto/core/train";
 import { ConfigError, DEFAULTS, FLAGS, parseConfigText, resolveConfig, type TrainConfig } from "./config.ts";
 import { batchAt, resolveRun, runTraining } from "./train.ts";
 import { readMetricsFile, renderSvg, type StepRow } from "./metrics.ts";

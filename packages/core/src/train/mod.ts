@@ -33,3 +33,4 @@ export * from "./draft_vocab.ts";
 export * from "./gto_ref.ts";
 export * from "./gto_ops.ts";
 export * from "./gto_groups.ts";
+export * from "./gto_pipeline_ref.ts";

@@ -37,6 +37,7 @@ export {
 } from "./src/decode/generate.ts";
 export * from "./src/engine/mod.ts";
 export * from "./src/tree/tree_ops.ts";
+export * from "./src/tree/report.ts";
 export {
   type ResolvedTreeConfig,
   resolveTreeConfig,

@@ -10,3 +10,4 @@ export * from "./src/speculative/accept_ref.ts";
 export * from "./src/train/reference_bwd.ts";
 export * from "./src/train/ttt_ref.ts";
 export * from "./src/train/gto_ref.ts";
+export * from "./src/train/gto_pipeline_ref.ts";

@@ -22,6 +22,10 @@ Options:
   --draft DIR          EAGLE-3 draft for the spec benchmark (default: a random draft for tiny, plus
                        ../shared/models/small-eagle3-reference for small when it exists).
   --tree T,D,K         Tree shape for the spec benchmark (default 60,7,10).
+  --pytorch            With decode: also run the PyTorch CPU peer (benchmarks/pytorch_decode.py: eager,
+                       2 threads, batch 1, static KV cache, greedy) on the same models, same sitting.
+                       Needs python3 with torch (Debian: apt-get install -y python3-torch); set
+                       PYTHON to choose the interpreter.
   --json FILE          Also write all rows as JSON to FILE.
   -h, --help           Show this help.
 `;
@@ -43,6 +47,7 @@ try {
       draft: { type: "string" },
       tree: { type: "string" },
       json: { type: "string" },
+      pytorch: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -69,6 +74,30 @@ if (args.tree !== undefined) {
 const quick = Boolean(args.quick);
 const decodeTokens = args["decode-tokens"] ? Number(args["decode-tokens"]) : quick ? 64 : 128;
 if (!Number.isInteger(decodeTokens) || decodeTokens < 2) fail("--decode-tokens: expected an integer ≥ 2");
+
+/** Run benchmarks/pytorch_decode.py on `models`; prints its table, returns its JSON rows. */
+async function pytorchPeer(models: string[], n: number, p: number, reps: number): Promise<unknown> {
+  const script = decodeURIComponent(new URL("./pytorch_decode.py", import.meta.url).pathname);
+  const env = Deno.env.get("PYTHON");
+  const candidates = env ? [env] : ["python3", "/usr/bin/python3"];
+  for (const py of candidates) {
+    let ok = false;
+    try {
+      ok = (await new Deno.Command(py, { args: ["-c", "import torch"], stderr: "null" }).output()).success;
+    } catch { /* not installed */ }
+    if (!ok) continue;
+    const json = await Deno.makeTempFile({ suffix: ".json" });
+    const args = [script, "--decode-tokens", `${n}`, "--prefill-tokens", `${p}`, "--reps", `${reps}`];
+    console.log(`\nPyTorch peer (${py}):`);
+    const res = await new Deno.Command(py, { args: [...args, "--json", json, ...models] }).output();
+    await Deno.stdout.write(res.stdout);
+    if (!res.success) fail(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr).trim()}`);
+    const rows = JSON.parse(await Deno.readTextFile(json));
+    await Deno.remove(json);
+    return rows;
+  }
+  fail(`--pytorch: no python with torch among ${candidates.join(", ")} (apt-get install -y python3-torch)`);
+}
 
 const gpu = await requestGpu();
 console.log(`adapter: ${describeGpu(gpu)}`);
@@ -128,6 +157,7 @@ if (!only || only === "decode") {
     );
   }
   out.decode = rows;
+  if (args.pytorch) out.pytorch = await pytorchPeer(models, decodeTokens, quick ? 64 : 128, quick ? 2 : 3);
 }
 
 if (!only || only === "spec") {

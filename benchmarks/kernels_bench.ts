@@ -9,8 +9,12 @@
  * which is reported, not subtracted — R is grown until one run takes ≥ 200 ms so that GPU time
  * dominates). `median_ms` is the median over repetitions of (run time / R), i.e. per op.
  *
- * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune]` (`--tune` also times several
- * tile configurations of the tiled kernel).
+ * Also: a draft-tree level's token selection, `logSoftmax` → `topk` (two dispatches, k + 3 row passes)
+ * against the fused `topkLogSoftmax` (one dispatch, one row pass; row cached in workgroup memory when it
+ * fits, and the uncached variant), on (rows, Vd, k) of the bundled drafts.
+ *
+ * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune] [--select-only]` (`--tune` also
+ * times several tile configurations of the tiled kernel; `--select-only` runs only the selection rows).
  * @module
  */
 import { describeGpu, type GpuDevice, requestGpu } from "../packages/core/src/gpu/device.ts";
@@ -25,6 +29,9 @@ import {
   type LinearKernel,
   type TileConfig,
 } from "../packages/core/src/ops/linear.ts";
+import { logSoftmax } from "../packages/core/src/ops/softmax.ts";
+import { topk } from "../packages/core/src/ops/select.ts";
+import { topkLogSoftmax } from "../packages/core/src/ops/topk.ts";
 import { median } from "./stats.ts";
 
 /** One measured configuration. */
@@ -53,6 +60,8 @@ export interface BenchKernelsOptions {
   reps?: number;
   /** Target wall time of one run in ms (default 200). */
   minRunMs?: number;
+  /** Only the tree-level selection rows (skip the linear kernels). */
+  selectOnly?: boolean;
 }
 
 /** Fill a tensor with small pseudo-random values (f32 or f16 bits) without a CPU reference. */
@@ -155,6 +164,51 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     }
   };
 
+  const report = (row: BenchRow) => {
+    rows.push(row);
+    console.log(`${row.name.padEnd(46)} ${row.shape.padEnd(24)} ${row.median_ms.toFixed(3).padStart(10)} ms`);
+  };
+  // Draft-tree level selection: R rows of Vd draft logits → top-k log-probs (R = 1 at level 0, k after).
+  const select = async (R: number, Vd: number, k: number): Promise<void> => {
+    const arena = new BufferArena(gpu, 4 * (2 * R * Vd + 2 * R * k) + 4096, "bench-select");
+    try {
+      const x = fill(arena, [R, Vd], "f32", "logits"), lp = arena.alloc([R, Vd], "f32", "lp");
+      const ids = arena.alloc([R, k], "u32", "ids"), vals = arena.alloc([R, k], "f32", "vals");
+      const shape = `R=${R} Vd=${Vd} k=${k}`;
+      const two = () => {
+        logSoftmax(rec, lp, x);
+        topk(rec, ids, vals, lp, k);
+      };
+      report({
+        name: "select logSoftmax + topk (2 dispatches)",
+        shape,
+        median_ms: await timeOp(rec, two, reps, minRunMs),
+      });
+      for (const cache of ["auto", "never"] as const) {
+        const ms = await timeOp(rec, () => topkLogSoftmax(rec, ids, vals, x, k, { cache }), reps, minRunMs);
+        report({
+          name: `select topkLogSoftmax${cache === "never" ? " uncached" : ""}`,
+          shape,
+          median_ms: ms,
+        });
+      }
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      arena.destroy();
+    }
+  };
+  for (
+    const [R, Vd, k] of quick
+      ? [[10, 1024, 10]]
+      : [[1, 1024, 10], [10, 1024, 10], [10, 2048, 10], [10, 8192, 10]]
+  ) {
+    await select(R, Vd, k);
+  }
+  if (opts.selectOnly) {
+    rec.destroy();
+    return rows;
+  }
+
   // Tiled f32 matmul at model shapes (K = N = hidden sizes of the bundled/small models).
   const ms = quick ? [64, 256] : [64, 128, 256, 512];
   for (const h of [384, 1024]) for (const M of ms) await matmul(M, h, h, "tiled");
@@ -200,5 +254,9 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
 }
 
 if (import.meta.main) {
-  await benchKernels({ quick: Deno.args.includes("--quick"), tune: Deno.args.includes("--tune") });
+  await benchKernels({
+    quick: Deno.args.includes("--quick"),
+    tune: Deno.args.includes("--tune"),
+    selectOnly: Deno.args.includes("--select-only"),
+  });
 }

@@ -78,3 +78,9 @@ export const TREE_WGSL: string = tree;
 import ttt from "./ttt.wgsl" with { type: "text" };
 /** Training: EAGLE-3 TTT bookkeeping `target_prep`, `fill_rows`, `step_prep`, `metrics`. */
 export const TTT_WGSL: string = ttt;
+import gto from "./gto.wgsl" with { type: "text" };
+/** Training: GTO Phase II `row_lse`, `node_logprob`, `tree_reward`, `gto_coeff`. */
+export const GTO_WGSL: string = gto;
+import topkKernel from "./topk.wgsl" with { type: "text" };
+/** Fused row log-softmax + top-k `topk_log_softmax` (placeholders `{{WG}}`, `{{CACHED}}`, `{{CACHE}}`). */
+export const TOPK_WGSL: string = topkKernel;

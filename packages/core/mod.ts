@@ -27,7 +27,13 @@ export * from "./src/ops/mod.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
 export * from "./src/model/draft_layer.ts";
-export * from "./src/decode/generate.ts";
+export {
+  generate,
+  type GenerateOptions as PlainGenerateOptions,
+  type GenerateResult as PlainGenerateResult,
+  type SamplingOptions,
+} from "./src/decode/generate.ts";
+export * from "./src/engine/mod.ts";
 export * from "./src/tree/mod.ts";
 export * from "./src/speculative/mod.ts";
 export * from "./src/train/mod.ts";
@@ -36,6 +42,7 @@ export {
   type ChatMessage,
   type ChatTemplate,
   checkLlamaWeights,
+  encodeChat,
   f16BitsToF32,
   f32ToF16Bits,
   type LlamaConfig,

@@ -12,3 +12,4 @@ export * from "./activation.ts";
 export * from "./embedding.ts";
 export * from "./softmax.ts";
 export * from "./select.ts";
+export * from "./topk.ts";

@@ -22,6 +22,7 @@
  * @module
  */
 import type { ModelDir } from "../io/model_dir.ts";
+import { encodeChat } from "../io/chat.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
@@ -216,9 +217,7 @@ export function renderPrompt(dir: ModelDir, text: string): number[] {
       `${dir.dir}: training prompts need a chat template (chat_template.jinja or tokenizer_config.json)`,
     );
   }
-  return dir.tokenizer.encode(
-    dir.chatTemplate.render([{ role: "user", content: text }], { addGenerationPrompt: true }),
-  );
+  return encodeChat(dir, [{ role: "user", content: text }]);
 }
 
 /** One training sample. */

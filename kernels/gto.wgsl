@@ -27,6 +27,9 @@
 //   exactly); s = exp((log M(Ŝ) − log M₀(Ŝ))/l) (1 when l = 0); PPO clip with ε; coefficient
 //   ∂L_GTO/∂log M(Ŝ) = −A·s/(P_tot·l) when the unclipped branch is the minimum and l > 0, else 0.
 //   coef_out[i·8 + ·] = [R, A, s, coefficient, min(s·A, clip(s)·A), clipped (0/1), l, log M − log M₀].
+// entry tree_positions (one thread per row): pos[i] = prefix[pre_off + i / per] + (use_offs ?
+//   offs[offs_off + i] : add) — absolute RoPE positions of P trees' rows: verification (per = N, offs =
+//   node depths: root x_r at r, node at r + depth) or draft expansion e (per = k, add = e).
 //
 // All bindings are read_write: tensors share arena buffers (see packages/core/src/gpu/kernel.ts).
 
@@ -350,4 +353,28 @@ fn gto_coeff(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
   coef_out[o + 5u] = clipped;
   coef_out[o + 6u] = l;
   coef_out[o + 7u] = dlog;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tree_positions
+
+struct PosParams { rows: u32, per: u32, pre_off: u32, use_offs: u32, offs_off: u32, add: u32 }
+
+@group(0) @binding(0) var<storage, read_write> ppre: array<u32>;
+@group(0) @binding(1) var<storage, read_write> poffs: array<i32>;
+@group(0) @binding(2) var<storage, read_write> pout: array<u32>;
+@group(0) @binding(3) var<uniform> pp: PosParams;
+
+@compute @workgroup_size(256)
+fn tree_positions(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.y * nwg.x + wg.x) * 256u + lid;
+  if (i >= pp.rows) {
+    return;
+  }
+  var off = pp.add;
+  if (pp.use_offs == 1u) {
+    off = u32(poffs[pp.offs_off + i]);
+  }
+  pout[i] = ppre[pp.pre_off + i / pp.per] + off;
 }

@@ -24,6 +24,7 @@ import { ShapeError } from "../errors.ts";
 import { grid1d } from "../ops/dispatch.ts";
 import { memoKernel, rowGrid } from "../ops/kernel_memo.ts";
 import type { TreeBuffers } from "../tree/tree_ops.ts";
+import type { DynamicValue } from "../ops/attention.ts";
 import { GTO_DEFAULTS, type RewardAggregate, type StdKind } from "./gto_ref.ts";
 
 /** Columns of {@link GtoRewardBuffers.treeStats} (one row of 8 f32 per tree). */
@@ -244,5 +245,57 @@ export function recordGtoCoefficients(
     [treesM, treesM0 ?? treesM, logM0, out],
     [P, m, AGG_INDEX[agg], treesM0 ? 1 : 0, delta, std === "sample" ? 1 : 0, eps, total],
     grid1d(P),
+  );
+}
+
+/**
+ * Record absolute RoPE positions for rows of P trees: `out` (count·per) u32, row i of tree q =
+ * `prefix.meta[prefix.index + q] + (offsets ? offsets.tensor[offsets.offset + i] : add)`. Verification
+ * of a chunk: per = N, offsets = the trees' depths (root x_r at position r, a node at r + depth);
+ * draft expansion e: per = k, add = e (a frontier node at r + e). One dispatch. Throws
+ * {@link ShapeError} on bad shapes.
+ */
+export function recordTreePositions(
+  rec: Recorder,
+  out: Tensor,
+  prefix: DynamicValue,
+  opts: { perTree: number; offsets?: { tensor: Tensor; offset: number }; add?: number },
+): void {
+  const rows = out.size;
+  out.expectShape([rows], "u32"); // (count·per)
+  const per = opts.perTree, add = opts.add ?? 0;
+  if (!Number.isInteger(per) || per < 1 || rows % per !== 0) {
+    throw new ShapeError(`recordTreePositions: perTree ${per} must divide the ${rows} rows of ${out.name}`);
+  }
+  prefix.meta.expectShape([-1], "u32");
+  if (!Number.isInteger(prefix.index) || prefix.index < 0 || prefix.index + rows / per > prefix.meta.size) {
+    throw new ShapeError(
+      `recordTreePositions: ${rows / per} prefixes from ${prefix.index} outside ${prefix.meta.name}`,
+    );
+  }
+  const offs = opts.offsets;
+  if (offs) {
+    offs.tensor.expectShape([-1], ["i32", "u32"]);
+    if (!Number.isInteger(offs.offset) || offs.offset < 0 || offs.offset + rows > offs.tensor.size) {
+      throw new ShapeError(
+        `recordTreePositions: offsets ${offs.offset} + ${rows} outside ${offs.tensor.name}`,
+      );
+    }
+  }
+  if (!Number.isInteger(add) || add < 0) {
+    throw new ShapeError(`recordTreePositions: add must be ≥ 0, got ${add}`);
+  }
+  const kern = memoKernel(rec, "tree_positions", () => ({
+    name: "tree_positions",
+    code: GTO_WGSL,
+    entryPoint: "tree_positions",
+    storage: ["rw", "rw", "rw"],
+    params: "uuuuuu",
+  }));
+  rec.dispatch(
+    kern,
+    [prefix.meta, offs?.tensor ?? prefix.meta, out],
+    [rows, per, prefix.index, offs ? 1 : 0, offs?.offset ?? 0, add],
+    grid1d(rows),
   );
 }

@@ -15,7 +15,12 @@ import {
   type RewardAggregate,
   type StdKind,
 } from "./gto_ref.ts";
-import { GtoRewardBuffers, recordGtoCoefficients, recordTreeRewards } from "./gto_ops.ts";
+import {
+  GtoRewardBuffers,
+  recordGtoCoefficients,
+  recordTreePositions,
+  recordTreeRewards,
+} from "./gto_ops.ts";
 
 const NONE = 0xffffffff;
 
@@ -233,5 +238,29 @@ Deno.test("gto_coeff equals gto_ref: debias, group advantages, ratio, clip, coef
   throws(() => recordGtoCoefficients(rec, out, tm, t0, lm0, { groupSize: 3 }), /divisor/);
   throws(() => recordGtoCoefficients(rec, out, tm, t0, lm0, { totalPrefixes: 2 }), /totalPrefixes/);
   throws(() => recordGtoCoefficients(rec, out, tm, t0, arena.alloc([P + 1], "f32", "x")), ShapeError);
+  arena.destroy();
+});
+
+Deno.test("recordTreePositions: prefix + depth (verification) and prefix + e (expansion)", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 16, "acts");
+  const pre = arena.upload(new Uint32Array([0, 0, 7, 30, 12]), [5], "u32", "prefixes");
+  const depths = arena.upload(
+    new Int32Array([9, 9, 0, 1, 1, 2, 0, 1, 2, 3, 0, 1, 1, 1]),
+    [14],
+    "i32",
+    "depths",
+  );
+  const out = arena.alloc([8], "u32", "pos");
+  recordTreePositions(rec, out, { meta: pre, index: 3 }, {
+    perTree: 4,
+    offsets: { tensor: depths, offset: 6 },
+  });
+  deepEqual(Array.from(await rec.read(out)), [30, 31, 32, 33, 12, 13, 13, 13]);
+  const out2 = arena.alloc([6], "u32", "pos2");
+  recordTreePositions(rec, out2, { meta: pre, index: 2 }, { perTree: 2, add: 5 });
+  deepEqual(Array.from(await rec.read(out2)), [12, 12, 35, 35, 17, 17]);
+  throws(() => recordTreePositions(rec, out, { meta: pre, index: 4 }, { perTree: 4 }), /outside prefixes/);
+  throws(() => recordTreePositions(rec, out, { meta: pre, index: 0 }, { perTree: 3 }), /divide/);
   arena.destroy();
 });

@@ -32,3 +32,5 @@ export * from "./data.ts";
 export * from "./draft_vocab.ts";
 export * from "./gto_ref.ts";
 export * from "./gto_ops.ts";
+export * from "./gto_groups.ts";
+export * from "./gto_pipeline_ref.ts";

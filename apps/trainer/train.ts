@@ -33,6 +33,8 @@ import {
   loadSafetensors,
   lrSchedule,
   type ModelDir,
+  OPTIMIZER_TENSOR_NAMES,
+  optimizerStateTensors,
   packBatch,
   Recorder,
   regenerateResponses,
@@ -402,8 +404,8 @@ export async function runTraining(
       const st = await loadSafetensors(file);
       trainer.importState({
         step: resume.state.optimizer_steps,
-        m: st.f32("adam_m", [trainer.optimizerStateSize]),
-        v: st.f32("adam_v", [trainer.optimizerStateSize]),
+        m: st.f32(OPTIMIZER_TENSOR_NAMES.m, [trainer.optimizerStateSize]),
+        v: st.f32(OPTIMIZER_TENSOR_NAMES.v, [trainer.optimizerStateSize]),
       });
       step = resume.state.step;
       elapsedBase = resume.state.elapsed_s;
@@ -462,10 +464,9 @@ export async function runTraining(
       try {
         await draft.save(rec, tmp);
         const st = await trainer.exportState(rec);
-        await writeSafetensors(join(tmp, "trainer_state.safetensors"), [
-          { name: "adam_m", dtype: "F32", shape: [st.m.length], data: st.m },
-          { name: "adam_v", dtype: "F32", shape: [st.v.length], data: st.v },
-        ], { format: "pt" });
+        await writeSafetensors(join(tmp, "trainer_state.safetensors"), optimizerStateTensors(st), {
+          format: "pt",
+        });
         const pos = batchAt(atStep, train.length, B, cfg.seed);
         const state: TrainerStateJson = {
           format: STATE_FORMAT,

@@ -29,6 +29,7 @@ export * from "./src/gpu/mod.ts";
 export * from "./src/ops/mod.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
+export * from "./src/model/draft_layer.ts";
 export {
   generate,
   type GenerateOptions as PlainGenerateOptions,

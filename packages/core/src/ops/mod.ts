@@ -13,3 +13,4 @@ export * from "./embedding.ts";
 export * from "./softmax.ts";
 export * from "./select.ts";
 export * from "./topk.ts";
+export * from "./attention_split.ts";

@@ -34,6 +34,12 @@ export interface TrainConfig {
   regenTemperature: number;
   /** Most new tokens per regenerated response. */
   regenMaxTokens: number;
+  /** OpenAI-compatible endpoint that regenerates the responses (null: the in-process decoder). */
+  regenEndpoint: string | null;
+  /** Model id requested from the endpoint (null: the first it lists). */
+  regenModel: string | null;
+  /** Requests in flight to the endpoint. */
+  regenConcurrency: number;
   /** Regenerated-data cache file (null: OUT/data.jsonl). */
   cache: string | null;
   /** Draft vocabulary size (null: min(32000, ⌈V/4⌉)). */
@@ -106,6 +112,9 @@ export const DEFAULTS: Omit<TrainConfig, "target" | "out"> = {
   maxPrompts: 512,
   regenTemperature: 0,
   regenMaxTokens: 256,
+  regenEndpoint: null,
+  regenModel: null,
+  regenConcurrency: 4,
   cache: null,
   draftVocab: null,
   initDraft: null,
@@ -175,6 +184,31 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     min: 1,
     help: `Most tokens per regenerated response (default ${DEFAULTS.regenMaxTokens}).`,
+  },
+  {
+    flag: "regen-endpoint",
+    key: "regenEndpoint",
+    kind: "path",
+    arg: "URL",
+    nullable: true,
+    help: "Regenerate through an OpenAI-compatible /v1/chat/completions (vLLM, SGLang, deno task serve), " +
+      "e.g. http://127.0.0.1:8000/v1; same cache, same T=0 responses (key: $OPENAI_API_KEY).",
+  },
+  {
+    flag: "regen-model",
+    key: "regenModel",
+    kind: "path",
+    arg: "NAME",
+    nullable: true,
+    help: "Model id for --regen-endpoint (default: the first of its /v1/models).",
+  },
+  {
+    flag: "regen-concurrency",
+    key: "regenConcurrency",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Requests in flight to --regen-endpoint (default ${DEFAULTS.regenConcurrency}).`,
   },
   {
     flag: "cache",

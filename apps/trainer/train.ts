@@ -37,7 +37,10 @@ import {
   optimizerStateTensors,
   packBatch,
   Recorder,
+  type RegenerateProgress,
   regenerateResponses,
+  regenerateSettings,
+  regenerateWith,
   renderPrompt,
   requestGpu,
   sampleSequence,
@@ -49,6 +52,7 @@ import {
 import { ConfigError, configToJson, parseConfigText, type TrainConfig, TRAJECTORY_KEYS } from "./config.ts";
 import { conditionalAccuracies, type EvalRow, MetricsLog, type StepRow } from "./metrics.ts";
 import { NULL_SINK, ProgressBar, type ProgressSink } from "./progress.ts";
+import { apiBase, endpointResponder, resolveModel } from "./regen_endpoint.ts";
 
 /** Format tag of trainer_state.json. */
 export const STATE_FORMAT = "gto-trainer-state";
@@ -340,19 +344,35 @@ export async function runTraining(
       const cacheFile = cfg.cache ?? join(cfg.out, "data.jsonl");
       const bar = new ProgressBar(sink, "data ", nTrain, { every: Math.max(1, Math.ceil(nTrain / 20)) });
       const t0 = performance.now();
-      all = await regenerateResponses(model, dir, rec, ids.slice(0, nTrain), {
+      const regen = {
         temperature: cfg.regenTemperature,
         maxTokens: cfg.regenMaxTokens,
         seed: cfg.seed,
         cacheFile,
-        onProgress: (p) => {
+        concurrency: cfg.regenConcurrency,
+        onProgress: (p: RegenerateProgress) => {
           const s = (performance.now() - t0) / 1000;
           bar.update(p.done, [
             `cached ${p.cached}`,
             `${(p.generatedTokens / Math.max(s, 1e-9)).toFixed(0)} tok/s`,
           ], p.done === p.total);
         },
-      });
+      };
+      if (cfg.regenEndpoint) {
+        // Any OpenAI-compatible server instead of the in-process decoder (same cache, same T=0 output).
+        const settings = regenerateSettings(dir, regen);
+        const ep = {
+          url: cfg.regenEndpoint,
+          model: cfg.regenModel,
+          onWarn: (m: string) => say(`warning: ${m}`),
+        };
+        const modelId = await resolveModel(apiBase(ep.url), ep.model);
+        say(`data: regenerating through ${cfg.regenEndpoint} (model ${modelId})`);
+        const respond = endpointResponder(dir, prompts.map((p) => p.text), settings, modelId, ep);
+        all = await regenerateWith(dir, ids.slice(0, nTrain), settings, model.maxSeqLen, respond, regen);
+      } else {
+        all = await regenerateResponses(model, dir, rec, ids.slice(0, nTrain), regen);
+      }
       bar.done();
     }
     // Keep samples with at least one response token inside the window.

@@ -374,6 +374,28 @@ export async function readSampleCache(file: string): Promise<{ header: unknown; 
   return { header, samples };
 }
 
+/** The settings recorded in a cache header (the regeneration's sampling, filled in). */
+export interface RegenerateSettings {
+  /** Sampling temperature. */
+  temperature: number;
+  /** Most new tokens per response. */
+  maxTokens: number;
+  /** top-k (0 = off). */
+  topK: number;
+  /** top-p (1 = off). */
+  topP: number;
+  /** Base seed (prompt i uses seed + i). */
+  seed: number;
+  /** Stop tokens. */
+  eosIds: number[];
+}
+
+/**
+ * Produces the response to prompt `i` (its rendered ids) with at most `maxTokens` new tokens: the
+ * response token ids, with the stopping eos appended when generation stopped on one.
+ */
+export type Responder = (i: number, prompt: readonly number[], maxTokens: number) => Promise<number[]>;
+
 /**
  * Responses of the target to `prompts` (rendered token ids, see {@link renderPrompt}), one at a
  * time through {@link generate}, reusing and extending `opts.cacheFile`. The target's KV cache is
@@ -386,6 +408,32 @@ export async function regenerateResponses(
   prompts: readonly (readonly number[])[],
   opts: RegenerateOptions = {},
 ): Promise<TrainSample[]> {
+  const settings = regenerateSettings(dir, opts);
+  const ring = model.allocTokenRing();
+  const respond: Responder = async (i, p, maxTokens) => {
+    const r = await generate(model, rec, ring, p, {
+      maxTokens,
+      temperature: settings.temperature,
+      topK: settings.topK,
+      topP: settings.topP,
+      seed: settings.seed + i,
+      eosIds: settings.eosIds,
+    });
+    if (r.finishReason !== "stop") return r.tokens;
+    const at = p.length + r.tokens.length; // the stop token is in the ring right after the output
+    const stop = await rec.read(new Tensor(ring.buffer, ring.offset + 4 * at, [1], "u32", "stop_token"));
+    return [...r.tokens, stop[0]];
+  };
+  // One decoder, one ring: strictly one call at a time.
+  return await regenerateWith(dir, prompts, settings, model.maxSeqLen, respond, {
+    cacheFile: opts.cacheFile,
+    onProgress: opts.onProgress,
+    concurrency: 1,
+  });
+}
+
+/** {@link RegenerateOptions} with defaults filled in (what the cache header records). */
+export function regenerateSettings(dir: ModelDir, opts: RegenerateOptions = {}): RegenerateSettings {
   const settings = {
     temperature: opts.temperature ?? 0,
     maxTokens: opts.maxTokens ?? 512,
@@ -397,6 +445,23 @@ export async function regenerateResponses(
   if (!Number.isInteger(settings.maxTokens) || settings.maxTokens < 1) {
     throw new ShapeError(`regenerateResponses: maxTokens ${settings.maxTokens} must be ≥ 1`);
   }
+  return settings;
+}
+
+/**
+ * The cache logic of {@link regenerateResponses} around any `respond` (the in-process decoder, or an
+ * OpenAI-compatible endpoint): reuse the cached prefix when the header matches, generate the rest
+ * with up to `concurrency` calls in flight, and append samples to the cache strictly in prompt
+ * order. Each response gets at most min(settings.maxTokens, maxContext − prompt length) tokens.
+ */
+export async function regenerateWith(
+  dir: ModelDir,
+  prompts: readonly (readonly number[])[],
+  settings: RegenerateSettings,
+  maxContext: number,
+  respond: Responder,
+  opts: { cacheFile?: string; onProgress?: (p: RegenerateProgress) => void; concurrency?: number } = {},
+): Promise<TrainSample[]> {
   const name = dir.dir.replace(/\/+$/, "").split("/").pop() ?? dir.dir;
   const header = {
     format: "gto-phase1-data",
@@ -435,40 +500,38 @@ export async function regenerateResponses(
   }
   let generatedTokens = 0;
   opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
-  const ring = model.allocTokenRing();
-  for (let i = samples.length; i < prompts.length; i++) {
-    const p = prompts[i];
-    const room = model.maxSeqLen - p.length;
-    let response: number[] = [];
-    if (p.length > 0 && room >= 1) {
-      const r = await generate(model, rec, ring, p, {
-        maxTokens: Math.min(settings.maxTokens, room),
-        temperature: settings.temperature,
-        topK: settings.topK,
-        topP: settings.topP,
-        seed: settings.seed + i,
-        eosIds: settings.eosIds,
-      });
-      response = r.tokens;
-      if (r.finishReason === "stop") {
-        const at = p.length + r.tokens.length; // the stop token is in the ring right after the output
-        const stop = await rec.read(new Tensor(ring.buffer, ring.offset + 4 * at, [1], "u32", "stop_token"));
-        response = [...response, stop[0]];
+  // Results may finish out of order; they are appended to the cache in order.
+  const ready = new Map<number, TrainSample>();
+  let next = samples.length;
+  let flushing = Promise.resolve();
+  const flush = async () => {
+    while (ready.has(samples.length)) {
+      const s = ready.get(samples.length)!;
+      ready.delete(samples.length);
+      samples.push(s);
+      if (file) {
+        const line = JSON.stringify({ prompt_ids: s.promptIds, response_ids: s.responseIds }) + "\n";
+        await Deno.writeTextFile(file, line, { append: true });
       }
+      opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
     }
-    const s = { promptIds: [...p], responseIds: response };
-    samples.push(s);
-    generatedTokens += response.length;
-    if (file) {
-      await Deno.writeTextFile(
-        file,
-        JSON.stringify({ prompt_ids: s.promptIds, response_ids: s.responseIds }) + "\n",
-        {
-          append: true,
-        },
-      );
+  };
+  const worker = async () => {
+    while (next < prompts.length) {
+      const i = next++;
+      const p = prompts[i];
+      const room = maxContext - p.length;
+      const response = p.length > 0 && room >= 1
+        ? await respond(i, p, Math.min(settings.maxTokens, room))
+        : [];
+      generatedTokens += response.length;
+      ready.set(i, { promptIds: [...p], responseIds: response });
+      flushing = flushing.then(flush);
+      await flushing;
     }
-    opts.onProgress?.({ done: samples.length, total: prompts.length, cached, generatedTokens });
-  }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? 1, prompts.length - next));
+  await Promise.all(Array.from({ length: n }, worker));
+  await flushing;
   return samples;
 }

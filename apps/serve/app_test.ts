@@ -118,6 +118,20 @@ Deno.test("chat: options reach the engine (developer→system, parts joined, see
   assert.deepStrictEqual(body.choices[0].finish_reason, "stop");
 });
 
+Deno.test("return_token_ids (vLLM extension) adds the output ids to the choice", async () => {
+  const { app } = setup();
+  const body = await (await post(app, "/v1/chat/completions", {
+    model: "fake",
+    messages: hi,
+    max_tokens: 3,
+    return_token_ids: true,
+  })).json();
+  assert.deepEqual(body.choices[0].token_ids, [..."You"].map((c) => c.codePointAt(0)));
+  const plain =
+    await (await post(app, "/v1/chat/completions", { model: "fake", messages: hi, max_tokens: 3 })).json();
+  assert.ok(!("token_ids" in plain.choices[0]));
+});
+
 Deno.test("chat: max_tokens stops with length", async () => {
   const { app } = setup();
   const body = await (await post(app, "/v1/chat/completions", { model: "fake", messages: hi, max_tokens: 4 }))

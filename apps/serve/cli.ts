@@ -18,8 +18,9 @@ export const DEFAULT_DRAFT: string = path("models/tiny-draft");
 export interface ServeConfig {
   /** Target model directory. */
   model: string;
-  /** Draft directory, or null for plain decoding. */
-  draft: string | null;
+  /** Draft directory, null for plain decoding, undefined for the engine's default (the bundled
+   * `models/tiny-draft` with the bundled tiny target, when it exists). */
+  draft?: string | null;
   /** Draft tree (null: the engine's default). */
   tree: { totalTokens: number; depth: number; topK: number } | null;
   /** Bind address. */
@@ -52,7 +53,8 @@ speculative decoding, and a playground at / that shows each cycle's draft tree.
 
 Options:
   --model DIR              Target model directory (default: the bundled tiny model).
-  --draft DIR              EAGLE-3 draft directory (default: models/tiny-draft when it exists).
+  --draft DIR              EAGLE-3 draft directory (default: models/tiny-draft when the target is the
+                           bundled tiny model and that directory exists; else plain decoding).
   --no-draft               Plain decoding, no draft.
   --tree T,D,K             Draft tree: total verified tokens, depth, top-k per node (default: the
                            engine's, 60,7,10).
@@ -154,7 +156,10 @@ export function parseServeArgs(
   }
   if (v.help) return "help";
   if (v.draft !== undefined && v["no-draft"]) throw new FlagError("give --draft DIR or --no-draft, not both");
-  const draft = v["no-draft"] ? null : v.draft ?? (exists(DEFAULT_DRAFT) ? DEFAULT_DRAFT : null);
+  const model = v.model ?? DEFAULT_MODEL;
+  const draft = v["no-draft"]
+    ? null
+    : v.draft ?? (model === DEFAULT_MODEL ? (exists(DEFAULT_DRAFT) ? DEFAULT_DRAFT : null) : undefined);
   let tree: ServeConfig["tree"] = null;
   if (v.tree !== undefined) {
     if (draft === null) throw new FlagError("--tree needs a draft (--draft DIR)");
@@ -182,7 +187,7 @@ export function parseServeArgs(
     throw new FlagError(`--queue-timeout ${JSON.stringify(qt)}: expected seconds > 0`);
   }
   return {
-    model: v.model ?? DEFAULT_MODEL,
+    model,
     draft,
     tree,
     host: v.host ?? "127.0.0.1",

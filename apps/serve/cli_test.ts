@@ -69,6 +69,9 @@ Deno.test("serve flags: every flag parses", () => {
   assert.ok(env !== "help");
   assert.equal(env.apiKey, "from-env");
   assert.equal(env.draft, null);
+  const other = parseServeArgs(["--model", "elsewhere"], noEnv, () => true);
+  assert.ok(other !== "help");
+  assert.equal(other.draft, undefined, "another target: the engine decides (no bundled draft)");
 });
 
 Deno.test("serve flags: bad values are one-line errors naming the flag", () => {

@@ -1,25 +1,28 @@
 /**
  * `@gto/core`: a WebGPU tensor engine for LLaMA-family targets and EAGLE-3 / GTO speculative decoding.
  *
- * - Engine: {@link requestGpu}, {@link BufferArena}, {@link KernelCache}, {@link Recorder}, {@link Tensor}.
+ * - {@link Engine}: the one way apps decode — load a target (+ optional EAGLE-3 draft), then `chat` /
+ *   `complete` with streaming text, stop strings, abort and a FIFO of callers.
+ * - GPU layer: {@link requestGpu}, {@link BufferArena}, {@link KernelCache}, {@link Recorder}, {@link Tensor}.
  * - Ops (one WGSL kernel family each, in `@gto/kernels`): linear, rmsNorm, ropeQkv, attention, swiglu,
  *   embedding, softmax/logSoftmax, argmax/topk/sample, add/copyRows.
- * - Models: {@link loadModelDir} (safetensors, config.json, tokenizer.json, chat templates),
- *   {@link LlamaModel} (GPU forward over a caller-owned {@link KvCache}), {@link generate} (GPU-resident
- *   decode loop over a {@link TokenRing}).
- * - References: f64 CPU implementations of every op and of the LLaMA forward (`reference`).
+ * - Models: {@link loadModelDir} (safetensors, config.json, tokenizer.json, chat templates, {@link encodeChat}),
+ *   {@link LlamaModel}, {@link Eagle3Draft} (weights + workspace; each sequence's {@link KvCache} is the
+ *   caller's); decoders: {@link generate} (plain, over a {@link TokenRing}), {@link SpecDecoder} (tree
+ *   speculative, built from {@link growDraftTree}, {@link verifyTree} and {@link greedyPath}),
+ *   {@link measureTau}.
+ *
+ * Subpaths: `@gto/core/train` (backward ops, optimizer, TTT / GTO training, data), `@gto/core/reference`
+ * (f64 CPU references of every kernel, model and objective), `@gto/core/testing` (test device, all-close,
+ * CLI runner), `@gto/core/cli` (the flags table shared by the apps).
  *
  * @example
  * ```ts
- * import { generate, KernelCache, LlamaModel, loadModelDir, Recorder, requestGpu, TokenRing } from "@gto/core";
- * const gpu = await requestGpu();
- * const dir = await loadModelDir("models/tiny");
- * const model = await LlamaModel.load(gpu, dir);
- * const rec = new Recorder(gpu, new KernelCache(gpu));
- * const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
- * const prompt = dir.tokenizer.encode("def add(a, b):");
- * const out = await generate(model, rec, kv, ring.tensor, prompt, { maxTokens: 32 });
- * console.log(dir.tokenizer.decode(out.tokens));
+ * import { Engine } from "@gto/core";
+ * const engine = await Engine.load({ target: "models/tiny" });
+ * const r = await engine.chat([{ role: "user", content: "What is 12 plus 7?" }], { maxTokens: 32 });
+ * console.log(r.text, r.finishReason, r.usage);
+ * await engine.close();
  * ```
  * @module
  */
@@ -29,6 +32,7 @@ export * from "./src/ops/mod.ts";
 export * from "./src/model/kv_cache.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
+export * from "./src/model/draft_layer.ts";
 export {
   type FinishReason,
   generate,
@@ -38,9 +42,18 @@ export {
 } from "./src/decode/generate.ts";
 export * from "./src/decode/ring.ts";
 export * from "./src/engine/mod.ts";
-export * from "./src/tree/mod.ts";
+export * from "./src/tree/tree_ops.ts";
+export * from "./src/tree/grow.ts";
+export * from "./src/tree/report.ts";
+export {
+  type ResolvedTreeConfig,
+  resolveTreeConfig,
+  TREE_MAX_TOKENS,
+  TREE_MAX_TOPK,
+  type TreeCandidates,
+  type TreeConfig,
+} from "./src/tree/config.ts";
 export * from "./src/speculative/mod.ts";
-export * from "./src/train/mod.ts";
 export {
   bf16BitsToF32,
   type ChatMessage,
@@ -64,4 +77,3 @@ export {
   writeSafetensors,
 } from "./src/io/mod.ts";
 export * from "./src/io/eagle3.ts";
-export * as reference from "./src/reference/mod.ts";

@@ -87,22 +87,24 @@ function drawTree(c) {
   // Accepted child first, so the path runs along the top.
   for (const ch of children) ch.sort((a, b) => (onPath.has(b) ? 1 : 0) - (onPath.has(a) ? 1 : 0) || a - b);
   const y = new Array(n).fill(0);
-  let leaf = 0;
+  const last = c.accepted[c.accepted.length - 1];
+  let leaf = 0, bonusY = 0;
   const place = (i) => {
     if (children[i].length === 0) {
       y[i] = leaf++;
+      if (i === last) bonusY = y[i]; // the bonus continues the path on the same row
       return;
     }
     children[i].forEach(place);
     y[i] = y[children[i][0]];
+    if (i === last) bonusY = leaf++; // below the rejected drafts of the last accepted node
   };
   place(0);
   const colW = 78, rowH = 24, padX = 10, padY = 20, boxW = 66, boxH = 18;
   const maxDepth = Math.max(...c.depths);
   const X = (d) => padX + d * colW;
   const Y = (r) => padY + r * rowH;
-  // The bonus node goes after the last accepted node, in its own column.
-  const last = c.accepted[c.accepted.length - 1];
+  // The bonus node goes one column after the last accepted node.
   const bonusDepth = c.depths[last] + 1;
   const width = X(Math.max(maxDepth, bonusDepth)) + boxW + padX;
   const height = Y(Math.max(leaf, 1)) + padY;
@@ -122,7 +124,7 @@ function drawTree(c) {
     const p = c.parents[i];
     edge(p, onPath.has(i) && onPath.has(p) ? "accepted" : "", X(c.depths[i]), Y(y[i]));
   }
-  edge(last, "bonus", X(bonusDepth), Y(y[last]));
+  edge(last, "bonus", X(bonusDepth), Y(bonusY));
   const node = (x, yy, label, cls, title) => {
     const g = el("g", { class: `node ${cls}`, transform: `translate(${x},${yy})` }, svg);
     el("rect", { width: boxW, height: boxH, rx: 4 }, g);
@@ -148,7 +150,7 @@ function drawTree(c) {
   }
   node(
     X(bonusDepth),
-    Y(y[last]),
+    Y(bonusY),
     visible(c.bonus_piece),
     "bonus",
     `${JSON.stringify(c.bonus_piece)} · id ${c.bonus} · bonus token from the target`,

@@ -81,8 +81,8 @@ export function tokenizeRoute(ctx: ServerContext): Hono {
     try {
       text = engine.detokenize(t as number[]);
     } catch (e) {
-      throw engineInputToApi(e) ??
-        badRequest(`cannot detokenize: ${(e as Error).message}`, "tokens", "invalid_value");
+      // The engine names its own argument (`ids`, `prompt[i]`); the request field is `tokens`.
+      throw badRequest(`cannot detokenize: ${(e as Error).message}`, "tokens", "invalid_value");
     }
     return c.json({ prompt: text });
   });

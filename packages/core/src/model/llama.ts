@@ -4,7 +4,7 @@
  * `maxBatch` tokens. The KV cache is not part of the model: the caller owns a {@link KvCache} per
  * sequence ({@link LlamaModel.createKvCache}) and passes it to every forward, so several sequences
  * can share one model. `forward` only *records* dispatches — nothing is read back — so callers can
- * encode many decode steps per submit (DESIGN.md §3).
+ * encode many decode steps per submit (docs/engine.md §2).
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
  * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small

@@ -11,7 +11,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { EAGLE3_TENSOR_NAMES, type Eagle3Checkpoint, type Eagle3TensorName } from "../io/eagle3.ts";
-import { tttMask } from "./attention_bwd.ts";
+import { tttMask } from "../grad/attention_bwd.ts";
 import {
   adamwRef,
   attentionBwdRef,
@@ -26,7 +26,7 @@ import {
   softCrossEntropyRef,
   swigluBwdRef,
   swigluF64,
-} from "./reference_bwd.ts";
+} from "../grad/reference_bwd.ts";
 
 /** Inputs of {@link tttStepRef}. */
 export interface TttRefInput {

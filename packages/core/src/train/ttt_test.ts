@@ -14,7 +14,7 @@ import { Eagle3Draft } from "../model/eagle3.ts";
 import { EAGLE3_TENSOR_NAMES, type Eagle3Checkpoint, initEagle3Checkpoint } from "../io/eagle3.ts";
 import { LlamaRef } from "../reference/llama_ref.ts";
 import { packMask } from "../ops/attention.ts";
-import { tttMask } from "./attention_bwd.ts";
+import { tttMask } from "../grad/attention_bwd.ts";
 import { tttBatchMask, TttTrainer } from "./ttt.ts";
 import { type TttRefInput, tttStepRef, tttUpdateRef } from "./ttt_ref.ts";
 
@@ -249,6 +249,61 @@ Deno.test("ttt: the loss falls over 20 steps on one tiny batch; no GPU object pe
     assert.ok(last.acces[0] >= first.acces[0]);
   } finally {
     trainer.destroy();
+    draft.destroy();
+    model.destroy();
+  }
+});
+
+Deno.test("ttt seams: 8 steps match the f64 reference; an 8th step of weight 0 changes nothing; forward-only losses", async () => {
+  const { gpu, rec } = await testGpu();
+  const c = makeCkpt(5);
+  const want = tttStepRef(c, input, { steps: 8, backward: false });
+  const model = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 32, maxBatch: 8 });
+  const draft = Eagle3Draft.fromCheckpoint(gpu, c, { maxSeqLen: 16, maxBatch: 4 });
+  const sizes = { maxBatch: B, maxSeqLen: S };
+  const eight = TttTrainer.create(gpu, model, draft, { ...sizes, steps: 8 });
+  const seven = TttTrainer.create(gpu, model, draft, sizes);
+  const zero8 = TttTrainer.create(gpu, model, draft, {
+    ...sizes,
+    steps: 8,
+    stepWeights: [...Array.from({ length: 7 }, (_, k) => 0.8 ** k), 0],
+  });
+  const fwd = TttTrainer.create(gpu, model, draft, { ...sizes, backward: false });
+  const batch = { batch: B, seqLen: S, ids, lossMask };
+  const grads = async (t: TttTrainer) => {
+    const g: Record<string, Float32Array> = {};
+    for (const [k, x] of Object.entries(t.grads)) g[k] = await rec.readF32(x);
+    return g;
+  };
+  try {
+    eight.recordGradients(rec, batch);
+    const m8 = await eight.readMetrics(rec);
+    assert.equal(m8.plosses.length, 8);
+    assertAllClose(m8.plosses, want.plosses, { rtol: 2e-6, atol: 1e-7, name: "plosses (8 steps)" });
+    assertAllClose(m8.acces, want.acces, { rtol: 1e-6, atol: 1e-6, name: "acces (8 steps)" });
+    assertAllClose([m8.loss], [want.loss], { rtol: 2e-6, name: "loss (8 steps)" });
+
+    seven.recordGradients(rec, batch);
+    const m7 = await seven.readMetrics(rec);
+    const g7 = await grads(seven);
+    zero8.recordGradients(rec, batch);
+    const mz = await zero8.readMetrics(rec);
+    assert.deepEqual(mz.plosses.slice(0, 7), m7.plosses);
+    assert.equal(mz.plosses[7], 0, "a step of weight 0 reports ploss 0");
+    assert.equal(mz.loss, m7.loss);
+    assert.equal(mz.gradNorm, m7.gradNorm);
+    const gz = await grads(zero8);
+    for (const k of Object.keys(g7)) assert.deepEqual(gz[k], g7[k], `grad ${k}`);
+
+    fwd.recordGradients(rec, batch);
+    const mf = await fwd.readMetrics(rec);
+    assert.deepEqual(mf.plosses, m7.plosses, "forward-only losses equal the trainer's bit for bit");
+    assert.deepEqual(mf.acces, m7.acces);
+    assert.equal(mf.gradNorm, 0);
+    assert.equal(fwd.optimizer, null);
+    assert.throws(() => fwd.recordUpdate(rec, { lr: 1e-3 }), /backward: false/);
+  } finally {
+    for (const t of [eight, seven, zero8, fwd]) t.destroy();
     draft.destroy();
     model.destroy();
   }

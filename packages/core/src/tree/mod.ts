@@ -7,3 +7,4 @@ export * from "./config.ts";
 export * from "./tree_ref.ts";
 export * from "./grow.ts";
 export * from "./tree_ops.ts";
+export * from "./report.ts";

@@ -18,7 +18,11 @@
 //   q, dout, out, dq: (Tq, nH·hd)   k, v, dk, dv: (S ≥ kv_len, nKV·hd) (rows ≥ kv_len untouched)
 //   mask: (Tq, mask_words) u32   stats: (Tq, nH, 2) f32 scratch
 //   Masking as kernels/attention.wgsl: use_mask == 0 → causal (query t sees keys ≤ kv_len − Tq + t);
-//   else bit (j & 31) of mask[t·mask_words + j/32]. hd ≤ 128 (any value); scalar loads.
+//   1 → bit (j & 31) of mask[t·mask_words + j/32]; 4 → training-time test (no mask read): query
+//   t = b·S + u (S = p.seq_len) sees rows b·S..t and row j·p.step_stride + t for j = 1..p.steps.
+//   In mode 4 dq_main loops over the virtual index [0, u + 1 + steps) of exactly those keys, and
+//   dkv_main visits for a step-0 key j only the queries j..(b+1)·S − 1 of its sequence and for
+//   the key of step s ≥ 1 at row s·step_stride + r only query r. hd ≤ 128 (any value); scalar loads.
 
 struct Params {
   tq: u32,
@@ -30,6 +34,9 @@ struct Params {
   mask_words: u32,
   hd: u32,
   accum: u32,
+  seq_len: u32,     // use_mask == 4: tokens per sequence
+  step_stride: u32, // use_mask == 4: rows between consecutive steps' keys
+  steps: u32,       // use_mask == 4: earlier steps whose diagonal key a query sees
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;
@@ -53,11 +60,27 @@ var<workgroup> red_d: array<f32, 128>;
 var<workgroup> tp: array<f32, 128>;  // per-tile P
 var<workgroup> tds: array<f32, 128>; // per-tile dS
 
+// Whether query t sees key j (j is virtual in dq_main's mode 4 and always in range there; in
+// dkv_main's mode 4 only visible (query, key) pairs are visited).
 fn visible(t: u32, j: u32) -> bool {
   if (p.use_mask == 0u) {
     return j + p.tq <= p.kv_len + t;
   }
+  if (p.use_mask == 4u) {
+    return true;
+  }
   return ((mask[t * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) != 0u;
+}
+
+// Physical row of virtual key v of query t (identity except in mode 4).
+fn key_row(t: u32, v: u32, base: u32, pre: u32) -> u32 {
+  if (p.use_mask != 4u) {
+    return v;
+  }
+  if (v < pre) {
+    return base + v;
+  }
+  return (v - pre + 1u) * p.step_stride + t;
 }
 
 @compute @workgroup_size(128)
@@ -76,8 +99,14 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
     dd = xb[lid] * b6[qrow + lid];
   }
   var kend = p.kv_len;
+  var base = 0u; // mode 4: first row of the query's sequence
+  var pre = 0u;  // mode 4: its causal keys (virtual index; later ones are the diagonal keys)
   if (p.use_mask == 0u) {
     kend = p.kv_len - p.tq + t + 1u;
+  } else if (p.use_mask == 4u) {
+    base = (t / p.seq_len) * p.seq_len;
+    pre = t - base + 1u;
+    kend = pre + p.steps;
   }
   workgroupBarrier();
   // pass 1: log-sum-exp of the visible scores, and D
@@ -85,9 +114,10 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   var l = 0.0;
   for (var j = lid; j < kend; j += WG) {
     if (visible(t, j)) {
+      let kr = key_row(t, j, base, pre) * row + koff;
       var s = 0.0;
       for (var d = 0u; d < hd; d++) {
-        s = fma(xa[d], k[j * row + koff + d], s);
+        s = fma(xa[d], k[kr + d], s);
       }
       if (s > m) {
         l = l * exp(m - s) + 1.0;
@@ -121,11 +151,12 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
     let j = j0 + lid;
     var ds = 0.0;
     if (has_keys && j < kend && visible(t, j)) {
+      let kr = key_row(t, j, base, pre) * row + koff;
       var s = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < hd; d++) {
-        s = fma(xa[d], k[j * row + koff + d], s);
-        dp = fma(xb[d], v[j * row + koff + d], dp);
+        s = fma(xa[d], k[kr + d], s);
+        dp = fma(xb[d], v[kr + d], dp);
       }
       let pj = exp(s - lse);
       ds = pj * (dp - dsum);
@@ -137,7 +168,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
       for (var jj = 0u; jj < n; jj++) {
         let w = tds[jj];
         if (w != 0.0) {
-          acc = fma(w, k[(j0 + jj) * row + koff + lid], acc);
+          acc = fma(w, k[key_row(t, j0 + jj, base, pre) * row + koff + lid], acc);
         }
       }
     }
@@ -170,10 +201,19 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
     xb[lid] = v[kb + lid];
   }
   workgroupBarrier();
-  let npairs = p.tq * grp;
+  var npairs = p.tq * grp; // pairs [first, npairs) may see key j
   var first = 0u; // causal: queries t < j + tq − kv_len cannot see key j
   if (p.use_mask == 0u && j + p.tq > p.kv_len) {
     first = (j + p.tq - p.kv_len) * grp;
+  } else if (p.use_mask == 4u) {
+    npairs = 0u; // padding rows between the steps' keys: no query
+    if (j < p.tq) {
+      first = j * grp; // step-0 key: queries j .. end of its sequence
+      npairs = (j / p.seq_len + 1u) * p.seq_len * grp;
+    } else if (j >= p.step_stride && j / p.step_stride <= p.steps && j % p.step_stride < p.tq) {
+      first = (j % p.step_stride) * grp; // diagonal key of step j / step_stride: its own query
+      npairs = first + grp;
+    }
   }
   var ak = 0.0;
   var av = 0.0;

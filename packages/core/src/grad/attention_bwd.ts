@@ -1,6 +1,7 @@
 /**
- * Backward of GQA attention for training, with the causal mask or any per-query bitset mask — in
- * particular the EAGLE-3 training-time-test (TTT) mask built by {@link tttMask}. Two dispatches of
+ * Backward of GQA attention for training, with the causal mask, any per-query bitset mask (e.g.
+ * the EAGLE-3 training-time-test (TTT) mask built by {@link tttMask}), or the TTT visibility
+ * computed in the kernel (`ttt`, scanning only the keys each query sees). Two dispatches of
  * `kernels/attention_bwd.wgsl`: `dq_main` (one workgroup per (query, head); recomputes the scores'
  * log-sum-exp, so the forward needs no extra output, and stores (lse, D) per (query, head) in a
  * scratch) and `dkv_main` (one workgroup per (key, kv head), summing over the queries and the query
@@ -12,6 +13,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { memoKernel } from "../ops/kernel_memo.ts";
+import { checkTttMask, type TttMask } from "../ops/attention.ts";
 import { scratchF32 } from "./scratch.ts";
 
 /** Largest head dim of the attention backward kernels. */
@@ -31,6 +33,11 @@ export interface AttentionBackwardOptions {
   scale?: number;
   /** u32 (Tq, ceil(kvLen/32)) bitset mask (`packMask`); default causal (query t sees keys ≤ kvLen − Tq + t). */
   mask?: Tensor;
+  /**
+   * Training-time-test visibility (see `TttMask` in ops/attention.ts): scans only the keys each
+   * query sees, instead of a bitset over all rows.
+   */
+  ttt?: TttMask;
   /** Add into dk, dv instead of overwriting them (keys shared by several unrolled steps). */
   accumulate?: boolean;
   /** Scratch (Tq, nH, 2) f32 for (lse, D); default an internal per-device scratch. */
@@ -75,7 +82,10 @@ export function attentionBackward(
     throw new ShapeError(`attentionBackward: kvLen ${kvLen} must be in [1, ${S}] (rows of ${k.name})`);
   }
   const words = Math.ceil(kvLen / 32);
+  const ttt = opts.ttt;
+  if (mask && ttt) throw new ShapeError("attentionBackward: give mask or ttt, not both");
   if (mask) mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
+  else if (ttt) checkTttMask("attentionBackward", ttt, Tq, kvLen);
   else if (Tq > kvLen) throw new ShapeError(`attentionBackward: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
   if (!Number.isFinite(scale)) throw new ShapeError(`attentionBackward: scale ${scale} is not finite`);
   const grads = [dq, dk, dv];
@@ -97,9 +107,13 @@ export function attentionBackward(
     code: ATTENTION_BWD_WGSL,
     entryPoint: entry,
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"] as ("rw")[],
-    params: "uuuufuuuu",
+    params: "uuuufuuuuuuu",
   });
-  const params = [Tq, nH, nKV, kvLen, scale, mask ? 1 : 0, words, hd, opts.accumulate ? 1 : 0];
+  const mode = mask ? 1 : ttt ? 4 : 0;
+  const params = [
+    ...[Tq, nH, nKV, kvLen, scale, mode, words, hd, opts.accumulate ? 1 : 0],
+    ...(ttt ? [ttt.seqLen, ttt.stepStride, ttt.steps] : [0, 0, 0]),
+  ];
   const m = mask ?? q;
   rec.dispatch(
     memoKernel(rec, "attn_bwd_dq", spec("dq_main")),

@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: kernel throughput (matmul GFLOP/s, matrix-vector GB/s), per-dispatch overhead,
- * and prefill / plain-decode tokens/s of LLaMA targets, on whatever adapter WebGPU gives us. Prints
+ * prefill / plain-decode tokens/s of LLaMA targets, speculative cycles and Phase-I training tokens/s,
+ * on whatever adapter WebGPU gives us. Prints
  * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
  * @module
  */
@@ -9,13 +10,14 @@ import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
+import { benchTrain, trainTable } from "./train_bench.ts";
 import { median } from "./stats.ts";
 
 const HELP = `Usage: deno task bench [options]
 
 Options:
   --quick              Smaller shapes and fewer repetitions.
-  --only WHAT          kernels | dispatch | decode | spec (default: all four).
+  --only WHAT          kernels | dispatch | decode | spec | train (default: all five).
   --model DIR          Model for the decode benchmark; repeatable. Default: models/tiny, plus
                        ../shared/models/small when it exists.
   --decode-tokens N    Tokens per decode run (default 128; quick 64).
@@ -60,8 +62,8 @@ if (args.help) {
   Deno.exit(0);
 }
 const only = args.only;
-if (only !== undefined && !["kernels", "dispatch", "decode", "spec"].includes(only)) {
-  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch, decode or spec`);
+if (only !== undefined && !["kernels", "dispatch", "decode", "spec", "train"].includes(only)) {
+  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch, decode, spec or train`);
 }
 let tree: { totalTokens: number; depth: number; topK: number } | undefined;
 if (args.tree !== undefined) {
@@ -181,6 +183,14 @@ if (!only || only === "spec") {
   }
   console.log("\n" + specTable(rows));
   out.spec = rows;
+}
+
+if (!only || only === "train") {
+  // One Phase-I TTT step (B = 1) on tiny with a fresh draft, as `deno task train` runs it.
+  const tiny = decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);
+  const rows = await benchTrain(gpu, tiny, { seqLens: quick ? [128] : [128, 256], reps: quick ? 2 : 3 });
+  console.log("\n" + trainTable(rows));
+  out.train = rows;
 }
 
 if (args.json) {

@@ -20,9 +20,15 @@
 //   Masking as kernels/attention.wgsl: use_mask == 0 → causal (query t sees keys ≤ kv_len − Tq + t);
 //   1 → bit (j & 31) of mask[t·mask_words + j/32]; 4 → training-time test (no mask read): query
 //   t = b·S + u (S = p.seq_len) sees rows b·S..t and row j·p.step_stride + t for j = 1..p.steps.
-//   In mode 4 dq_main loops over the virtual index [0, u + 1 + steps) of exactly those keys, and
-//   dkv_main visits for a step-0 key j only the queries j..(b+1)·S − 1 of its sequence and for
-//   the key of step s ≥ 1 at row s·step_stride + r only query r. hd ≤ 128 (any value); scalar loads.
+//   In mode 4 dq_main loops over the virtual index [0, u + 1 + steps) of exactly those keys;
+//   dkv_main runs over the step-0 keys only (rows j < Tq), visiting the queries j..(b+1)·S − 1 of
+//   key j's sequence, and the later rows go to dkv_diag. hd ≤ 128 (any value); scalar loads.
+// entry dkv_diag (mode 4 only): one workgroup of 128 threads per (kv head g = wg.x, position
+//   r = wg.y < step_stride). The keys of steps 1..steps at rows s·step_stride + r are seen by query
+//   r alone, so thread i < steps·grp computes P and scale·dS of (step i / grp + 1, head i % grp of
+//   the group) and thread d < hd sums them per step (the same arithmetic as dkv_main, one workgroup
+//   for all steps instead of one per key). For r ≥ Tq, the padding rows s·step_stride + r, s < steps,
+//   that no query sees are written 0 (left as they are with accum). steps·grp ≤ 128.
 
 struct Params {
   tq: u32,
@@ -49,16 +55,16 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> b7: array<f32>; // dq_main: dq    dkv_main: dv
 @group(0) @binding(8) var<uniform> p: Params;
 
-const WG: u32 = 128u;
+const WG: u32 = {{WG}}u; // 128, or 64 (software adapters, hd ≤ 64)
 const NEG: f32 = -1.0e30;
 
 var<workgroup> xa: array<f32, 128>; // dq_main: q·scale   dkv_main: k_j
 var<workgroup> xb: array<f32, 128>; // dq_main: dout      dkv_main: v_j
-var<workgroup> red_m: array<f32, 128>;
-var<workgroup> red_s: array<f32, 128>;
-var<workgroup> red_d: array<f32, 128>;
-var<workgroup> tp: array<f32, 128>;  // per-tile P
-var<workgroup> tds: array<f32, 128>; // per-tile dS
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_d: array<f32, WG>;
+var<workgroup> tp: array<f32, WG>;  // per-tile P
+var<workgroup> tds: array<f32, WG>; // per-tile dS
 
 // Whether query t sees key j (j is virtual in dq_main's mode 4 and always in range there; in
 // dkv_main's mode 4 only visible (query, key) pairs are visited).
@@ -83,7 +89,7 @@ fn key_row(t: u32, v: u32, base: u32, pre: u32) -> u32 {
   return (v - pre + 1u) * p.step_stride + t;
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(WG)
 fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
@@ -131,7 +137,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   red_s[lid] = l;
   red_d[lid] = dd;
   workgroupBarrier();
-  for (var st = 64u; st > 0u; st >>= 1u) {
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
     if (lid < st) {
       let m1 = red_m[lid];
       let m2 = red_m[lid + st];
@@ -188,7 +194,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   }
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(WG)
 fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = wg.x;
   let j = wg.y;
@@ -206,13 +212,10 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
   if (p.use_mask == 0u && j + p.tq > p.kv_len) {
     first = (j + p.tq - p.kv_len) * grp;
   } else if (p.use_mask == 4u) {
-    npairs = 0u; // padding rows between the steps' keys: no query
+    npairs = 0u; // dispatched over the step-0 keys j < tq only (later rows: dkv_diag)
     if (j < p.tq) {
-      first = j * grp; // step-0 key: queries j .. end of its sequence
+      first = j * grp; // queries j .. end of its sequence
       npairs = (j / p.seq_len + 1u) * p.seq_len * grp;
-    } else if (j >= p.step_stride && j / p.step_stride <= p.steps && j % p.step_stride < p.tq) {
-      first = (j % p.step_stride) * grp; // diagonal key of step j / step_stride: its own query
-      npairs = first + grp;
     }
   }
   var ak = 0.0;
@@ -261,6 +264,66 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
     } else {
       b6[kb + lid] = ak;
       b7[kb + lid] = av;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn dkv_diag(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = wg.x;
+  let r = wg.y;
+  let grp = p.nh / p.nkv;
+  let hd = p.hd;
+  let row = p.nkv * hd;
+  if (r >= p.tq) {
+    // Padding rows s·step_stride + r (s < steps) inside [0, kv_len): no query sees them.
+    if (p.accum == 0u && lid < hd) {
+      for (var s = 0u; s < p.steps; s++) {
+        let kb = (s * p.step_stride + r) * row + g * hd;
+        b6[kb + lid] = 0.0;
+        b7[kb + lid] = 0.0;
+      }
+    }
+    return;
+  }
+  // P and scale·dS of (step s = i / grp + 1, head g·grp + i % grp) for query r, as dkv_main.
+  if (lid < p.steps * grp) {
+    let s = lid / grp + 1u;
+    let qrow = (r * p.nh + g * grp + lid % grp) * hd;
+    let kb = (s * p.step_stride + r) * row + g * hd;
+    var sc = 0.0;
+    var dp = 0.0;
+    for (var d = 0u; d < hd; d++) {
+      sc = fma(q[qrow + d], k[kb + d], sc);
+      dp = fma(dout[qrow + d], v[kb + d], dp);
+    }
+    let si = (qrow / hd) * 2u;
+    let pj = exp(sc * p.scale - stats[si]);
+    tp[lid] = pj;
+    tds[lid] = pj * (dp - stats[si + 1u]) * p.scale;
+  }
+  workgroupBarrier();
+  if (lid < hd) {
+    for (var s = 1u; s <= p.steps; s++) {
+      var ak = 0.0;
+      var av = 0.0;
+      for (var hh = 0u; hh < grp; hh++) {
+        let i = (s - 1u) * grp + hh;
+        let pw = tp[i];
+        if (pw != 0.0) {
+          let qrow = (r * p.nh + g * grp + hh) * hd;
+          ak = fma(tds[i], q[qrow + lid], ak);
+          av = fma(pw, dout[qrow + lid], av);
+        }
+      }
+      let kb = (s * p.step_stride + r) * row + g * hd;
+      if (p.accum != 0u) {
+        b6[kb + lid] += ak;
+        b7[kb + lid] += av;
+      } else {
+        b6[kb + lid] = ak;
+        b7[kb + lid] = av;
+      }
     }
   }
 }

@@ -9,6 +9,7 @@
  * @module
  */
 import { ATTENTION_BWD_WGSL } from "@gto/kernels";
+import { specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
@@ -40,13 +41,19 @@ export interface AttentionBackwardOptions {
   ttt?: TttMask;
   /** Add into dk, dv instead of overwriting them (keys shared by several unrolled steps). */
   accumulate?: boolean;
+  /**
+   * Threads per workgroup (tests): default 64 on software adapters when headDim ≤ 64 (llvmpipe runs
+   * a workgroup as fibers switched at every barrier; half the fibers per barrier), else 128.
+   */
+  workgroupSize?: 64 | 128;
   /** Scratch (Tq, nH, 2) f32 for (lse, D); default an internal per-device scratch. */
   stats?: Tensor;
 }
 
 /**
  * Gradients of out = attention(q, k, v) (see `attention`): dq (Tq, nH·hd) is written; dk, dv
- * (S, nKV·hd) rows [0, kvLen) are written (or added with `accumulate`), later rows untouched.
+ * (S, nKV·hd) rows [0, kvLen) are written (or added with `accumulate`; with `ttt`, rows
+ * [0, steps·stepStride + Tq)), later rows untouched.
  * Inputs: dout, q, out (Tq, nH·hd) — `out` is the forward output (for D = dout·out); k, v
  * (S, nKV·hd). f32 throughout. Gradient tensors must not overlap the inputs or each other.
  */
@@ -85,8 +92,20 @@ export function attentionBackward(
   const ttt = opts.ttt;
   if (mask && ttt) throw new ShapeError("attentionBackward: give mask or ttt, not both");
   if (mask) mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
-  else if (ttt) checkTttMask("attentionBackward", ttt, Tq, kvLen);
-  else if (Tq > kvLen) throw new ShapeError(`attentionBackward: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
+  const wg = opts.workgroupSize ?? (rec.gpu.isFallback && hd <= 64 ? 64 : 128);
+  if (wg !== 64 && wg !== 128 || hd > wg) {
+    throw new ShapeError(`attentionBackward: workgroupSize ${wg} must be 64 or 128 and ≥ headDim ${hd}`);
+  }
+  if (ttt) {
+    checkTttMask("attentionBackward", ttt, Tq, kvLen);
+    if (ttt.steps * (nH / nKV) > wg) {
+      throw new ShapeError(
+        `attentionBackward: ttt steps ${ttt.steps} × ${nH / nKV} query heads per kv head exceed ${wg}`,
+      );
+    }
+  } else if (!mask && Tq > kvLen) {
+    throw new ShapeError(`attentionBackward: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
+  }
   if (!Number.isFinite(scale)) throw new ShapeError(`attentionBackward: scale ${scale} is not finite`);
   const grads = [dq, dk, dv];
   for (const g of grads) {
@@ -103,8 +122,8 @@ export function attentionBackward(
   stats.expectShape([Tq, nH, 2], "f32"); // (Tq, nH, 2)
   if (Tq === 0) return;
   const spec = (entry: string) => () => ({
-    name: `attention_bwd_${entry}`,
-    code: ATTENTION_BWD_WGSL,
+    name: `attention_bwd_${entry}_wg${wg}`,
+    code: specialize(ATTENTION_BWD_WGSL, { WG: wg }),
     entryPoint: entry,
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"] as ("rw")[],
     params: "uuuufuuuuuuu",
@@ -116,17 +135,26 @@ export function attentionBackward(
   ];
   const m = mask ?? q;
   rec.dispatch(
-    memoKernel(rec, "attn_bwd_dq", spec("dq_main")),
+    memoKernel(rec, `attn_bwd_dq${wg}`, spec("dq_main")),
     [q, k, v, m, dout, stats, out, dq],
     params,
     [nH, Tq],
   );
+  // ttt: dkv_main over the step-0 keys, dkv_diag over the later steps' (single-query) keys.
   rec.dispatch(
-    memoKernel(rec, "attn_bwd_dkv", spec("dkv_main")),
+    memoKernel(rec, `attn_bwd_dkv${wg}`, spec("dkv_main")),
     [q, k, v, m, dout, stats, dk, dv],
     params,
-    [nKV, kvLen],
+    [nKV, ttt ? Tq : kvLen],
   );
+  if (ttt && ttt.steps > 0) {
+    rec.dispatch(
+      memoKernel(rec, `attn_bwd_dkv_diag${wg}`, spec("dkv_diag")),
+      [q, k, v, m, dout, stats, dk, dv],
+      params,
+      [nKV, ttt.stepStride],
+    );
+  }
 }
 
 /**

@@ -5,7 +5,8 @@
  * reference_bwd_test.ts) with the visibility written out here as an explicit (Tq, kvLen) mask: B
  * sequences of S tokens, step-0 keys at rows [0, B·S), step j's keys at rows j·stride + r. Rows no
  * query may see (the padding between steps) hold NaN on the GPU, so a kernel that read one would
- * fail. Odd shapes, GQA, more keys than one tile, k = 0, accumulation, and the validation errors.
+ * fail. Odd shapes, GQA, more keys than one tile, k = 0, accumulation, both backward workgroup
+ * sizes, and the validation errors.
  * @module
  */
 import assert from "node:assert/strict";
@@ -75,22 +76,27 @@ Deno.test("attention ttt mode: forward and backward equal the f64 references wit
     attention(rec, outMask, tq, tk, tv, { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask: bits });
     assertAllClose(await rec.readF32(outMask), await rec.readF32(out), { rtol: 1e-5, atol: 1e-6, name });
 
-    // Backward from the reference forward output; dk/dv rows past kvLen keep a sentinel.
+    // Backward from the reference forward output; dk/dv rows past kvLen keep a sentinel. Both
+    // workgroup sizes (64: the software-adapter default for hd ≤ 64; 128: the GPU default).
     const tout = arena.upload(Float32Array.from(wantOut), [Tq, qW], "f32", "out_ref");
     const tdo = arena.upload(dout, [Tq, qW], "f32", "dout");
     const dq = arena.alloc([Tq, qW], "f32", "dq");
-    const dk = arena.upload(new Float32Array(rows * kvW).fill(7), [rows, kvW], "f32", "dk");
-    const dv = arena.upload(new Float32Array(rows * kvW).fill(7), [rows, kvW], "f32", "dv");
-    attentionBackward(rec, dq, dk, dv, tdo, tq, tk, tv, tout, { ...base, scale });
     const tol = { rtol: 1e-4, atol: 1e-5 };
     const tail = Array(3 * kvW).fill(7);
-    assertAllClose(await rec.readF32(dq), want.dq, { name: `dq ${name}`, ...tol });
-    assertAllClose(await rec.readF32(dk), [...want.dk, ...tail], { name: `dk ${name}`, ...tol });
-    assertAllClose(await rec.readF32(dv), [...want.dv, ...tail], { name: `dv ${name}`, ...tol });
-    attentionBackward(rec, dq, dk, dv, tdo, tq, tk, tv, tout, { ...base, scale, accumulate: true });
-    const twice = (a: ArrayLike<number>) => [...Array.from(a, (x) => 2 * x), ...tail];
-    assertAllClose(await rec.readF32(dk), twice(want.dk), { name: `dk accumulated ${name}`, ...tol });
-    assertAllClose(await rec.readF32(dv), twice(want.dv), { name: `dv accumulated ${name}`, ...tol });
+    for (const workgroupSize of [64, 128] as const) {
+      const dk = arena.upload(new Float32Array(rows * kvW).fill(7), [rows, kvW], "f32", "dk");
+      const dv = arena.upload(new Float32Array(rows * kvW).fill(7), [rows, kvW], "f32", "dv");
+      const o = { ...base, scale, workgroupSize };
+      const at = `${name} wg ${workgroupSize}`;
+      attentionBackward(rec, dq, dk, dv, tdo, tq, tk, tv, tout, o);
+      assertAllClose(await rec.readF32(dq), want.dq, { name: `dq ${at}`, ...tol });
+      assertAllClose(await rec.readF32(dk), [...want.dk, ...tail], { name: `dk ${at}`, ...tol });
+      assertAllClose(await rec.readF32(dv), [...want.dv, ...tail], { name: `dv ${at}`, ...tol });
+      attentionBackward(rec, dq, dk, dv, tdo, tq, tk, tv, tout, { ...o, accumulate: true });
+      const twice = (a: ArrayLike<number>) => [...Array.from(a, (x) => 2 * x), ...tail];
+      assertAllClose(await rec.readF32(dk), twice(want.dk), { name: `dk accumulated ${at}`, ...tol });
+      assertAllClose(await rec.readF32(dv), twice(want.dv), { name: `dv accumulated ${at}`, ...tol });
+    }
     arena.reset();
   }
   arena.destroy();

@@ -268,7 +268,7 @@ async function main(): Promise<void> {
     if (v.json) console.log(JSON.stringify(report));
     else {
       console.log(
-        `| requests | C | done | queue-full 503 | other errors | latency p50 / p99 s | TTFT p50 / p99 s | tok/s | /health p50 / p99 ms | RSS before → after MiB |`,
+        `| requests | C | done | 503s retried | queue-full 503 (final) | other errors | latency p50 / p99 s | TTFT p50 / p99 s | tok/s | /health p50 / p99 ms | RSS before → after MiB |`,
       );
       console.log(`|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|`);
       console.log(

@@ -11,7 +11,8 @@
  * 429/503 and network errors are retried (honouring Retry-After); anything else is one error line.
  * @module
  */
-import type { ModelDir, RegenerateSettings, Responder } from "@gto/core";
+import type { ModelDir } from "@gto/core";
+import type { RegenerateSettings, Responder } from "@gto/core/train";
 
 /** Where and how to regenerate. */
 export interface EndpointOptions {

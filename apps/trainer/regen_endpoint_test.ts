@@ -6,14 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import {
-  LlamaModel,
-  loadModelDir,
-  regenerateResponses,
-  regenerateSettings,
-  regenerateWith,
-  renderPrompt,
-} from "@gto/core";
+import { LlamaModel, loadModelDir } from "@gto/core";
+import { regenerateResponses, regenerateSettings, regenerateWith, renderPrompt } from "@gto/core/train";
 import { testGpu } from "../../packages/core/src/testing/mod.ts";
 import { startServer } from "../serve/testing/server.ts";
 import { apiBase, EndpointError, endpointResponder, resolveModel } from "./regen_endpoint.ts";

@@ -14,3 +14,4 @@ export * from "./softmax.ts";
 export * from "./select.ts";
 export * from "./topk.ts";
 export * from "./attention_split.ts";
+export * from "./attention_rope.ts";

@@ -57,17 +57,25 @@ function runningTau() {
 function appendCycleText(c) {
   const out = $("output");
   const shade = c.index % 2 ? "c1" : "c0";
+  const span = (text, cls, title) => {
+    const e = document.createElement("span");
+    e.className = `tok ${cls}`;
+    e.dataset.cycle = String(c.index);
+    e.title = title;
+    e.textContent = text;
+    e.addEventListener("click", () => selectCycle(c.index));
+    out.appendChild(e);
+  };
+  // The output's first token comes from the prefill: it is the first cycle's root.
+  if (c.index === 0) span(c.pieces[0], "c1 bonus", "first token (from the prompt's prefill)");
+  const drafts = c.accepted.length - 1;
   c.new_pieces.forEach((piece, i) => {
-    const span = document.createElement("span");
-    const isBonus = i === c.new_pieces.length - 1;
-    span.className = `tok ${shade} ${isBonus ? "bonus" : "draft"}`;
-    span.dataset.cycle = String(c.index);
-    span.title = `cycle ${c.index + 1}: ${
-      isBonus ? "target (bonus) token" : `accepted draft token, depth ${i + 1}`
-    }`;
-    span.textContent = piece;
-    span.addEventListener("click", () => selectCycle(c.index));
-    out.appendChild(span);
+    const isBonus = i >= drafts;
+    span(
+      piece,
+      `${shade} ${isBonus ? "bonus" : "draft"}`,
+      `cycle ${c.index + 1}: ${isBonus ? "target (bonus) token" : `accepted draft token, depth ${i + 1}`}`,
+    );
   });
 }
 

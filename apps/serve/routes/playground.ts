@@ -81,6 +81,7 @@ export function playgroundRoute(ctx: ServerContext): Hono {
         if (r.finishReason === "abort") return;
         sse.event("done", {
           text: r.text,
+          tokens: r.tokens,
           finish_reason: r.finishReason,
           usage: usageJson(r),
           speculative: speculativeJson(r) ?? null,

@@ -13,6 +13,7 @@ import OpenAI from "openai";
 import { runCli } from "../../packages/core/src/testing/cli.ts";
 import { startServer } from "./testing/server.ts";
 import { parseSse } from "./testing/http.ts";
+import { TRACE_DELIVERED } from "./testing/trace.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
@@ -44,9 +45,6 @@ async function generateCli(kind: "--chat" | "--prompt", text: string, maxTokens:
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout).text;
 }
-
-/** Whether the engine delivers `onCycle` traces yet (core's per-cycle trace: pending when false). */
-const TRACE_DELIVERED = false;
 
 interface Cycle {
   tokens: number[];

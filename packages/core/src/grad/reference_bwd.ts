@@ -289,13 +289,16 @@ export function swigluBwdRef(dOut: Arr, gateUp: Arr, I: number): Float64Array {
 
 /**
  * Per-row soft cross-entropy and its gradient: loss_m = −w_m·Σ_v p_v·log_softmax(z)_v,
- * dz = w_m·(softmax(z)·Σ_v p_v − p). logits, targetProbs (M, V), rowWeight (M).
+ * dz = w_m·(softmax(z)·Σ_v p_v − p). logits, targetProbs (M, V), rowWeight (M). With `hard`
+ * (labels (M), ≥ V = none; signed weights (M)): loss_m −= h_m·log_softmax(z)[y_m],
+ * dz += h_m·(softmax(z) − e_{y_m}).
  */
 export function softCrossEntropyRef(
   logits: Arr,
   targetProbs: Arr,
   rowWeight: Arr,
   V: number,
+  hard?: { labels: Arr; weights: Arr },
 ): { loss: Float64Array; dLogits: Float64Array } {
   const M = rowWeight.length;
   expectLen("softCrossEntropyRef logits", logits, M * V);
@@ -317,6 +320,12 @@ export function softCrossEntropyRef(
     loss[m] = -w * (spz - sp * lse);
     for (let i = 0; i < V; i++) {
       dLogits[o + i] = w * (Math.exp(logits[o + i] - lse) * sp - targetProbs[o + i]);
+    }
+    const y = hard ? hard.labels[m] : V;
+    if (y < V) {
+      const h = hard!.weights[m];
+      loss[m] -= h * (logits[o + y] - lse);
+      for (let i = 0; i < V; i++) dLogits[o + i] += h * (Math.exp(logits[o + i] - lse) - (i === y ? 1 : 0));
     }
   }
   return { loss, dLogits };

@@ -632,6 +632,19 @@ Deno.test("playground: page, script, and the trace stream (meta, cycle, text, do
   assert.deepStrictEqual(done.finish_reason, "stop");
   const text = ev.filter((e) => e.event === "text").map((e) => JSON.parse(e.data).delta).join("");
   assert.deepStrictEqual(text, done.text);
+  // speculative: false runs the plain baseline: same text, no cycles.
+  const plain = await readSse(
+    await post(app, "/playground/generate", { messages: hi, temperature: 0, speculative: false }),
+  );
+  assert.deepStrictEqual(JSON.parse(plain[0].data).speculative, false);
+  assert.deepStrictEqual(plain.filter((e) => e.event === "cycle").length, 0);
+  const plainDone = JSON.parse(plain.at(-1)!.data);
+  assert.deepStrictEqual([plainDone.text, plainDone.speculative], [done.text, null]);
+  await expectError(
+    await post(app, "/playground/generate", { messages: hi, speculative: "no" }),
+    400,
+    "speculative",
+  );
   // Same validation as the API.
   await expectError(await post(app, "/playground/generate", { messages: [] }), 400, "messages");
 });

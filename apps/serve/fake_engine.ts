@@ -121,6 +121,9 @@ export class FakeEngine implements ServeEngine {
     if (promptTokens + opts.maxTokens > this.info.maxContext) {
       throw new EngineInputError("maxTokens", "prompt + maxTokens exceeds maxContext");
     }
+    if (opts.speculative === true && !this.info.draft) {
+      throw new EngineInputError("speculative", "no draft is loaded");
+    }
     if (trigger.includes("[[input-error]]")) throw new EngineInputError("messages", "fake input error");
     this.calls++;
     this.active++;
@@ -169,7 +172,7 @@ export class FakeEngine implements ServeEngine {
             break;
           }
         }
-        if (!prefill && this.info.draft) {
+        if (!prefill && this.info.draft && opts.speculative !== false) {
           cycles++;
           accepted += fresh.length - 1;
           for (let i = 0; i < fresh.length - 1 && i < perPos.length; i++) perPos[i]++;
@@ -197,7 +200,7 @@ export class FakeEngine implements ServeEngine {
         tokens: out,
         finishReason: finish,
         usage: { promptTokens, completionTokens: out.length },
-        speculative: this.info.draft
+        speculative: this.info.draft && opts.speculative !== false
           ? {
             cycles,
             acceptanceLength: cycles ? (accepted + cycles) / cycles : 0,

@@ -7,7 +7,15 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const state = { messages: [], cycles: [], selected: -1, controller: null, text: "", info: null };
+const state = {
+  messages: [],
+  cycles: [],
+  selected: -1,
+  controller: null,
+  text: "",
+  info: null,
+  speculative: true,
+};
 
 function el(name, attrs = {}, parent = null) {
   const e = document.createElementNS(SVG, name);
@@ -293,6 +301,7 @@ async function send(ev) {
     max_tokens: Number($("max-tokens").value) || 64,
     temperature: Number($("temperature").value) || 0,
     seed: Number($("seed").value) || 0,
+    speculative: $("speculative").checked,
   };
   try {
     const res = await fetch("/playground/generate", {
@@ -303,7 +312,10 @@ async function send(ev) {
     });
     if (!res.ok) throw new Error((await res.json()).error?.message ?? `HTTP ${res.status}`);
     for await (const { event, data } of sseEvents(res)) {
-      if (event === "cycle") {
+      if (event === "meta") {
+        state.speculative = data.speculative;
+        if (!data.speculative) $("cycle-head").textContent = "plain decoding: no draft tree";
+      } else if (event === "cycle") {
         state.cycles.push(data);
         appendCycleText(data);
         if (state.selected === state.cycles.length - 2 || state.selected < 0) {
@@ -316,7 +328,7 @@ async function send(ev) {
         if (ttft === null) ttft = (performance.now() - t0) / 1000;
         state.text += data.delta;
         reply.textContent = `assistant: ${state.text}`;
-        if (!state.info?.meta.draft) $("output").textContent = state.text;
+        if (!state.speculative) $("output").textContent = state.text;
         setStat("s-ttft", ttft.toFixed(2));
       } else if (event === "done") {
         state.text = data.text;

@@ -238,7 +238,10 @@ Deno.test({
         console.log(`  /health while 8 streams ran: ${healthMs.toFixed(1)} ms`);
       });
 
-      let traced: { done: { text: string; speculative: { cycles: number } }; cycles: Cycle[] } | null = null;
+      let traced: {
+        done: { text: string; tokens: number[]; speculative: { cycles: number } };
+        cycles: Cycle[];
+      } | null = null;
       await t.step("playground trace endpoint: T=0 text with tracing on = without", async () => {
         const res = await fetch(`${server.url}/playground/generate`, {
           method: "POST",
@@ -263,12 +266,19 @@ Deno.test({
         fn: () => {
           const { done, cycles } = traced!;
           assert.equal(cycles.length, done.speculative.cycles);
-          for (const c of cycles) {
+          cycles.forEach((c, i) => {
             assert.equal(c.tokens.length, c.parents.length);
             assert.equal(c.parents[0], -1);
             assert.equal(c.accepted[0], 0);
-            assert.equal(c.new_tokens.length, c.accepted.length);
-          }
+            // Accepted drafts + bonus; only the last cycle may be cut (eos, max tokens).
+            if (i < cycles.length - 1) assert.equal(c.new_tokens.length, c.accepted.length);
+            else assert.ok(c.new_tokens.length <= c.accepted.length);
+            for (let k = 1; k < c.accepted.length; k++) {
+              assert.equal(c.parents[c.accepted[k]], c.accepted[k - 1]);
+            }
+          });
+          // The output = the first root (from the prefill) + every cycle's committed tokens.
+          assert.deepEqual([cycles[0].tokens[0], ...cycles.flatMap((c) => c.new_tokens)], done.tokens);
         },
       });
     } finally {

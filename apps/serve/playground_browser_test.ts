@@ -60,7 +60,8 @@ Deno.test({
       assert.ok(spans.some((s) => s[1].includes("draft")) && spans.some((s) => s[1].includes("bonus")));
       // The timeline has one bar per cycle; the last cycle's tree is shown.
       const bars = await page.locator("#timeline rect.bar").count();
-      assert.ok(bars >= 10, `${bars} bars`);
+      // 30 characters: the first from the prefill, then 29 + eos in cycles of 1, 2, 3, ... tokens = 15 cycles.
+      assert.equal(bars, 15);
       // Open a cycle that accepted two drafts (the fake's third cycle) and check its tree.
       await page.click("#timeline rect.bar:nth-of-type(3)");
       const tree = await page.evaluate(`(() => {

@@ -11,10 +11,11 @@
  *
  * Also: a draft-tree level's token selection, `logSoftmax` → `topk` (two dispatches, k + 3 row passes)
  * against the fused `topkLogSoftmax` (one dispatch, one row pass; row cached in workgroup memory when it
- * fits, and the uncached variant), on (rows, Vd, k) of the bundled drafts.
+ * fits, and the uncached variant), on (rows, Vd, k) of the bundled drafts; and decode attention (one
+ * query over 128–2048 cached keys, tiny's and small's heads) with and without split-K.
  *
- * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune] [--select-only]` (`--tune` also
- * times several tile configurations of the tiled kernel; `--select-only` runs only the selection rows).
+ * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune] [--select-only | --attention-only]`
+ * (`--tune` also times several tile configurations of the tiled kernel; the `-only` flags run one section).
  * @module
  */
 import { describeGpu, type GpuDevice, requestGpu } from "../packages/core/src/gpu/device.ts";
@@ -32,6 +33,7 @@ import {
 import { logSoftmax } from "../packages/core/src/ops/softmax.ts";
 import { topk } from "../packages/core/src/ops/select.ts";
 import { topkLogSoftmax } from "../packages/core/src/ops/topk.ts";
+import { attention } from "../packages/core/src/ops/attention.ts";
 import { median } from "./stats.ts";
 
 /** One measured configuration. */
@@ -60,8 +62,8 @@ export interface BenchKernelsOptions {
   reps?: number;
   /** Target wall time of one run in ms (default 200). */
   minRunMs?: number;
-  /** Only the tree-level selection rows (skip the linear kernels). */
-  selectOnly?: boolean;
+  /** Only one section: the tree-level selection rows or the decode attention rows. */
+  only?: "select" | "attention";
 }
 
 /** Fill a tensor with small pseudo-random values (f32 or f16 bits) without a CPU reference. */
@@ -197,14 +199,45 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
       arena.destroy();
     }
   };
-  for (
-    const [R, Vd, k] of quick
-      ? [[10, 1024, 10]]
-      : [[1, 1024, 10], [10, 1024, 10], [10, 2048, 10], [10, 8192, 10]]
-  ) {
-    await select(R, Vd, k);
+  if (opts.only !== "attention") {
+    const shapes = quick ? [[10, 1024, 10]] : [[1, 1024, 10], [10, 1024, 10], [10, 2048, 10], [10, 8192, 10]];
+    for (const [R, Vd, k] of shapes) await select(R, Vd, k);
   }
-  if (opts.selectOnly) {
+  // Decode attention (Tq query rows over kv cached keys): one workgroup per (query, head) against
+  // split-K (keys of each (query, head) over `splits` workgroups + a merge dispatch).
+  const attn = async (Tq: number, nH: number, nKV: number, hd: number, kv: number): Promise<void> => {
+    const splitsList = [1, 2, 4, 8, 16].filter((s) => s === 1 || kv / s >= 64);
+    const bytes = 4 * (2 * Tq * nH * hd + 2 * kv * nKV * hd + Tq * nH * 16 * (hd + 4)) + 8192;
+    const arena = new BufferArena(gpu, bytes, "bench-attn");
+    try {
+      const q = fill(arena, [Tq, nH * hd], "f32", "q"), out = arena.alloc([Tq, nH * hd], "f32", "out");
+      const kc = fill(arena, [kv, nKV * hd], "f32", "k"), vc = fill(arena, [kv, nKV * hd], "f32", "v");
+      const scratch = arena.alloc([Tq * nH * 16 * (hd + 4)], "f32", "split");
+      for (const splits of splitsList) {
+        const op = () =>
+          attention(rec, out, q, kc, vc, {
+            numHeads: nH,
+            numKvHeads: nKV,
+            headDim: hd,
+            kvLen: kv,
+            split: { scratch, splits },
+          });
+        const name = splits === 1 ? "attention (1 workgroup per query·head)" : `attention split-K ${splits}`;
+        const shape = `Tq=${Tq} nH=${nH}/${nKV} hd=${hd} kv=${kv}`;
+        report({ name, shape, median_ms: await timeOp(rec, op, reps, minRunMs) });
+      }
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      arena.destroy();
+    }
+  };
+  if (opts.only !== "select") {
+    for (const kv of quick ? [1024] : [128, 512, 2048]) {
+      await attn(1, 4, 2, 32, kv); // tiny
+      await attn(1, 6, 2, 64, kv); // small
+    }
+  }
+  if (opts.only) {
     rec.destroy();
     return rows;
   }
@@ -257,6 +290,10 @@ if (import.meta.main) {
   await benchKernels({
     quick: Deno.args.includes("--quick"),
     tune: Deno.args.includes("--tune"),
-    selectOnly: Deno.args.includes("--select-only"),
+    only: Deno.args.includes("--select-only")
+      ? "select"
+      : Deno.args.includes("--attention-only")
+      ? "attention"
+      : undefined,
   });
 }

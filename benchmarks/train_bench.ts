@@ -17,8 +17,8 @@ import {
   loadModelDir,
   Recorder,
   requestGpu,
-  TttTrainer,
 } from "@gto/core";
+import { TttTrainer } from "@gto/core/train";
 import { median } from "./stats.ts";
 
 /** One measured (B, S). */

@@ -84,3 +84,9 @@ export const GTO_WGSL: string = gto;
 import topkKernel from "./topk.wgsl" with { type: "text" };
 /** Fused row log-softmax + top-k `topk_log_softmax` (placeholders `{{WG}}`, `{{CACHED}}`, `{{CACHE}}`). */
 export const TOPK_WGSL: string = topkKernel;
+import attentionSplit from "./attention_split.wgsl" with { type: "text" };
+/** Split-K attention for few queries over a long cache: `attn_split` (partials), `attn_merge`. */
+export const ATTENTION_SPLIT_WGSL: string = attentionSplit;
+import attentionRope from "./attention_rope.wgsl" with { type: "text" };
+/** Attention fused with RoPE and the KV-cache write for ≤ 8 new tokens: `attention_rope`. */
+export const ATTENTION_ROPE_WGSL: string = attentionRope;

@@ -1,5 +1,5 @@
 // Optimizer kernels for training, all on the GPU so that a step never waits on the CPU
-// (DESIGN.md §3): the global gradient norm, torch-style clipping and AdamW.
+// (docs/engine.md §2): the global gradient norm, torch-style clipping and AdamW.
 //
 // entry sumsq_partial: workgroup wg of NWG (= p.nwg) workgroups reduces Σ g² over the indices
 //   wg·256 + lid + k·NWG·256 of g (length p.n) and writes partials[p.base + wg]. One dispatch per

@@ -41,6 +41,8 @@ export interface BaseRequest {
   includeUsage: boolean;
   /** Sampling and stopping. */
   sampling: SamplingParams;
+  /** vLLM's `return_token_ids` extension: add the output token ids to the (non-stream) choice. */
+  returnTokenIds: boolean;
 }
 
 /** A validated chat request. */
@@ -189,6 +191,7 @@ function parseSampling(o: Obj): SamplingParams {
 
 /** Checks shared by both endpoints: n, stream, stream_options, penalties, logit_bias. */
 function parseCommon(o: Obj, maxTokensKeys: string[]): Omit<BaseRequest, "model" | "sampling"> {
+  const returnTokenIds = optBool(o, "return_token_ids") ?? false;
   const n = optInt(o, "n", 1);
   if (n !== undefined && n !== 1) {
     unsupported(`n = ${n} is not supported; this server returns one choice (n = 1).`, "n");
@@ -227,7 +230,7 @@ function parseCommon(o: Obj, maxTokensKeys: string[]): Omit<BaseRequest, "model"
     const v = optInt(o, key, 1);
     if (v !== undefined && maxTokens === undefined) maxTokens = v;
   }
-  return { maxTokens, stream, includeUsage };
+  return { maxTokens, stream, includeUsage, returnTokenIds };
 }
 
 /** The text of one message's `content` (string, or text parts joined). */
@@ -313,6 +316,7 @@ const CHAT_KEYS = new Set([
   "metadata",
   "store",
   "service_tier",
+  "return_token_ids",
 ]);
 
 /** Validate a `/v1/chat/completions` body. */

@@ -51,6 +51,7 @@ export function chatCompletionsRoute(ctx: ServerContext): Hono {
           message: { role: "assistant", content: r.text, refusal: null },
           logprobs: null,
           finish_reason: r.finishReason,
+          ...(req.returnTokenIds ? { token_ids: r.tokens } : {}),
         }],
         usage: usageJson(r),
         speculative: speculativeJson(r),

@@ -45,7 +45,13 @@ export function completionsRoute(ctx: ServerContext): Hono {
       usage: (r) => req.includeUsage ? { ...head, choices: [], usage: usageJson(r) } : null,
       whole: (r) => ({
         ...head,
-        choices: [{ text: r.text, index: 0, logprobs: null, finish_reason: r.finishReason }],
+        choices: [{
+          text: r.text,
+          index: 0,
+          logprobs: null,
+          finish_reason: r.finishReason,
+          ...(req.returnTokenIds ? { token_ids: r.tokens } : {}),
+        }],
         usage: usageJson(r),
         speculative: speculativeJson(r),
       }),

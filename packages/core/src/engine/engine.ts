@@ -132,6 +132,10 @@ export interface EngineInfo {
   tree: { totalTokens: number; depth: number; topK: number } | null;
   /** The model's eos ids (always stop generation). */
   eosIds: number[];
+  /** GPU storage type of the target's weight matrices. */
+  weightDtype: "f32" | "f16";
+  /** Whether the model has a chat template (`chat` and `tokenize({chat})` need one). */
+  chatTemplate: boolean;
 }
 
 /** Most stop ids (eos + stopTokenIds) one speculative call honours. */
@@ -249,6 +253,8 @@ export class Engine {
         "a draft tree needs a draft (draft is null and there is no default)",
       );
     }
+    // The tree shape first: a bad one should fail before seconds of model loading.
+    const tree = draftDir === null ? null : treeOrInputError(() => resolveTree(opts.tree));
     const dir = await loadModelDir(opts.target);
     const maxPos = dir.config.maxPositionEmbeddings;
     const maxContext = opts.maxContext ?? Math.min(maxPos, 2048);
@@ -258,7 +264,6 @@ export class Engine {
         `expected an integer in [2, ${maxPos}] (the model's max_position_embeddings), got ${opts.maxContext}`,
       );
     }
-    const tree = draftDir === null ? null : treeOrInputError(() => resolveTree(opts.tree));
     const rows = requiredRows(tree, maxContext);
     const gpu = opts.gpu ?? await requestGpu();
     const owned: { destroy(): void }[] = [];
@@ -288,6 +293,8 @@ export class Engine {
         maxContext,
         tree: t ? { totalTokens: t.totalTokens, depth: t.depth, topK: t.topK } : null,
         eosIds: [...dir.config.eosTokenIds],
+        weightDtype: target.weightDtype,
+        chatTemplate: dir.chatTemplate !== undefined,
       };
       return new Engine(info, { dir, gpu, ownsGpu: !opts.gpu, rec, target, draft, decoders });
     } catch (e) {
@@ -418,7 +425,6 @@ export class Engine {
     const stops = new StopMatcher(o.stop);
     const kept: number[] = []; // tokens up to the one that completed a stop string
     let firstToken: number | null = null;
-    let aborted = false;
     const emit = (delta: string) => {
       if (delta !== "") o.onText?.(delta);
     };
@@ -436,11 +442,7 @@ export class Engine {
           }
         }
       } else kept.push(...ids);
-      if (o.signal?.aborted) {
-        aborted = true;
-        return true;
-      }
-      return false;
+      return o.signal?.aborted ?? false;
     };
     const out = await this.#decoders.run({
       prompt,
@@ -458,9 +460,11 @@ export class Engine {
     let finishReason: GenerateResult["finishReason"] = out.finishReason === "halted"
       ? (stops.stopped ? "stop" : "abort")
       : out.finishReason;
-    if (aborted && !stops.stopped) finishReason = "abort";
     let text: string;
-    if (!streaming) text = decode(kept);
+    // A call that ran to its end reports the decoder's tokens (it may drop a prefill eos it had
+    // already streamed); one that was halted reports what was read back up to the halt.
+    const tokens = out.finishReason === "halted" ? kept : out.tokens;
+    if (!streaming) text = decode(tokens);
     else {
       if (!stops.stopped) {
         // The detokenizer's last held-back text (a broken final character) may still complete a stop.
@@ -478,9 +482,9 @@ export class Engine {
     const total = seconds();
     return {
       text,
-      tokens: kept,
+      tokens,
       finishReason,
-      usage: usage(kept.length),
+      usage: usage(tokens.length),
       ...(out.speculative && finishReason !== "abort" && !stops.stopped
         ? { speculative: out.speculative }
         : {}),

@@ -1,5 +1,5 @@
 /**
- * Optimizer ops, entirely on the GPU (a training step never waits on a readback, DESIGN.md §3):
+ * Optimizer ops, entirely on the GPU (a training step never waits on a readback, docs/engine.md §2):
  * the global squared gradient norm ({@link globalNormSq}) and AdamW ({@link adamw}) with torch's
  * `clip_grad_norm_` coefficient min(1, maxNorm / (‖g‖ + 1e-6)) computed per thread from that norm.
  * The learning rate and bias corrections are CPU numbers in the uniform parameters (the step count

@@ -1,5 +1,5 @@
 /**
- * The EAGLE-3 draft model on the GPU (DESIGN.md §2): `fc` fuses the target's feature taps, one
+ * The EAGLE-3 draft model on the GPU (docs/engine.md §1): `fc` fuses the target's feature taps, one
  * decoder layer whose attention input is concat(input_layernorm(embedding), hidden_norm(h)) with
  * residual h, a final norm and an lm_head over the reduced draft vocabulary (target id = draft id +
  * d2t[draft id]). Like {@link LlamaModel}, every method only *records* dispatches into a Recorder —

@@ -13,6 +13,7 @@ import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
+import { type AttentionSplit, attentionSplits, recordSplitAttention } from "./attention_split.ts";
 
 /** Largest head dim the attention kernel supports. */
 export const ATTENTION_MAX_HEAD_DIM = 128;
@@ -160,6 +161,12 @@ export function attention(
     ttt?: TttMask;
     /** Force the workgroup size (tests; default: 64 on software adapters, else 256 or 128 by size). */
     workgroupSize?: 32 | 64 | 128 | 256;
+    /**
+     * Scratch for split-K attention (few queries, long cache; not with `segmented`): the keys of each
+     * (query, head) are divided among `splits` workgroups (default {@link attentionSplits}) and
+     * merged by a second dispatch.
+     */
+    split?: AttentionSplit;
   },
 ): void {
   const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen, segmented, ttt } =
@@ -270,6 +277,25 @@ export function attention(
   // (fewer fibers switched at each barrier; measured 423 → 261 µs at tiny's shape, kv 32).
   const wg = opts.workgroupSize ?? (rec.gpu.isFallback ? 64 : Tq * nH <= WIDE_BELOW ? 256 : 128);
   if (wg < hd / 4) throw new ShapeError(`attention: workgroup size ${wg} below headDim/4 = ${hd / 4}`);
+  if (opts.split && mode !== 3) {
+    const splits = opts.split.splits ?? attentionSplits(rec, Tq, nH, dynamicLen ? S : kvLen);
+    if (splits > 1) {
+      recordSplitAttention(rec, {
+        out,
+        q,
+        kCache,
+        vCache,
+        mask: mask ?? treeMask?.mask,
+        meta,
+        params: [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen],
+        headDim: hd,
+        splits,
+        scratch: opts.split.scratch,
+        workgroupSize: wg,
+      });
+      return;
+    }
+  }
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(
     k,

@@ -13,3 +13,5 @@ export * from "./embedding.ts";
 export * from "./softmax.ts";
 export * from "./select.ts";
 export * from "./topk.ts";
+export * from "./attention_split.ts";
+export * from "./attention_rope.ts";

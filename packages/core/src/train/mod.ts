@@ -4,16 +4,14 @@
  * record gradients into ({@link DraftOptimizer}, `optimizer.ts`), the learning-rate schedule, the
  * data pipeline and the draft vocabulary. The draft layer's forward and backward live in
  * `../model/draft_layer.ts`; the backward ops and the AdamW kernels in `../grad/` (re-exported here).
+ * The f64 references are exported from `@gto/core/reference`.
  * @module
  */
 export * from "../grad/mod.ts";
 export * from "./optimizer.ts";
 export * from "./schedule.ts";
 export * from "./ttt.ts";
-export * from "./ttt_ref.ts";
 export * from "./data.ts";
 export * from "./draft_vocab.ts";
-export * from "./gto_ref.ts";
 export * from "./gto_ops.ts";
 export * from "./gto_groups.ts";
-export * from "./gto_pipeline_ref.ts";

@@ -102,6 +102,27 @@ export interface TttOptions {
    * one owned (and destroyed) by the trainer. Must belong to the same draft.
    */
   optimizer?: DraftOptimizer;
+  /**
+   * Allocate {@link TttTrainer.hard}: per (step, row) hard labels with signed weights added to the
+   * soft cross-entropy (the GTO surrogate's gradient along the accepted path; a frozen draft's path
+   * log-probs). Default false.
+   */
+  hardLabels?: boolean;
+}
+
+/**
+ * The hard-label rows of a {@link TttTrainer} (option `hardLabels`), laid out like the per-step
+ * rows: step k's row r (r = b·S + t, the prediction of x[t+k+2]) at k·{@link TttTrainer.rowStride} + r.
+ * The caller writes `labels` (u32 draft ids, ≥ Vd = none) and `weights` (f32, signed) before a step;
+ * the step writes `loss` = −weight·log q(label) per row (0 without a label).
+ */
+export interface TttHardRows {
+  /** (steps·stride) u32. */
+  labels: Tensor;
+  /** (steps·stride) f32. */
+  weights: Tensor;
+  /** (steps·stride) f32. */
+  loss: Tensor;
 }
 
 /** One batch: B sequences of S tokens (pad shorter ones with loss mask 0). */
@@ -184,6 +205,8 @@ export class TttTrainer {
   readonly optimizer: DraftOptimizer | null;
   /** (18) f32 metrics of the last step: plosses[8], acces[8], loss, gradNorm. */
   readonly metrics: Tensor;
+  /** Hard-label rows (option `hardLabels`), else null. */
+  readonly hard: TttHardRows | null;
 
   readonly #gpu: GpuDevice;
   readonly #arena: BufferArena;
@@ -281,6 +304,13 @@ export class TttTrainer {
     const iPosAll = want("ttt_step_pos", [steps * mpad], "u32");
     const iWAll = want("ttt_step_weight", [steps * mpad]);
     const iLossAll = want("ttt_step_loss", [steps * mpad]);
+    const iHard = opts.hardLabels
+      ? [
+        want("ttt_hard_labels", [steps * mpad], "u32"),
+        want("ttt_hard_weights", [steps * mpad]),
+        want("ttt_hard_loss", [steps * mpad]),
+      ]
+      : null;
     const iDArg = want("ttt_step_argmax", [steps * mpad], "u32");
     const iHs = Array.from({ length: steps + 1 }, (_, k) => want(`ttt_h${k}`, [Mmax, H]));
     // Forward-only: one activation record serves every step (nothing reads it back).
@@ -334,6 +364,7 @@ export class TttTrainer {
     this.#posAll = t[iPosAll];
     this.#wAll = t[iWAll];
     this.#lossAll = t[iLossAll];
+    this.hard = iHard && { labels: t[iHard[0]], weights: t[iHard[1]], loss: t[iHard[2]] };
     this.#dArg = t[iDArg];
     this.#hs = iHs.map((i) => t[i]);
     this.#kAll = t[iK];
@@ -527,6 +558,11 @@ export class TttTrainer {
     return { B, S };
   }
 
+  /** Elements between consecutive steps' rows for a batch of B·S rows (see {@link TttHardRows}). */
+  rowStride(batch: Pick<TttBatch, "batch" | "seqLen">): number {
+    return this.#mpad(batch.batch * batch.seqLen);
+  }
+
   #mpad(M: number): number {
     return Math.ceil(M / 64) * 64;
   }
@@ -659,7 +695,22 @@ export class TttTrainer {
       }
       const loss = view(this.#lossAll, k * mpad, [M]);
       const wK = view(this.#wAll, k * mpad, [M]);
-      softCrossEntropy(rec, loss, logits, logits, tpStep, wK);
+      const hr = this.hard;
+      softCrossEntropy(
+        rec,
+        loss,
+        logits,
+        logits,
+        tpStep,
+        wK,
+        hr
+          ? {
+            labels: view(hr.labels, k * mpad, [M], "u32"),
+            weights: view(hr.weights, k * mpad, [M]),
+            loss: view(hr.loss, k * mpad, [M]),
+          }
+          : undefined,
+      );
       if (opt && scratch) {
         draftHeadBackward(rec, draft, opt, {
           dLogits: logits,

@@ -32,6 +32,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { BufferArena } from "../gpu/arena.ts";
 import { ShapeError } from "../errors.ts";
 import { topk } from "../ops/select.ts";
+import { topkLogSoftmax } from "../ops/topk.ts";
 import type { DynamicValue } from "../ops/attention.ts";
 import { grid1d } from "../ops/dispatch.ts";
 import { memoKernel } from "../ops/kernel_memo.ts";
@@ -198,10 +199,19 @@ export class TreeBuffers {
  * tree's last prefix pair at level 0, (P, Vd), else of the k frontier nodes of draft expansion
  * level − 1 of each tree, (P·k, Vd) (tree p's rows at p·k). Appends the level's candidates, selects
  * the next frontier and writes `tb.frontierTokens`, `tb.outIds` and `tb.draftMasks[level]`. Two
- * dispatches (per-row `topk`, then `tree_level` with one workgroup per tree).
+ * dispatches (per-row `topk`, then `tree_level` with one workgroup per tree). With
+ * `opts.fromLogits`, `lp` holds the raw draft logits instead and the per-row top-k runs on their
+ * log-softmax in the same single pass ({@link topkLogSoftmax}: bit for bit the trees a
+ * `logSoftmax` dispatch followed by this call would build, one dispatch and k row passes fewer).
  * Throws {@link ShapeError} on a bad level or lp shape.
  */
-export function treeLevel(rec: Recorder, tb: TreeBuffers, lp: Tensor, level: number): void {
+export function treeLevel(
+  rec: Recorder,
+  tb: TreeBuffers,
+  lp: Tensor,
+  level: number,
+  opts: { fromLogits?: boolean } = {},
+): void {
   const { topK: k, depth: D, candidates: C } = tb.config;
   const P = tb.trees;
   if (!Number.isInteger(level) || level < 0 || level > D) {
@@ -211,7 +221,8 @@ export function treeLevel(rec: Recorder, tb: TreeBuffers, lp: Tensor, level: num
   lp.expectShape([P * R, tb.draftVocab], "f32"); // (P·R, Vd)
   const ids = level === 0 ? tb.topIds.rows(P) : tb.topIds; // (P·R, k)
   const vals = level === 0 ? tb.topVals.rows(P) : tb.topVals; // (P·R, k)
-  topk(rec, ids, vals, lp, k);
+  if (opts.fromLogits) topkLogSoftmax(rec, ids, vals, lp, k);
+  else topk(rec, ids, vals, lp, k);
   const kern = memoKernel(rec, "tree_level", () => ({
     name: "tree_level",
     code: TREE_WGSL,

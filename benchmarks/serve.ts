@@ -24,6 +24,8 @@ Options:
   --max-tokens M     max_tokens per request (default 16).
   --url URL          Use a running server on 127.0.0.1/localhost instead of starting one.
   --api-key KEY      Bearer key for --url (a started server runs without one).
+  --retries R        Retries of a 503 server_overloaded, after its Retry-After, as the openai client
+                     does (default 2, the client's default).
   --json             Print one JSON object instead of the markdown table.
   -h, --help         Show this help.
 Everything after -- goes to the started server (e.g. -- --no-draft --max-queue 64).
@@ -53,10 +55,26 @@ function pct(xs: number[], p: number): number {
 
 interface Outcome {
   ok: boolean;
+  /** 503 answers that were retried before this outcome. */
+  retried503: number;
   kind: string;
   latencyS: number;
   ttftS?: number;
   tokens: number;
+}
+
+async function withRetries(
+  base: string,
+  key: string | undefined,
+  i: number,
+  maxTokens: number,
+  retries: number,
+): Promise<Outcome> {
+  for (let attempt = 0;; attempt++) {
+    const o = await oneRequest(base, key, i, maxTokens);
+    if (o.retryAfterS === undefined || attempt >= retries) return { ...o, retried503: attempt };
+    await new Promise((r) => setTimeout(r, Math.min(60, o.retryAfterS!) * 1000));
+  }
 }
 
 async function oneRequest(
@@ -64,7 +82,7 @@ async function oneRequest(
   key: string | undefined,
   i: number,
   maxTokens: number,
-): Promise<Outcome> {
+): Promise<Omit<Outcome, "retried503"> & { retryAfterS?: number }> {
   const t0 = performance.now();
   const el = () => (performance.now() - t0) / 1000;
   let res: Response;
@@ -86,12 +104,10 @@ async function oneRequest(
   }
   if (res.status !== 200) {
     const body = await res.json().catch(() => ({}));
-    return {
-      ok: false,
-      kind: `http_${res.status}_${body?.error?.code ?? "unknown"}`,
-      latencyS: el(),
-      tokens: 0,
-    };
+    const kind = `http_${res.status}_${body?.error?.code ?? "unknown"}`;
+    const ra = Number(res.headers.get("retry-after"));
+    const retryAfterS = kind === "http_503_server_overloaded" && ra > 0 ? ra : undefined;
+    return { ok: false, kind, latencyS: el(), tokens: 0, retryAfterS };
   }
   let ttft: number | undefined, tokens = 0, done = false, sseError = "";
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -146,6 +162,7 @@ async function main(): Promise<void> {
         "max-tokens": { type: "string" },
         url: { type: "string" },
         "api-key": { type: "string" },
+        retries: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -167,6 +184,7 @@ async function main(): Promise<void> {
   };
   const N = int("requests", v.requests, 200), C = int("concurrency", v.concurrency, 16);
   const maxTokens = int("max-tokens", v["max-tokens"], 16);
+  const retries = v.retries === "0" ? 0 : int("retries", v.retries, 2);
   let server: ServerProcess | null = null;
   let base: string;
   if (v.url) {
@@ -181,7 +199,7 @@ async function main(): Promise<void> {
   }
   const key = v["api-key"];
   try {
-    const warm = await oneRequest(base, key, 0, maxTokens);
+    const warm = await withRetries(base, key, 0, maxTokens, 0);
     if (!warm.ok) fail(`warm-up request failed: ${warm.kind}`);
     const rssBefore = server ? rssOf(server.pid) : NaN;
     // /health probe while busy.
@@ -204,7 +222,7 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: C }, async () => {
       while (next < N) {
         const i = next++;
-        outcomes.push(await oneRequest(base, key, i, maxTokens));
+        outcomes.push(await withRetries(base, key, i, maxTokens, retries));
       }
     }));
     const wall = (performance.now() - t0) / 1000;
@@ -217,6 +235,7 @@ async function main(): Promise<void> {
     const kinds: Record<string, number> = {};
     for (const o of outcomes) if (!o.ok) kinds[o.kind] = (kinds[o.kind] ?? 0) + 1;
     const intended = kinds["http_503_server_overloaded"] ?? 0;
+    const retried = outcomes.reduce((n, o) => n + o.retried503, 0);
     const unintended = outcomes.length - ok.length - intended;
     const tokens = ok.reduce((s, o) => s + o.tokens, 0);
     const lat = ok.map((o) => o.latencyS), ttft = ok.flatMap((o) => (o.ttftS === undefined ? [] : [o.ttftS]));
@@ -226,6 +245,8 @@ async function main(): Promise<void> {
       max_tokens: maxTokens,
       server_args: serverArgs,
       completed: ok.length,
+      retries: retries,
+      retried_503: retried,
       queue_full_503: intended,
       unintended_errors: unintended,
       errors_by_kind: kinds,
@@ -247,11 +268,11 @@ async function main(): Promise<void> {
     if (v.json) console.log(JSON.stringify(report));
     else {
       console.log(
-        `| requests | C | done | queue-full 503 | other errors | latency p50 / p99 s | TTFT p50 / p99 s | tok/s | /health p50 / p99 ms | RSS before → after MiB |`,
+        `| requests | C | done | 503s retried | queue-full 503 (final) | other errors | latency p50 / p99 s | TTFT p50 / p99 s | tok/s | /health p50 / p99 ms | RSS before → after MiB |`,
       );
-      console.log(`|---:|---:|---:|---:|---:|---|---|---:|---|---|`);
+      console.log(`|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|`);
       console.log(
-        `| ${N} | ${C} | ${ok.length} | ${intended} | ${unintended} | ${report.latency_p50_s} / ${report.latency_p99_s} | ` +
+        `| ${N} | ${C} | ${ok.length} | ${retried} | ${intended} | ${unintended} | ${report.latency_p50_s} / ${report.latency_p99_s} | ` +
           `${report.ttft_p50_s} / ${report.ttft_p99_s} | ${report.tokens_per_s} | ${report.health_p50_ms} / ${report.health_p99_ms} | ` +
           `${report.rss_before_mib} → ${report.rss_after_mib} (${
             report.rss_growth_pct >= 0 ? "+" : ""
@@ -266,3 +287,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Idle keep-alive connections of the fetch pool can keep the process alive; the report is out.
+Deno.exit(Deno.exitCode);

@@ -566,9 +566,11 @@ Deno.test("metrics: Prometheus text with vLLM's spec-decode counters under gto:"
     const v = Number(new RegExp(`^gto:${name}\\{model_name="fake"\\} (\\S+)$`, "m").exec(m)?.[1]);
     assert(v > 0, name);
   }
-  // Fake reply: 18 chars + eos in cycles of 1,2,3,1,2,3,1,2,3,... → 10 cycles, 9 accepted drafts.
-  assert.match(m, /^gto:spec_decode_num_drafts_total\{model_name="fake"\} 10$/m);
-  assert.match(m, /^gto:spec_decode_num_draft_tokens_total\{model_name="fake"\} 70$/m);
+  // Fake reply: 18 chars + eos; the first char from the prefill, the other 17 + eos in cycles of
+  // 1,2,3,1,2,3,1,2,3 tokens → 9 cycles of an 8-node tree (63 draft tokens), 0+1+2 per three cycles = 9
+  // accepted drafts; 6 cycles accepted ≥ 1 draft, 3 accepted 2.
+  assert.match(m, /^gto:spec_decode_num_drafts_total\{model_name="fake"\} 9$/m);
+  assert.match(m, /^gto:spec_decode_num_draft_tokens_total\{model_name="fake"\} 63$/m);
   assert.match(m, /^gto:spec_decode_num_accepted_tokens_total\{model_name="fake"\} 9$/m);
   assert.match(m, /^gto:spec_decode_num_accepted_tokens_per_pos_total\{model_name="fake",position="0"\} 6$/m);
   assert.match(m, /^gto:spec_decode_num_accepted_tokens_per_pos_total\{model_name="fake",position="1"\} 3$/m);
@@ -615,17 +617,34 @@ Deno.test("playground: page, script, and the trace stream (meta, cycle, text, do
   assert.deepStrictEqual(ev[0].event, "meta");
   assert.deepStrictEqual(ev.at(-1)!.event, "done");
   const cycles = ev.filter((e) => e.event === "cycle").map((e) => JSON.parse(e.data));
-  assert.deepStrictEqual(cycles.length, 10);
+  assert.deepStrictEqual(cycles.length, 9);
   const c1 = cycles[1];
   assert.deepStrictEqual(c1.accepted.length, 2);
   assert.deepStrictEqual(c1.parents[0], -1);
   assert.deepStrictEqual(c1.pieces.length, c1.tokens.length);
-  assert.deepStrictEqual(cycles.flatMap((c) => c.new_pieces).join(""), "You said: hi. Bye.");
+  // Output = the first cycle's root (the prefill's token) + every cycle's committed tokens.
+  const pieces = [cycles[0].pieces[0], ...cycles.flatMap((c) => c.new_pieces)];
+  assert.deepStrictEqual(pieces.join(""), "You said: hi. Bye.");
+  const last = cycles.at(-1);
+  assert.deepStrictEqual(last.new_tokens.length, last.accepted.length - 1, "the eos is not committed");
   const done = JSON.parse(ev.at(-1)!.data);
   assert.deepStrictEqual(done.text, "You said: hi. Bye.");
   assert.deepStrictEqual(done.finish_reason, "stop");
   const text = ev.filter((e) => e.event === "text").map((e) => JSON.parse(e.data).delta).join("");
   assert.deepStrictEqual(text, done.text);
+  // speculative: false runs the plain baseline: same text, no cycles.
+  const plain = await readSse(
+    await post(app, "/playground/generate", { messages: hi, temperature: 0, speculative: false }),
+  );
+  assert.deepStrictEqual(JSON.parse(plain[0].data).speculative, false);
+  assert.deepStrictEqual(plain.filter((e) => e.event === "cycle").length, 0);
+  const plainDone = JSON.parse(plain.at(-1)!.data);
+  assert.deepStrictEqual([plainDone.text, plainDone.speculative], [done.text, null]);
+  await expectError(
+    await post(app, "/playground/generate", { messages: hi, speculative: "no" }),
+    400,
+    "speculative",
+  );
   // Same validation as the API.
   await expectError(await post(app, "/playground/generate", { messages: [] }), 400, "messages");
 });

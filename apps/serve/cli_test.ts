@@ -102,3 +102,25 @@ Deno.test("loopback detection", () => {
   for (const h of ["127.0.0.1", "localhost", "::1", "127.1.2.3"]) assert.ok(isLoopback(h), h);
   for (const h of ["0.0.0.0", "192.168.1.2", "::"]) assert.ok(!isLoopback(h), h);
 });
+
+Deno.test("deno task serve: --help, a bad flag and a missing model are one error line and exit 1", async () => {
+  const { runCli } = await import("../../packages/core/src/testing/cli.ts");
+  const main = decodeURIComponent(new URL("./main.ts", import.meta.url).pathname);
+  const help = await runCli(main, "--help");
+  assert.equal(help.code, 0);
+  for (const flag of ["--model", "--draft", "--no-draft", "--tree", "--host", "--port", "--api-key"]) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const bad = await runCli(main, "--port", "x");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error: --port "x": expected an integer/);
+  const missing = await runCli(main, "--model", "/nonexistent/model", "--port", "0");
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr.trim(), /^error: .*\/nonexistent\/model/);
+  assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+  // A non-loopback address without a key warns (before the model error here).
+  const open = await runCli(main, "--model", "/nonexistent/model", "--host", "0.0.0.0", "--port", "0");
+  assert.match(open.stderr, /^warning: binding 0\.0\.0\.0 \(not loopback\) without --api-key/);
+  const keyed = await runCli(main, "--model", "/nonexistent/model", "--host", "0.0.0.0", "--api-key", "k");
+  assert.ok(!keyed.stderr.includes("warning"), keyed.stderr);
+});

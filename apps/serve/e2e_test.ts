@@ -13,6 +13,7 @@ import OpenAI from "openai";
 import { runCli } from "../../packages/core/src/testing/cli.ts";
 import { startServer } from "./testing/server.ts";
 import { parseSse } from "./testing/http.ts";
+import { TRACE_DELIVERED } from "./testing/trace.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
@@ -44,9 +45,6 @@ async function generateCli(kind: "--chat" | "--prompt", text: string, maxTokens:
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout).text;
 }
-
-/** Whether the engine delivers `onCycle` traces yet (core's per-cycle trace: pending when false). */
-const TRACE_DELIVERED = false;
 
 interface Cycle {
   tokens: number[];
@@ -240,7 +238,10 @@ Deno.test({
         console.log(`  /health while 8 streams ran: ${healthMs.toFixed(1)} ms`);
       });
 
-      let traced: { done: { text: string; speculative: { cycles: number } }; cycles: Cycle[] } | null = null;
+      let traced: {
+        done: { text: string; tokens: number[]; speculative: { cycles: number } };
+        cycles: Cycle[];
+      } | null = null;
       await t.step("playground trace endpoint: T=0 text with tracing on = without", async () => {
         const res = await fetch(`${server.url}/playground/generate`, {
           method: "POST",
@@ -265,12 +266,19 @@ Deno.test({
         fn: () => {
           const { done, cycles } = traced!;
           assert.equal(cycles.length, done.speculative.cycles);
-          for (const c of cycles) {
+          cycles.forEach((c, i) => {
             assert.equal(c.tokens.length, c.parents.length);
             assert.equal(c.parents[0], -1);
             assert.equal(c.accepted[0], 0);
-            assert.equal(c.new_tokens.length, c.accepted.length);
-          }
+            // Accepted drafts + bonus; only the last cycle may be cut (eos, max tokens).
+            if (i < cycles.length - 1) assert.equal(c.new_tokens.length, c.accepted.length);
+            else assert.ok(c.new_tokens.length <= c.accepted.length);
+            for (let k = 1; k < c.accepted.length; k++) {
+              assert.equal(c.parents[c.accepted[k]], c.accepted[k - 1]);
+            }
+          });
+          // The output = the first root (from the prefill) + every cycle's committed tokens.
+          assert.deepEqual([cycles[0].tokens[0], ...cycles.flatMap((c) => c.new_tokens)], done.tokens);
         },
       });
     } finally {

@@ -2,8 +2,9 @@
  * A deterministic stand-in for `@gto/core`'s `Engine`, for the server's tests and for developing the
  * playground without a GPU. Tokens are Unicode code points (no special tokens); a chat renders as
  * `role: content\n` lines plus `assistant: `; the reply is `You said: <last user message>. Bye.` then
- * eos, emitted in "cycles" of 1–3 tokens with a small fake draft tree per cycle (whose accepted path
- * spells the real next tokens), honouring maxTokens, stop strings (held back while they could still
+ * eos: the first token from the "prefill", then "cycles" of 1–3 tokens with a small fake draft tree per
+ * cycle (whose accepted path spells the real next tokens; output = first token + every cycle's
+ * `newTokens`, as with the real decoder), honouring maxTokens, stop strings (held back while they could still
  * match), stop ids and the abort signal between cycles. Magic user messages trigger the failure
  * paths: `[[input-error]]` throws an `EngineInputError` before any output, `[[crash]]` throws after
  * the first text, `[[slow]]` waits 30 ms per cycle. It counts calls in flight, so tests can assert that
@@ -120,6 +121,9 @@ export class FakeEngine implements ServeEngine {
     if (promptTokens + opts.maxTokens > this.info.maxContext) {
       throw new EngineInputError("maxTokens", "prompt + maxTokens exceeds maxContext");
     }
+    if (opts.speculative === true && !this.info.draft) {
+      throw new EngineInputError("speculative", "no draft is loaded");
+    }
     if (trigger.includes("[[input-error]]")) throw new EngineInputError("messages", "fake input error");
     this.calls++;
     this.active++;
@@ -145,16 +149,14 @@ export class FakeEngine implements ServeEngine {
           finish = "abort";
           break;
         }
-        const len = 1 + (cycles % 3); // 1, 2, 3 tokens per cycle
+        // The first token comes from the prefill; then cycles of 1, 2, 3, 1, ... tokens.
+        const prefill = pos === 0;
+        const len = prefill ? 1 : 1 + (cycles % 3);
         const fresh = target.slice(pos, pos + len);
-        if (this.info.draft) {
-          cycles++;
-          accepted += fresh.length - 1;
-          for (let i = 0; i < fresh.length - 1 && i < perPos.length; i++) perPos[i]++;
-          opts.onCycle?.(this.#trace(out[out.length - 1] ?? 32, fresh));
-        }
+        const root = out[out.length - 1];
         pos += fresh.length;
         let stopped = false;
+        const committed: number[] = [];
         for (const id of fresh) {
           if (id === EOS || opts.stopTokenIds?.includes(id)) {
             finish = "stop";
@@ -162,12 +164,19 @@ export class FakeEngine implements ServeEngine {
             break;
           }
           out.push(id);
+          committed.push(id);
           text += String.fromCodePoint(id);
           if (out.length >= opts.maxTokens) {
             finish = "length";
             stopped = true;
             break;
           }
+        }
+        if (!prefill && this.info.draft && opts.speculative !== false) {
+          cycles++;
+          accepted += fresh.length - 1;
+          for (let i = 0; i < fresh.length - 1 && i < perPos.length; i++) perPos[i]++;
+          opts.onCycle?.(this.#trace(root, fresh, committed));
         }
         if (first === 0) first = performance.now();
         const hit = stops.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
@@ -191,7 +200,7 @@ export class FakeEngine implements ServeEngine {
         tokens: out,
         finishReason: finish,
         usage: { promptTokens, completionTokens: out.length },
-        speculative: this.info.draft
+        speculative: this.info.draft && opts.speculative !== false
           ? {
             cycles,
             acceptanceLength: cycles ? (accepted + cycles) / cycles : 0,
@@ -205,8 +214,11 @@ export class FakeEngine implements ServeEngine {
     }
   }
 
-  /** A small tree: root → [next, decoy]; next → [next2, decoy]; ... accepted path = fresh minus bonus. */
-  #trace(root: number, fresh: number[]): CycleTrace {
+  /**
+   * A small tree: root → [next, decoy]; next → [next2, decoy]; ... accepted path = fresh minus bonus.
+   * `newTokens` = what the cycle committed (cut at eos or max tokens), as the real decoder reports it.
+   */
+  #trace(root: number, fresh: number[], committed: number[]): CycleTrace {
     const tokens = [root], parents = [-1], depths = [0];
     const accepted = [0];
     let parent = 0;
@@ -220,6 +232,6 @@ export class FakeEngine implements ServeEngine {
     tokens.push(0x21); // one rejected "!" at the frontier
     parents.push(parent);
     depths.push(fresh.length);
-    return { tokens, parents, depths, accepted, bonus: fresh[fresh.length - 1], newTokens: fresh };
+    return { tokens, parents, depths, accepted, bonus: fresh[fresh.length - 1], newTokens: committed };
   }
 }

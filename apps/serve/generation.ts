@@ -22,6 +22,8 @@ export interface GenerationJob {
   maxTokens: number;
   /** Sampling and stopping. */
   sampling: SamplingParams;
+  /** false: plain decoding for this request (the playground's baseline). */
+  speculative?: boolean;
 }
 
 /** Check the model id (404) and that the engine is ready (503). */
@@ -162,6 +164,7 @@ export function run(
     seed: s.seed,
     stop: s.stop.length ? s.stop : undefined,
     stopTokenIds: s.stopTokenIds.length ? s.stopTokenIds : undefined,
+    ...(job.speculative === false ? { speculative: false } : {}),
     signal,
     onText: (delta: string) => {
       if (delta.length === 0) return;

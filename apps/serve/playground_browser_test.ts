@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { createApp } from "./app.ts";
 import { FakeEngine } from "./fake_engine.ts";
+import { startServer } from "./testing/server.ts";
+import { TRACE_DELIVERED } from "./testing/trace.ts";
 
 const CHROMIUM = Deno.env.get("GTO_CHROMIUM") ?? "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
@@ -58,7 +60,8 @@ Deno.test({
       assert.ok(spans.some((s) => s[1].includes("draft")) && spans.some((s) => s[1].includes("bonus")));
       // The timeline has one bar per cycle; the last cycle's tree is shown.
       const bars = await page.locator("#timeline rect.bar").count();
-      assert.ok(bars >= 10, `${bars} bars`);
+      // 30 characters: the first from the prefill, then 29 + eos in cycles of 1, 2, 3, ... tokens = 15 cycles.
+      assert.equal(bars, 15);
       // Open a cycle that accepted two drafts (the fake's third cycle) and check its tree.
       await page.click("#timeline rect.bar:nth-of-type(3)");
       const tree = await page.evaluate(`(() => {
@@ -83,6 +86,85 @@ Deno.test({
     } finally {
       await browser.close();
       await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: `playground in headless Chromium against deno task serve (tiny + random draft)${
+    !hasChromium
+      ? " (ignored: no chromium)"
+      : !TRACE_DELIVERED
+      ? " (ignored: the engine's cycle trace is pending)"
+      : ""
+  }`,
+  ignore: !hasChromium || !TRACE_DELIVERED,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
+    const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
+    const TINY = decodeURIComponent(new URL("../../models/tiny", import.meta.url).pathname);
+    const { gpu } = await testGpu();
+    const dir = await Deno.makeTempDir({ prefix: "gto_pg_draft_" });
+    const d = Eagle3Draft.create(gpu, await loadModelDir(TINY), {
+      seed: 3,
+      draftVocabSize: 256,
+      maxSeqLen: 64,
+    });
+    await d.save(new Recorder(gpu, new KernelCache(gpu)), dir);
+    d.destroy();
+    const server = await startServer([
+      "--model",
+      TINY,
+      "--draft",
+      dir,
+      "--tree",
+      "8,2,3",
+      "--max-context",
+      "512",
+    ]);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${server.url}/`);
+      await page.fill("#max-tokens", "24");
+      await page.fill("#prompt", "What is 12 plus 7?");
+      await page.click("#send");
+      await page.waitForSelector("body[data-state='done']", { timeout: 120_000 });
+      const tree = await page.evaluate(`(() => {
+        const svg = document.getElementById("tree");
+        return { nodes: Number(svg.dataset.nodes), drawn: svg.querySelectorAll("g.node").length,
+          root: svg.querySelectorAll("g.node.root").length, bonus: svg.querySelectorAll("g.node.bonus").length,
+          accepted: Number(svg.dataset.accepted), green: svg.querySelectorAll("g.node.accepted").length };
+      })()`) as {
+        nodes: number;
+        drawn: number;
+        root: number;
+        bonus: number;
+        accepted: number;
+        green: number;
+      };
+      assert.ok(tree.nodes >= 2 && tree.drawn === tree.nodes + 1, JSON.stringify(tree));
+      assert.equal(tree.root, 1);
+      assert.equal(tree.bonus, 1);
+      assert.equal(tree.green, tree.accepted);
+      const shot = SHOT.replace(/\.png$/, "_tiny.png");
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`  screenshot: ${shot}`);
+    } finally {
+      await browser.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -54,6 +54,8 @@ export interface GenerateOptions {
   onText?: (delta: string) => void;
   /** Per-cycle draft-tree trace (speculative decoding only). */
   onCycle?: (c: CycleTrace) => void;
+  /** false: plain decoding even when a draft is loaded (default: speculative whenever one is). */
+  speculative?: boolean;
 }
 
 /** What a finished generation returns. */

@@ -7,7 +7,15 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const state = { messages: [], cycles: [], selected: -1, controller: null, text: "", info: null };
+const state = {
+  messages: [],
+  cycles: [],
+  selected: -1,
+  controller: null,
+  text: "",
+  info: null,
+  speculative: true,
+};
 
 function el(name, attrs = {}, parent = null) {
   const e = document.createElementNS(SVG, name);
@@ -57,17 +65,25 @@ function runningTau() {
 function appendCycleText(c) {
   const out = $("output");
   const shade = c.index % 2 ? "c1" : "c0";
+  const span = (text, cls, title) => {
+    const e = document.createElement("span");
+    e.className = `tok ${cls}`;
+    e.dataset.cycle = String(c.index);
+    e.title = title;
+    e.textContent = text;
+    e.addEventListener("click", () => selectCycle(c.index));
+    out.appendChild(e);
+  };
+  // The output's first token comes from the prefill: it is the first cycle's root.
+  if (c.index === 0) span(c.pieces[0], "c1 bonus", "first token (from the prompt's prefill)");
+  const drafts = c.accepted.length - 1;
   c.new_pieces.forEach((piece, i) => {
-    const span = document.createElement("span");
-    const isBonus = i === c.new_pieces.length - 1;
-    span.className = `tok ${shade} ${isBonus ? "bonus" : "draft"}`;
-    span.dataset.cycle = String(c.index);
-    span.title = `cycle ${c.index + 1}: ${
-      isBonus ? "target (bonus) token" : `accepted draft token, depth ${i + 1}`
-    }`;
-    span.textContent = piece;
-    span.addEventListener("click", () => selectCycle(c.index));
-    out.appendChild(span);
+    const isBonus = i >= drafts;
+    span(
+      piece,
+      `${shade} ${isBonus ? "bonus" : "draft"}`,
+      `cycle ${c.index + 1}: ${isBonus ? "target (bonus) token" : `accepted draft token, depth ${i + 1}`}`,
+    );
   });
 }
 
@@ -285,6 +301,7 @@ async function send(ev) {
     max_tokens: Number($("max-tokens").value) || 64,
     temperature: Number($("temperature").value) || 0,
     seed: Number($("seed").value) || 0,
+    speculative: $("speculative").checked,
   };
   try {
     const res = await fetch("/playground/generate", {
@@ -295,7 +312,10 @@ async function send(ev) {
     });
     if (!res.ok) throw new Error((await res.json()).error?.message ?? `HTTP ${res.status}`);
     for await (const { event, data } of sseEvents(res)) {
-      if (event === "cycle") {
+      if (event === "meta") {
+        state.speculative = data.speculative;
+        if (!data.speculative) $("cycle-head").textContent = "plain decoding: no draft tree";
+      } else if (event === "cycle") {
         state.cycles.push(data);
         appendCycleText(data);
         if (state.selected === state.cycles.length - 2 || state.selected < 0) {
@@ -308,7 +328,7 @@ async function send(ev) {
         if (ttft === null) ttft = (performance.now() - t0) / 1000;
         state.text += data.delta;
         reply.textContent = `assistant: ${state.text}`;
-        if (!state.info?.meta.draft) $("output").textContent = state.text;
+        if (!state.speculative) $("output").textContent = state.text;
         setStat("s-ttft", ttft.toFixed(2));
       } else if (event === "done") {
         state.text = data.text;

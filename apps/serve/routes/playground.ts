@@ -11,7 +11,7 @@
 import { Hono } from "hono";
 import { readJson } from "../body.ts";
 import type { ServerContext } from "../context.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, badRequest } from "../errors.ts";
 import { admit, checkModel, prepareJob, run, speculativeJson, usageJson } from "../generation.ts";
 import { SseStream } from "../sse.ts";
 import { parseChatRequest, requireObject } from "../validate.ts";
@@ -32,10 +32,20 @@ export function playgroundRoute(ctx: ServerContext): Hono {
   app.post("/playground/generate", async (c) => {
     const arrival = performance.now();
     const o = requireObject(await readJson(c));
-    const req = parseChatRequest({ ...o, model: o.model ?? ctx.modelNames()[0] }, (k) => ctx.unknownKey(k));
+    const { speculative: _, ...chat } = o; // the one playground-only field
+    const req = parseChatRequest(
+      { ...chat, model: o.model ?? ctx.modelNames()[0] },
+      (k) => ctx.unknownKey(k),
+    );
     checkModel(ctx, req.model);
     const job = prepareJob(ctx, { messages: req.messages }, req.maxTokens, "remaining", req.sampling);
     const engine = ctx.engine();
+    // `speculative: false` runs plain decoding (the baseline to compare tokens/s and the text with).
+    if (o.speculative !== undefined && typeof o.speculative !== "boolean") {
+      throw badRequest("Invalid type for 'speculative': expected a boolean.", "speculative", "invalid_type");
+    }
+    const speculative = engine.info.draft !== null && o.speculative !== false;
+    if (!speculative) job.speculative = false;
     const slot = await admit(ctx, c.req.raw.signal);
     const sse = new SseStream(c.req.raw.signal);
     const info = engine.info;
@@ -43,6 +53,7 @@ export function playgroundRoute(ctx: ServerContext): Hono {
       model: info.model,
       draft: info.draft,
       tree: info.tree,
+      speculative,
       adapter: info.adapter,
       prompt_tokens: job.promptTokens,
       max_tokens: job.maxTokens,
@@ -66,7 +77,7 @@ export function playgroundRoute(ctx: ServerContext): Hono {
     };
     const running = run(ctx, job, slot, arrival, sse.signal, {
       onText: (d) => sse.event("text", { delta: d, t_ms: Math.round(performance.now() - arrival) }),
-      onCycle: info.draft ? onCycle : undefined,
+      onCycle: speculative ? onCycle : undefined,
     });
     try {
       await running.started;
@@ -81,6 +92,7 @@ export function playgroundRoute(ctx: ServerContext): Hono {
         if (r.finishReason === "abort") return;
         sse.event("done", {
           text: r.text,
+          tokens: r.tokens,
           finish_reason: r.finishReason,
           usage: usageJson(r),
           speculative: speculativeJson(r) ?? null,

@@ -90,7 +90,7 @@ function bounds(f: FlagSpec): string {
 export function expectation(f: FlagSpec): string {
   switch (f.kind) {
     case "int":
-      return f.max === undefined ? `an integer ${bounds(f)}` : `an integer ${bounds(f)}`;
+      return `an integer ${bounds(f)}`;
     case "num":
       return `a number ${bounds(f)}`;
     case "string":

@@ -425,7 +425,6 @@ export class Engine {
     const stops = new StopMatcher(o.stop);
     const kept: number[] = []; // tokens up to the one that completed a stop string
     let firstToken: number | null = null;
-    let aborted = false;
     const emit = (delta: string) => {
       if (delta !== "") o.onText?.(delta);
     };
@@ -443,11 +442,7 @@ export class Engine {
           }
         }
       } else kept.push(...ids);
-      if (o.signal?.aborted) {
-        aborted = true;
-        return true;
-      }
-      return false;
+      return o.signal?.aborted ?? false;
     };
     const out = await this.#decoders.run({
       prompt,
@@ -465,9 +460,11 @@ export class Engine {
     let finishReason: GenerateResult["finishReason"] = out.finishReason === "halted"
       ? (stops.stopped ? "stop" : "abort")
       : out.finishReason;
-    if (aborted && !stops.stopped) finishReason = "abort";
     let text: string;
-    if (!streaming) text = decode(kept);
+    // A call that ran to its end reports the decoder's tokens (it may drop a prefill eos it had
+    // already streamed); one that was halted reports what was read back up to the halt.
+    const tokens = out.finishReason === "halted" ? kept : out.tokens;
+    if (!streaming) text = decode(tokens);
     else {
       if (!stops.stopped) {
         // The detokenizer's last held-back text (a broken final character) may still complete a stop.
@@ -485,9 +482,9 @@ export class Engine {
     const total = seconds();
     return {
       text,
-      tokens: kept,
+      tokens,
       finishReason,
-      usage: usage(kept.length),
+      usage: usage(tokens.length),
       ...(out.speculative && finishReason !== "abort" && !stops.stopped
         ? { speculative: out.speculative }
         : {}),

@@ -18,7 +18,7 @@ import { generate } from "../decode/generate.ts";
 import { TokenRing } from "../decode/ring.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { KernelCache } from "../gpu/kernel.ts";
-import { Engine, type GenerateOptions } from "./engine.ts";
+import { defaultDraftFor, Engine, type GenerateOptions } from "./engine.ts";
 import { EngineInputError } from "./validate.ts";
 import type { ChatMessage } from "../io/chat.ts";
 
@@ -321,4 +321,22 @@ Deno.test("Engine: close waits for queued calls, then refuses new ones", async (
   await closing;
   await assert.rejects(() => engine.chat(CHAT0, { maxTokens: 5 }), /closed/);
   if (shared) await (await shared).close();
+});
+
+Deno.test("defaultDraftFor: the bundled tiny gets models/tiny-draft when it exists; other targets none", async () => {
+  const bundledDraft = fileURLToPath(new URL("../../../../models/tiny-draft", import.meta.url));
+  const exists = await Deno.stat(`${bundledDraft}/config.json`).then(() => true, () => false);
+  assert.equal(await defaultDraftFor(TINY), exists ? bundledDraft : null);
+  assert.equal(
+    await defaultDraftFor(`${TINY}/../tiny`),
+    exists ? bundledDraft : null,
+    "same directory, other spelling",
+  );
+  const copy = await Deno.makeTempDir({ prefix: "gto_engine_default_" });
+  try {
+    assert.equal(await defaultDraftFor(copy), null, "a copy elsewhere is not the bundled model");
+    assert.equal(await defaultDraftFor("/nonexistent/gto"), null);
+  } finally {
+    await Deno.remove(copy, { recursive: true });
+  }
 });

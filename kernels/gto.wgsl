@@ -30,6 +30,13 @@
 // entry tree_positions (one thread per row): pos[i] = prefix[pre_off + i / per] + (use_offs ?
 //   offs[offs_off + i] : add) — absolute RoPE positions of P trees' rows: verification (per = N, offs =
 //   node depths: root x_r at r, node at r + depth) or draft expansion e (per = k, add = e).
+// entry gto_hard_weights (one thread per (step k, row t) of the TTT's (steps·stride) hard rows):
+//   p = rowmap[t] (the prefix whose root row is t, or −1); w[k·stride + t] = alpha·src[p·8 + vcol] +
+//   beta when p ≥ 0 and k < l_p = src[p·8 + lcol], else 0. The current draft: src = gto_coeff rows,
+//   vcol = coefficient, alpha = −ω, beta = 0 (the hard term's gradient is then ω·∂L_GTO); a frozen
+//   draft's path log-probs: alpha = 0, beta = 1.
+// entry gto_path_logprob (one thread per prefix): out[p] = −Σ_{k<steps} hloss[k·stride + row_p] —
+//   with unit weights on Ŝ's rows, log M(Ŝ_p).
 //
 // All bindings are read_write: tensors share arena buffers (see packages/core/src/gpu/kernel.ts).
 
@@ -377,4 +384,60 @@ fn tree_positions(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg
     off = u32(poffs[pp.offs_off + i]);
   }
   pout[i] = ppre[pp.pre_off + i / pp.per] + off;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gto_hard_weights
+
+struct HardParams { steps: u32, stride: u32, rows: u32, lcol: u32, vcol: u32, alpha: f32, beta: f32 }
+
+@group(0) @binding(0) var<storage, read_write> hmap: array<i32>;
+@group(0) @binding(1) var<storage, read_write> hsrc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> hw_out: array<f32>;
+@group(0) @binding(3) var<uniform> hp: HardParams;
+
+@compute @workgroup_size(256)
+fn gto_hard_weights(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.y * nwg.x + wg.x) * 256u + lid;
+  if (i >= hp.steps * hp.stride) {
+    return;
+  }
+  let k = i / hp.stride;
+  let t = i % hp.stride;
+  var w = 0.0;
+  if (t < hp.rows) {
+    let p = hmap[t];
+    if (p >= 0) {
+      let o = u32(p) * 8u;
+      if (f32(k) < hsrc[o + hp.lcol]) {
+        w = hp.alpha * hsrc[o + hp.vcol] + hp.beta;
+      }
+    }
+  }
+  hw_out[i] = w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gto_path_logprob
+
+struct PathParams { count: u32, steps: u32, stride: u32 }
+
+@group(0) @binding(0) var<storage, read_write> lrows: array<u32>;
+@group(0) @binding(1) var<storage, read_write> lhloss: array<f32>;
+@group(0) @binding(2) var<storage, read_write> lout: array<f32>;
+@group(0) @binding(3) var<uniform> lp3: PathParams;
+
+@compute @workgroup_size(256)
+fn gto_path_logprob(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) lid: u32) {
+  let p = (wg.y * nwg.x + wg.x) * 256u + lid;
+  if (p >= lp3.count) {
+    return;
+  }
+  var s = 0.0;
+  for (var k = 0u; k < lp3.steps; k++) {
+    s -= lhloss[k * lp3.stride + lrows[p]];
+  }
+  lout[p] = s;
 }

@@ -14,25 +14,15 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "../speculative/decoder.ts";
-import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/tree_ref.ts";
+import type { CycleTrace } from "../speculative/trace.ts";
+import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
 
-/** Per-cycle draft-tree trace of speculative decoding (see ENGINE_API / `GenerateOptions.onCycle`). */
-export interface CycleTrace {
-  /** Tree node token ids, node 0 = root (the last committed token). */
-  tokens: number[];
-  /** Parent node index per node, −1 for the root. */
-  parents: number[];
-  /** Depth per node (root 0). */
-  depths: number[];
-  /** Node indices of the accepted path, root first. */
-  accepted: number[];
-  /** The bonus / correction token emitted after the accepted path. */
-  bonus: number;
-  /** Token ids this cycle committed (accepted drafts + bonus), in order. */
-  newTokens: number[];
-}
+/** Per-cycle draft-tree trace of speculative decoding (the decoder's; see `SpecGenerateOptions.onCycle`). */
+export type { CycleTrace } from "../speculative/trace.ts";
 
 /** One decode call. */
 export interface DecodeRequest {
@@ -109,6 +99,9 @@ export class Decoders {
   readonly #target: LlamaModel;
   readonly #rec: Recorder;
   readonly #spec: SpecDecoder | null;
+  readonly #kv: KvCache; // plain decoding's target cache (the speculative decoder's when there is one)
+  readonly #ownsKv: boolean;
+  readonly #ring: TokenRing; // plain decoding's token ring
 
   /** Build the decoders; `draft` null = plain only. `maxEos` bounds the stop ids per call. */
   constructor(
@@ -120,6 +113,9 @@ export class Decoders {
     this.#target = target;
     this.#rec = rec;
     this.#spec = draft ? new SpecDecoder(target, draft, rec, { tree: opts.tree, maxEos: opts.maxEos }) : null;
+    this.#ownsKv = !this.#spec;
+    this.#kv = this.#spec?.kv.target ?? target.createKvCache();
+    this.#ring = new TokenRing(target.gpu, this.#kv.capacity);
   }
 
   /** The resolved tree (null without a draft). */
@@ -152,10 +148,11 @@ export class Decoders {
           ...sampling,
           cyclesPerRead: req.readEvery,
           onTokens: collect,
+          onCycle: req.onCycle,
         });
         return {
           tokens: r.tokens,
-          finishReason: r.finishReason,
+          finishReason: r.finishReason === "abort" ? "halted" : r.finishReason,
           speculative: {
             cycles: r.cycles,
             acceptanceLength: r.acceptanceLength,
@@ -164,12 +161,12 @@ export class Decoders {
           },
         };
       }
-      const r = await generate(this.#target, this.#rec, this.#target.allocTokenRing(), req.prompt, {
+      const r = await generate(this.#target, this.#rec, this.#kv, this.#ring.tensor, req.prompt, {
         ...sampling,
         stepsPerRead: req.readEvery,
         onTokens: collect,
       });
-      return { tokens: r.tokens, finishReason: r.finishReason };
+      return { tokens: r.tokens, finishReason: r.finishReason === "abort" ? "halted" : r.finishReason };
     } catch (e) {
       // The loop left with a batch still in flight (double buffering): drain it before the buffers
       // are reused or freed, also when the error is a caller's (a throwing callback).
@@ -186,12 +183,14 @@ export class Decoders {
    * resolving means the earlier ones have run.
    */
   async #drain(): Promise<void> {
-    const ring = this.#target.allocTokenRing();
+    const ring = this.#ring.tensor;
     await this.#rec.read(new Tensor(ring.buffer, ring.offset, [1], "u32", "drain"));
   }
 
-  /** Free the speculative decoder's buffers (not the models). */
+  /** Free the decoders' buffers and caches (not the models). */
   destroy(): void {
     this.#spec?.destroy();
+    if (this.#ownsKv) this.#kv.destroy();
+    this.#ring.destroy();
   }
 }

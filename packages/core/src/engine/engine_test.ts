@@ -15,6 +15,7 @@ import { encodeChat } from "../io/chat.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { KernelCache } from "../gpu/kernel.ts";
 import { defaultDraftFor, Engine, type GenerateOptions } from "./engine.ts";
@@ -101,10 +102,13 @@ Deno.test("Engine: T=0 equals plain generate(), and the speculative path (random
     const messages: ChatMessage[] = [{ role: "user", content: "Count from one to five." }];
     const prompt = encodeChat(dir, messages);
     const model = await LlamaModel.load(gpu, dir, { maxSeqLen: 128 });
-    const want = await generate(model, rec, model.allocTokenRing(), prompt, {
+    const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
+    const want = await generate(model, rec, kv, ring.tensor, prompt, {
       maxTokens: 40,
       eosIds: dir.config.eosTokenIds,
     });
+    kv.destroy();
+    ring.destroy();
     model.destroy();
     rec.destroy();
 

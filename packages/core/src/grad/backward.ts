@@ -227,14 +227,17 @@ export function swigluBackward(rec: Recorder, dGateUp: Tensor, dOut: Tensor, gat
 
 /**
  * Optional hard-label term of {@link softCrossEntropy}: per row a label y_m (u32, ≥ Vd = none) and a
- * signed weight h_m (f32): loss_m += −h_m·log_softmax(logits)[y_m], dLogits += h_m·(softmax − e_y).
- * GTO adds its surrogate's gradient along the accepted path this way (h = ω·coefficient).
+ * signed weight h_m (f32): hard loss_m = −h_m·log_softmax(logits)[y_m] (written to `loss`, apart
+ * from the soft loss), dLogits += h_m·(softmax − e_y). GTO adds its surrogate's gradient along the
+ * accepted path this way, and reads a frozen draft's path log-probs from `loss` with h = 1.
  */
 export interface HardLabels {
   /** (M) u32 label per row (≥ Vd: no hard term on that row). */
   labels: Tensor;
   /** (M) f32 signed weight per row. */
   weights: Tensor;
+  /** (M) f32 out: the hard term's loss per row (0 on rows without a label). */
+  loss: Tensor;
 }
 
 /**
@@ -269,8 +272,10 @@ export function softCrossEntropy(
   if (hard) {
     hard.labels.expectShape([M], "u32"); // (M)
     hard.weights.expectShape([M], "f32"); // (M)
-    noOverlap("softCrossEntropy", dLogits, hard.labels, hard.weights);
-    noOverlap("softCrossEntropy", loss, hard.labels, hard.weights);
+    hard.loss.expectShape([M], "f32"); // (M)
+    noOverlap("softCrossEntropy", dLogits, hard.labels, hard.weights, hard.loss);
+    noOverlap("softCrossEntropy", loss, hard.labels, hard.weights, hard.loss);
+    noOverlap("softCrossEntropy", hard.loss, logits, targetProbs, rowWeight, hard.labels, hard.weights);
   }
   if (M === 0) return;
   if (V === 0) throw new ShapeError(`softCrossEntropy: ${logits.name} has an empty vocabulary`);
@@ -278,12 +283,21 @@ export function softCrossEntropy(
     name: "soft_xent",
     code: CROSS_ENTROPY_BWD_WGSL,
     entryPoint: "soft_xent",
-    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuu",
   }));
   rec.dispatch(
     k,
-    [logits, targetProbs, rowWeight, loss, dLogits, hard?.labels ?? rowWeight, hard?.weights ?? rowWeight],
+    [
+      logits,
+      targetProbs,
+      rowWeight,
+      loss,
+      dLogits,
+      hard?.labels ?? rowWeight,
+      hard?.weights ?? rowWeight,
+      hard?.loss ?? rowWeight,
+    ],
     [V, M, hard ? 1 : 0],
     rowGrid(rec, M),
   );

@@ -132,11 +132,17 @@ Deno.test("softCrossEntropy with hard labels (signed weights, no-label rows) mat
     const hard = {
       labels: arena.upload(labels, [M], "u32", "labels"),
       weights: arena.upload(hw, [M], "f32", "hw"),
+      loss: arena.alloc([M], "f32", "hardLoss"),
     };
     const loss = arena.alloc([M], "f32", "loss"), dz = arena.alloc([M, V], "f32", "dLogits");
     const ref = softCrossEntropyRef(z, p, wt, V, { labels, weights: hw });
     softCrossEntropy(rec, loss, dz, tz, tp, tw, hard);
     assertAllClose(await rec.readF32(loss), ref.loss, { name: `loss ${M}x${V}`, rtol: 1e-5, atol: 1e-6 });
+    assertAllClose(await rec.readF32(hard.loss), ref.hardLoss, {
+      name: `hard ${M}x${V}`,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
     assertAllClose(await rec.readF32(dz), ref.dLogits, { name: `dz ${M}x${V}`, rtol: 1e-4, atol: 1e-7 });
     softCrossEntropy(rec, loss, tz, tz, tp, tw, hard);
     assertAllClose(await rec.readF32(loss), ref.loss, {

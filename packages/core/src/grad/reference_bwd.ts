@@ -290,8 +290,8 @@ export function swigluBwdRef(dOut: Arr, gateUp: Arr, I: number): Float64Array {
 /**
  * Per-row soft cross-entropy and its gradient: loss_m = −w_m·Σ_v p_v·log_softmax(z)_v,
  * dz = w_m·(softmax(z)·Σ_v p_v − p). logits, targetProbs (M, V), rowWeight (M). With `hard`
- * (labels (M), ≥ V = none; signed weights (M)): loss_m −= h_m·log_softmax(z)[y_m],
- * dz += h_m·(softmax(z) − e_{y_m}).
+ * (labels (M), ≥ V = none; signed weights (M)): hardLoss_m = −h_m·log_softmax(z)[y_m] (0 without a
+ * label), dz += h_m·(softmax(z) − e_{y_m}).
  */
 export function softCrossEntropyRef(
   logits: Arr,
@@ -299,8 +299,9 @@ export function softCrossEntropyRef(
   rowWeight: Arr,
   V: number,
   hard?: { labels: Arr; weights: Arr },
-): { loss: Float64Array; dLogits: Float64Array } {
+): { loss: Float64Array; dLogits: Float64Array; hardLoss: Float64Array } {
   const M = rowWeight.length;
+  const hardLoss = new Float64Array(M); // (M)
   expectLen("softCrossEntropyRef logits", logits, M * V);
   expectLen("softCrossEntropyRef targetProbs", targetProbs, M * V);
   const loss = new Float64Array(M); // (M)
@@ -324,11 +325,11 @@ export function softCrossEntropyRef(
     const y = hard ? hard.labels[m] : V;
     if (y < V) {
       const h = hard!.weights[m];
-      loss[m] -= h * (logits[o + y] - lse);
+      hardLoss[m] = -h * (logits[o + y] - lse);
       for (let i = 0; i < V; i++) dLogits[o + i] += h * (Math.exp(logits[o + i] - lse) - (i === y ? 1 : 0));
     }
   }
-  return { loss, dLogits };
+  return { loss, dLogits, hardLoss };
 }
 
 // ---------------------------------------------------------------------------------------------

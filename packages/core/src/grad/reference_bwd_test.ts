@@ -161,14 +161,19 @@ Deno.test("soft cross-entropy with signed hard-label weights matches finite diff
   const wt = [1, 0, 0.8, 0.3];
   const hard = { labels: [2, 5, V, 0], weights: [0.7, -1.3, 5, -0.2] }; // row 2: no label
   const { dLogits } = softCrossEntropyRef(z, p, wt, V, hard);
-  const loss = () => softCrossEntropyRef(z, p, wt, V, hard).loss.reduce((a, b) => a + b, 0);
+  const loss = () => {
+    const r = softCrossEntropyRef(z, p, wt, V, hard);
+    return r.loss.reduce((a, b) => a + b, 0) + r.hardLoss.reduce((a, b) => a + b, 0);
+  };
   fdCheck("softCE + hard dLogits", loss, z, dLogits);
-  // The hard term alone is −h·log q_y: zero soft weights leave exactly that.
-  const only = softCrossEntropyRef(z, p, [0, 0, 0, 0], V, hard);
+  // The hard loss is −h·log q_y; the soft loss is unchanged by the hard term.
+  const r = softCrossEntropyRef(z, p, wt, V, hard);
   const lse = (m: number) =>
     Math.log(Array.from({ length: V }, (_, v) => Math.exp(z[m * V + v])).reduce((x, y) => x + y));
-  ok(Math.abs(only.loss[1] - 1.3 * (z[V + 5] - lse(1))) < 1e-12, "row 1");
-  ok(only.loss[2] === 0, "no label, no term");
+  ok(Math.abs(r.hardLoss[1] - 1.3 * (z[V + 5] - lse(1))) < 1e-12, "row 1");
+  ok(r.hardLoss[2] === 0, "no label, no term");
+  const soft = softCrossEntropyRef(z, p, wt, V);
+  ok(r.loss.every((l, m) => l === soft.loss[m]), "soft loss unchanged");
 });
 
 Deno.test("adamwRef follows torch's AdamW formula on a hand-computed step", () => {

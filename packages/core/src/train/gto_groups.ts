@@ -198,3 +198,50 @@ export function summarizeGtoStep(
     agreement: mean((i) => treesM[i * 8 + T.length] === treesM[i * 8 + T.greedyLength] ? 1 : 0),
   };
 }
+
+/** TTT row indices of a step's prefixes (see {@link gtoRowLayout}). */
+export interface GtoRowLayout {
+  /** (P) u32: TTT row b·S + r − 1 of each prefix (the last pair before its root). */
+  rows: Uint32Array;
+  /** (rowsTotal) i32: prefix index of each TTT row, −1 for rows of no prefix. */
+  rowMap: Int32Array;
+  /** (steps·stride) u32 hard labels: at step k, prefix p's row holds the draft id of x[r + k + 1]
+   * (CONTINUATION_END when past the sequence end or outside the draft vocabulary). */
+  labels: Uint32Array;
+}
+
+/**
+ * The TTT-side layout of a GTO step over B sequences of S tokens: `roots[b]` are sequence b's roots
+ * (P = Σ_b roots, prefix order = sequence-major), `toDraft` maps a target id to its draft id (−1 when
+ * outside the draft vocabulary), `stride` = the trainer's `rowStride`. Step k at row b·S + r − 1
+ * predicts x[r + k + 1], so Ŝ's (k+1)-th token is step k's label there.
+ */
+export function gtoRowLayout(
+  ids: ArrayLike<number>,
+  roots: readonly (readonly number[])[],
+  o: { seqLen: number; steps: number; stride: number; toDraft: (target: number) => number },
+): GtoRowLayout {
+  const S = o.seqLen, B = roots.length;
+  if (ids.length !== B * S || o.stride < B * S) {
+    throw new ShapeError(`gtoRowLayout: ${ids.length} ids for ${B}×${S}, stride ${o.stride}`);
+  }
+  const rows: number[] = [];
+  const rowMap = new Int32Array(B * S).fill(-1);
+  const labels = new Uint32Array(o.steps * o.stride).fill(CONTINUATION_END);
+  roots.forEach((rs, b) => {
+    for (const r of rs) {
+      if (!Number.isInteger(r) || r < 1 || r >= S) {
+        throw new ShapeError(`gtoRowLayout: root ${r} outside [1, ${S})`);
+      }
+      const t = b * S + r - 1;
+      if (rowMap[t] >= 0) throw new ShapeError(`gtoRowLayout: root ${r} of sequence ${b} given twice`);
+      rowMap[t] = rows.length;
+      rows.push(t);
+      for (let k = 0; k < o.steps && r + k + 1 < S; k++) {
+        const d = o.toDraft(ids[b * S + r + k + 1]);
+        if (d >= 0) labels[k * o.stride + t] = d;
+      }
+    }
+  });
+  return { rows: Uint32Array.from(rows), rowMap, labels };
+}

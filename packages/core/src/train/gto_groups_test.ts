@@ -1,5 +1,11 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { CONTINUATION_END, continuationRows, sampleGroupRoots, summarizeGtoStep } from "./gto_groups.ts";
+import {
+  CONTINUATION_END,
+  continuationRows,
+  gtoRowLayout,
+  sampleGroupRoots,
+  summarizeGtoStep,
+} from "./gto_groups.ts";
 
 const base = { promptLen: 10, length: 60, groups: 4, groupSize: 8, seed: 1, step: 0, sequence: 0 };
 
@@ -73,4 +79,28 @@ Deno.test("summarizeGtoStep: hand-built rows", () => {
   equal(m.meanLength, 1);
   equal(m.simulatedTau, 2.5);
   equal(m.agreement, 0.5);
+});
+
+Deno.test("gtoRowLayout: TTT rows, row map and Ŝ labels x[r + k + 1] as draft ids", () => {
+  // B = 2, S = 6; draft vocabulary = even target ids (draft id = id / 2).
+  const ids = [10, 12, 14, 15, 16, 18, 20, 22, 24, 26, 28, 30];
+  const E = CONTINUATION_END;
+  const lay = gtoRowLayout(ids, [[2], [1, 4]], {
+    seqLen: 6,
+    steps: 3,
+    stride: 16,
+    toDraft: (t) => (t % 2 ? -1 : t / 2),
+  });
+  deepEqual(Array.from(lay.rows), [1, 6, 9]);
+  equal(lay.rowMap[1], 0);
+  equal(lay.rowMap[6], 1);
+  equal(lay.rowMap[9], 2);
+  equal(lay.rowMap.filter((x) => x >= 0).length, 3);
+  // Prefix 0 (b 0, r 2): x[3] = 15 (odd: none), x[4] = 16 → 8, x[5] = 18 → 9.
+  deepEqual([lay.labels[1], lay.labels[16 + 1], lay.labels[32 + 1]], [E, 8, 9]);
+  // Prefix 1 (b 1, r 1): x[2..4] of sequence 1 = 24, 26, 28.
+  deepEqual([lay.labels[6], lay.labels[16 + 6], lay.labels[32 + 6]], [12, 13, 14]);
+  // Prefix 2 (b 1, r 4): x[5] = 30, then past the end.
+  deepEqual([lay.labels[9], lay.labels[16 + 9], lay.labels[32 + 9]], [15, E, E]);
+  throws(() => gtoRowLayout(ids, [[0], []], { seqLen: 6, steps: 3, stride: 16, toDraft: () => 0 }), /root 0/);
 });

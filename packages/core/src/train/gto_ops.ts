@@ -299,3 +299,86 @@ export function recordTreePositions(
     grid1d(rows),
   );
 }
+
+/**
+ * Record the TTT hard-row weights of a GTO step: `out` (steps·stride) f32 (a trainer's
+ * `hard.weights`), `rowMap` (≥ rows) i32 = the prefix whose root row (b·S + r − 1) each TTT row is,
+ * or −1; `src` (P, 8) f32. Row t of step k gets alpha·src[p, valueCol] + beta when k < src[p,
+ * lengthCol], else 0. The current draft's surrogate gradient: src = {@link recordGtoCoefficients}'
+ * output, valueCol = {@link GTO_COEF_COLS}.coeff, lengthCol = .length, alpha = −ω, beta = 0. A frozen
+ * draft's path log-probs: src = the current draft's tree rows, lengthCol = {@link GTO_TREE_COLS}.length,
+ * alpha = 0, beta = 1. One dispatch.
+ */
+export function recordHardWeights(
+  rec: Recorder,
+  out: Tensor,
+  rowMap: Tensor,
+  src: Tensor,
+  o: {
+    steps: number;
+    stride: number;
+    rows: number;
+    lengthCol: number;
+    valueCol: number;
+    alpha: number;
+    beta: number;
+  },
+): void {
+  const n = o.steps * o.stride;
+  out.expectShape([-1], "f32");
+  rowMap.expectShape([-1], "i32");
+  src.expectShape([-1, 8], "f32"); // (P, 8)
+  if (!Number.isInteger(n) || n < 1 || out.size < n || o.rows > o.stride || rowMap.size < o.rows) {
+    throw new ShapeError(
+      `recordHardWeights: steps ${o.steps} × stride ${o.stride} (rows ${o.rows}) do not fit ${out.name} ` +
+        `[${out.shape}] / ${rowMap.name} [${rowMap.shape}]`,
+    );
+  }
+  for (const c of [o.lengthCol, o.valueCol]) {
+    if (!Number.isInteger(c) || c < 0 || c > 7) {
+      throw new ShapeError(`recordHardWeights: column ${c} outside 0..7`);
+    }
+  }
+  const kern = memoKernel(rec, "gto_hard_weights", () => ({
+    name: "gto_hard_weights",
+    code: GTO_WGSL,
+    entryPoint: "gto_hard_weights",
+    storage: ["rw", "rw", "rw"],
+    params: "uuuuuff",
+  }));
+  rec.dispatch(
+    kern,
+    [rowMap, src, out],
+    [o.steps, o.stride, o.rows, o.lengthCol, o.valueCol, o.alpha, o.beta],
+    grid1d(n),
+  );
+}
+
+/**
+ * Record out[p] = −Σ_{k<steps} hardLoss[k·stride + rows[p]]: with unit hard weights on Ŝ's rows
+ * (see {@link recordHardWeights}), the draft's log M(Ŝ_p). `rows` (P) u32, `hardLoss` (≥ steps·stride)
+ * f32, `out` (P) f32. One dispatch.
+ */
+export function recordPathLogProbs(
+  rec: Recorder,
+  out: Tensor,
+  rows: Tensor,
+  hardLoss: Tensor,
+  o: { steps: number; stride: number },
+): void {
+  const P = out.size;
+  out.expectShape([P], "f32");
+  rows.expectShape([P], "u32");
+  hardLoss.expectShape([-1], "f32");
+  if (!Number.isInteger(o.steps) || o.steps < 1 || hardLoss.size < o.steps * o.stride) {
+    throw new ShapeError(`recordPathLogProbs: ${hardLoss.name} holds fewer than ${o.steps}·${o.stride} rows`);
+  }
+  const kern = memoKernel(rec, "gto_path_logprob", () => ({
+    name: "gto_path_logprob",
+    code: GTO_WGSL,
+    entryPoint: "gto_path_logprob",
+    storage: ["rw", "rw", "rw"],
+    params: "uuu",
+  }));
+  rec.dispatch(kern, [rows, hardLoss, out], [P, o.steps, o.stride], grid1d(P));
+}

@@ -18,6 +18,8 @@ import {
 import {
   GtoRewardBuffers,
   recordGtoCoefficients,
+  recordHardWeights,
+  recordPathLogProbs,
   recordTreePositions,
   recordTreeRewards,
 } from "./gto_ops.ts";
@@ -262,5 +264,74 @@ Deno.test("recordTreePositions: prefix + depth (verification) and prefix + e (ex
   deepEqual(Array.from(await rec.read(out2)), [12, 12, 35, 35, 17, 17]);
   throws(() => recordTreePositions(rec, out, { meta: pre, index: 4 }, { perTree: 4 }), /outside prefixes/);
   throws(() => recordTreePositions(rec, out, { meta: pre, index: 0 }, { perTree: 3 }), /divide/);
+  arena.destroy();
+});
+
+Deno.test("recordHardWeights / recordPathLogProbs: weights on Ŝ's TTT rows, path log-probs gathered back", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 16, "acts");
+  // 3 prefixes on TTT rows 5, 0, 9 (of 12 rows, stride 16), l = 2, 0, 3; coefficient column 3.
+  const src = new Float32Array(3 * 8);
+  [[2, -0.5], [0, 4], [3, 0.25]].forEach(([l, c], p) => {
+    src[p * 8 + 6] = l;
+    src[p * 8 + 3] = c;
+  });
+  const rowMap = new Int32Array(12).fill(-1);
+  [5, 0, 9].forEach((t, p) => rowMap[t] = p);
+  const steps = 4, stride = 16;
+  const out = arena.alloc([steps * stride], "f32", "w");
+  const tm = arena.upload(rowMap, [12], "i32", "rowMap"), ts = arena.upload(src, [3, 8], "f32", "coef");
+  recordHardWeights(rec, out, tm, ts, {
+    steps,
+    stride,
+    rows: 12,
+    lengthCol: 6,
+    valueCol: 3,
+    alpha: -2,
+    beta: 0,
+  });
+  const want = new Float32Array(steps * stride);
+  for (const k of [0, 1]) want[k * stride + 5] = 1; // −2 · −0.5
+  for (const k of [0, 1, 2]) want[k * stride + 9] = -0.5; // −2 · 0.25
+  deepEqual(Array.from(await rec.readF32(out)), Array.from(want));
+  recordHardWeights(rec, out, tm, ts, {
+    steps,
+    stride,
+    rows: 12,
+    lengthCol: 6,
+    valueCol: 3,
+    alpha: 0,
+    beta: 1,
+  });
+  const ones = await rec.readF32(out);
+  equal(ones.reduce((a, b) => a + b, 0), 5, "unit weights on the 2 + 3 path rows");
+  // Gather: hard losses −log q on those rows.
+  const hl = new Float32Array(steps * stride).map((_, i) => 0.1 * (i % 7) + 0.01);
+  const lp = arena.alloc([3], "f32", "logM");
+  recordPathLogProbs(
+    rec,
+    lp,
+    arena.upload(new Uint32Array([5, 0, 9]), [3], "u32", "rows"),
+    arena.upload(hl, [steps * stride], "f32", "hl"),
+    {
+      steps,
+      stride,
+    },
+  );
+  const sum = (t: number) => -[0, 1, 2, 3].reduce((s, k) => s + hl[k * stride + t], 0);
+  assertAllClose(await rec.readF32(lp), [sum(5), sum(0), sum(9)], { atol: 1e-6, name: "path log-probs" });
+  throws(
+    () =>
+      recordHardWeights(rec, out, tm, ts, {
+        steps: 5,
+        stride,
+        rows: 12,
+        lengthCol: 6,
+        valueCol: 3,
+        alpha: 1,
+        beta: 0,
+      }),
+    /do not fit/,
+  );
   arena.destroy();
 });

@@ -24,7 +24,7 @@ import { linear, MATVEC_MAX_M } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue } from "../ops/attention.ts";
+import { attention, type DynamicValue, type SegmentedMask } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { KvCache } from "./kv_cache.ts";
@@ -73,6 +73,11 @@ export interface ForwardOptions {
    * tree keys set in its row of this bitset (u32 (T, ceil(T/32)), ancestor-or-self).
    */
   treeMask?: Tensor;
+  /**
+   * Many trees per forward (GTO training): per-tree prefixes plus each tree's own keys (see
+   * `SegmentedMask`); the T rows are written at pos0.. as usual, their positions come from `positions`.
+   */
+  segmented?: SegmentedMask;
   /**
    * A GPU-resident committed length (`meta[index]`) added to pos0, to every position and to the
    * attention length, so a speculative loop needs no CPU round trip. The caller keeps
@@ -302,6 +307,7 @@ export class LlamaModel {
         kvLen: pos0 + T,
         treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
         dynamicLen: opts.dynamic,
+        segmented: opts.segmented,
       });
       linear(rec, x, att, w.o, { residual: x });
       if (fused) linear(rec, act, x, w.gateUp, { norm: { weight: w.mlpNorm, eps }, swiglu: true });

@@ -36,7 +36,7 @@ import {
 } from "../io/eagle3.ts";
 import { ShapeError } from "../errors.ts";
 import { linear } from "../ops/linear.ts";
-import type { DynamicValue, TreeMask } from "../ops/attention.ts";
+import type { DynamicValue, SegmentedMask, TreeMask } from "../ops/attention.ts";
 import {
   draftHeadForward,
   type DraftLayerActs,
@@ -92,6 +92,8 @@ export interface Eagle3ForwardArgs {
   treeMask?: TreeMask;
   /** Full (T, ⌈kvLen/32⌉) bitset mask (static kvLen only); default causal. */
   mask?: Tensor;
+  /** Per-tree prefixes plus each tree's own keys (GTO: P trees per forward; see `SegmentedMask`). */
+  segmented?: SegmentedMask;
   /** Where to write the (T, H) output (default the draft's workspace); may be `hidden` itself. */
   out?: Tensor;
   /** Compute logits for all rows (default) or none. */
@@ -348,6 +350,7 @@ export class Eagle3Draft {
         dynamicLen: args.dynamicLen,
         treeMask: args.treeMask,
         mask: args.mask,
+        segmented: args.segmented,
       },
       out: o,
     });

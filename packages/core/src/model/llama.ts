@@ -27,7 +27,7 @@ import { linear, MATVEC_MAX_M } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue } from "../ops/attention.ts";
+import { attention, type DynamicValue, type SegmentedMask } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { ATTENTION_ROPE_MAX_TOKENS, attentionRope, attentionRopeSupports } from "../ops/attention_rope.ts";
 import { ATTENTION_MAX_SPLITS, attentionSplits, attentionSplitScratch } from "../ops/attention_split.ts";
@@ -93,6 +93,11 @@ export interface ForwardOptions {
    * tree keys set in its row of this bitset (u32 (T, ceil(T/32)), ancestor-or-self).
    */
   treeMask?: Tensor;
+  /**
+   * Many trees per forward (GTO training): per-tree prefixes plus each tree's own keys (see
+   * `SegmentedMask`); the T rows are written at pos0.. as usual, their positions come from `positions`.
+   */
+  segmented?: SegmentedMask;
   /**
    * A GPU-resident committed length (`meta[index]`) added to pos0, to every position and to the
    * attention length, so a speculative loop needs no CPU round trip. The caller keeps
@@ -315,10 +320,10 @@ export class LlamaModel {
     embedding(rec, x, this.#embed, ids, { idsOffset });
     const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
     const fused = T <= MATVEC_MAX_M, eps = cfg.rmsNormEps;
-    const fuseAttn = this.fuseRopeAttention && attentionRopeSupports(T, hd);
+    const fuseAttn = this.fuseRopeAttention && attentionRopeSupports(T, hd) && !opts.segmented;
     // Split-K attention for a few tokens over a long cache (statically known lengths only: with a
     // GPU-resident length the key count is unknown here).
-    const splits = T > ATTENTION_ROPE_MAX_TOKENS || opts.dynamic
+    const splits = T > ATTENTION_ROPE_MAX_TOKENS || opts.dynamic || opts.segmented
       ? 1
       : this.#splits === "auto"
       ? attentionSplits(rec, T, nH, pos0 + T)
@@ -347,6 +352,7 @@ export class LlamaModel {
         kvLen: pos0 + T,
         treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
         dynamicLen: opts.dynamic,
+        segmented: opts.segmented,
       };
       if (splits === 1 && fuseAttn) attentionRope(rec, att, qkv, kv.k[l], kv.v[l], { ...rope, ...attn });
       else {

@@ -8,8 +8,9 @@
  * treeLevel(tb, lastLogits, 0, fromLogits)          (fused log-softmax + top-k per row)
  * for e in 0..D−1:
  *   hidden = prevOut[tb.outIds]                        (prevOut = lastHidden at e = 0)
- *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., position prefix + e,
- *     attention over the prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
+ *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., every frontier node at position
+ *     prefix + e (EAGLE's `len_posi + position_ids`, position_ids = zeros(k)), attention over the
+ *     prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
  *   treeLevel(tb, logits, e + 1, fromLogits)
  * treeFinalize(tb, root)
  * ```
@@ -19,7 +20,7 @@
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
-import type { BufferArena } from "../gpu/arena.ts";
+import { type BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import type { KvCache } from "../model/kv_cache.ts";
@@ -35,6 +36,8 @@ import { gatherRows, type TreeBuffers, treeFinalize, treeLevel } from "./tree_op
 export interface GrowScratch {
   /** (P·k, H) f32: hidden input of the frontier rows. */
   hidden: Tensor;
+  /** positions[e]: (P·k) u32, all e: the frontier's position offsets at expansion e (e = 0..D−1). */
+  positions: readonly Tensor[];
 }
 
 /** Inputs of {@link growDraftTree}. */
@@ -59,17 +62,27 @@ export interface GrowDraftTreeArgs {
 
 /** Bytes {@link allocGrowScratch} takes from an arena for `P` trees (alignment included). */
 export function growScratchBytes(draft: Eagle3Draft, tree: ResolvedTreeConfig, P = 1): number {
-  return 4 * P * tree.topK * draft.config.hiddenSize + 256;
+  return 4 * P * tree.topK * draft.config.hiddenSize + 256 + tree.depth * (4 * P * tree.topK + 256);
 }
 
-/** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup). */
+/** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup; writes the positions). */
 export function allocGrowScratch(
   arena: BufferArena,
   draft: Eagle3Draft,
   tree: ResolvedTreeConfig,
   P = 1,
 ): GrowScratch {
-  return { hidden: arena.alloc([P * tree.topK, draft.config.hiddenSize], "f32", "grow.hidden") };
+  const H = draft.config.hiddenSize;
+  const k = tree.topK;
+  const positions = Array.from({ length: tree.depth }, (_, e) => {
+    const t = arena.alloc([P * k], "u32", `grow.positions${e}`);
+    writeTensor(draft.gpu, t, new Uint32Array(P * k).fill(e));
+    return t;
+  });
+  return {
+    hidden: arena.alloc([P * k, H], "f32", "grow.hidden"),
+    positions,
+  };
 }
 
 /**
@@ -104,6 +117,10 @@ export function growDraftTree(
   }
   const s = args.scratch;
   s.hidden.expectShape([P * k, H], "f32");
+  if (s.positions.length !== D) {
+    throw new ShapeError(`growDraftTree: ${s.positions.length} position rows for depth ${D}`);
+  }
+  for (const t of s.positions) t.expectShape([P * k], "u32");
   if (k > draft.maxBatch) {
     throw new ShapeError(`growDraftTree: draft maxBatch ${draft.maxBatch} is below topK ${k}`);
   }
@@ -118,7 +135,7 @@ export function growDraftTree(
       T: k,
       cacheRow: k * e,
       dynamicRow: args.prefix,
-      pos0: e,
+      positions: s.positions[e], // all e (+ prefix): every frontier node at position prefix + e
       dynamicPos: args.prefix,
       kvLen: k * (e + 1),
       dynamicLen: args.prefix,

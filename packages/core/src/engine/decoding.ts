@@ -5,9 +5,9 @@
  * decoders change (KV caches as values, `signal`, the per-cycle trace) only this file adapts.
  *
  * Halting early (abort, a matched stop string) is the caller's `onTokens` returning true after a
- * readback. The decoders see it within that readback batch: the work already submitted (at most
- * the next batch, double buffering) finishes on the GPU and is discarded, and the call returns
- * with `finishReason: "halted"`.
+ * readback; it aborts the decoder's `signal`, so the loop ends within that readback batch: the work
+ * already submitted (at most the next batch, double buffering) finishes on the GPU and is
+ * discarded, and the call returns with `finishReason: "halted"` (speculative statistics included).
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
@@ -68,7 +68,7 @@ export interface DecodeOutcome {
   tokens: number[];
   /** eos (`stop`), max tokens (`length`), or `onTokens` asked to stop (`halted`). */
   finishReason: "stop" | "length" | "halted";
-  /** Speculative calls that ran to the end. */
+  /** Speculative calls (the cycles run, also when halted). */
   speculative?: SpeculativeStats;
 }
 
@@ -77,22 +77,13 @@ export function requiredRows(
   tree: ResolvedTreeConfig | null,
   context: number,
 ): { target: number; draft: number } {
-  if (!tree) return { target: context, draft: 0 };
-  // The verified tree sits past the committed tokens (N rows) and the accepted path is compacted
-  // within pathWidth rows; the draft grows k rows per expansion past its prefix.
-  return {
-    target: context + tree.totalTokens + tree.pathWidth,
-    draft: context + tree.topK * tree.depth + tree.pathWidth,
-  };
+  return tree ? SpecDecoder.requiredRows(tree, context, 0) : { target: context, draft: 0 };
 }
 
 /** Resolve and validate a tree shape for a draft vocabulary (throws ShapeError naming the field). */
 export function resolveTree(tree: TreeConfig | undefined, draftVocab?: number): ResolvedTreeConfig {
   return resolveTreeConfig(tree ?? {}, draftVocab);
 }
-
-/** Thrown out of `onTokens` to leave a decoder's loop; never escapes this module. */
-class Halt {}
 
 /** Plain and speculative decoding over one target (+ optional draft), buffers allocated once. */
 export class Decoders {
@@ -133,14 +124,15 @@ export class Decoders {
       seed: req.seed,
       eosIds: req.eosIds,
     };
-    const onTokens = (ids: number[]) => {
-      if (req.onTokens(ids)) throw new Halt();
-    };
+    // `onTokens` asking to stop aborts the decoder's own signal: the loop ends after this readback
+    // batch, lets the batch already submitted finish, and still reports its statistics.
+    const halt = new AbortController();
     const tokens: number[] = [];
     const collect = (ids: number[]) => {
       tokens.push(...ids);
-      onTokens(ids);
+      if (req.onTokens(ids)) halt.abort();
     };
+    const finish = (f: "stop" | "length" | "abort") => (f === "abort" ? "halted" as const : f);
     try {
       if (req.speculative) {
         if (!this.#spec) throw new Error("Decoders.run: speculative decoding without a draft");
@@ -149,10 +141,11 @@ export class Decoders {
           cyclesPerRead: req.readEvery,
           onTokens: collect,
           onCycle: req.onCycle,
+          signal: halt.signal,
         });
         return {
-          tokens: r.tokens,
-          finishReason: r.finishReason === "abort" ? "halted" : r.finishReason,
+          tokens: r.finishReason === "abort" ? tokens : r.tokens,
+          finishReason: finish(r.finishReason),
           speculative: {
             cycles: r.cycles,
             acceptanceLength: r.acceptanceLength,
@@ -165,14 +158,14 @@ export class Decoders {
         ...sampling,
         stepsPerRead: req.readEvery,
         onTokens: collect,
+        signal: halt.signal,
       });
-      return { tokens: r.tokens, finishReason: r.finishReason === "abort" ? "halted" : r.finishReason };
+      return { tokens: r.finishReason === "abort" ? tokens : r.tokens, finishReason: finish(r.finishReason) };
     } catch (e) {
-      // The loop left with a batch still in flight (double buffering): drain it before the buffers
-      // are reused or freed, also when the error is a caller's (a throwing callback).
+      // A callback threw: the loop left with a batch still in flight (double buffering); drain it
+      // before the buffers are reused or freed.
       await this.#drain();
-      if (!(e instanceof Halt)) throw e;
-      return { tokens, finishReason: "halted" };
+      throw e;
     }
   }
 

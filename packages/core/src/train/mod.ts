@@ -17,3 +17,4 @@ export * from "./gto_ops.ts";
 export * from "./gto_groups.ts";
 export * from "./gto_trees.ts";
 export * from "./gto_inspect.ts";
+export * from "./gto.ts";

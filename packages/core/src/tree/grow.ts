@@ -8,8 +8,9 @@
  * lp0 = logSoftmax(lastLogits);  treeLevel(tb, lp0, 0)
  * for e in 0..D−1:
  *   hidden = prevOut[tb.outIds]                        (prevOut = lastHidden at e = 0)
- *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., position prefix + e,
- *     attention over the prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
+ *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., every frontier node at position
+ *     prefix + e (EAGLE's `len_posi + position_ids`, position_ids = zeros(k)), attention over the
+ *     prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
  *   lp = logSoftmax(logits);  treeLevel(tb, lp, e + 1)
  * treeFinalize(tb, root)
  * ```
@@ -19,7 +20,7 @@
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
-import type { BufferArena } from "../gpu/arena.ts";
+import { type BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import type { KvCache } from "../model/kv_cache.ts";
@@ -37,6 +38,8 @@ export interface GrowScratch {
   hidden: Tensor;
   /** (P·k, Vd) f32: log-probs of the frontier rows. */
   lp: Tensor;
+  /** positions[e]: (P·k) u32, all e: the frontier's position offsets at expansion e (e = 0..D−1). */
+  positions: readonly Tensor[];
 }
 
 /** Inputs of {@link growDraftTree}. */
@@ -62,10 +65,10 @@ export interface GrowDraftTreeArgs {
 /** Bytes {@link allocGrowScratch} takes from an arena for `P` trees (alignment included). */
 export function growScratchBytes(draft: Eagle3Draft, tree: ResolvedTreeConfig, P = 1): number {
   const { hiddenSize: H, draftVocabSize: Vd } = draft.config;
-  return 4 * P * (Vd + tree.topK * (H + Vd)) + 3 * 256;
+  return 4 * P * (Vd + tree.topK * (H + Vd)) + 3 * 256 + tree.depth * (4 * P * tree.topK + 256);
 }
 
-/** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup). */
+/** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup; writes the positions). */
 export function allocGrowScratch(
   arena: BufferArena,
   draft: Eagle3Draft,
@@ -74,10 +77,16 @@ export function allocGrowScratch(
 ): GrowScratch {
   const { hiddenSize: H, draftVocabSize: Vd } = draft.config;
   const k = tree.topK;
+  const positions = Array.from({ length: tree.depth }, (_, e) => {
+    const t = arena.alloc([P * k], "u32", `grow.positions${e}`);
+    writeTensor(draft.gpu, t, new Uint32Array(P * k).fill(e));
+    return t;
+  });
   return {
     lp0: arena.alloc([P, Vd], "f32", "grow.lp0"),
     hidden: arena.alloc([P * k, H], "f32", "grow.hidden"),
     lp: arena.alloc([P * k, Vd], "f32", "grow.lp"),
+    positions,
   };
 }
 
@@ -114,6 +123,10 @@ export function growDraftTree(
   s.lp0.expectShape([P, Vd], "f32");
   s.hidden.expectShape([P * k, H], "f32");
   s.lp.expectShape([P * k, Vd], "f32");
+  if (s.positions.length !== D) {
+    throw new ShapeError(`growDraftTree: ${s.positions.length} position rows for depth ${D}`);
+  }
+  for (const t of s.positions) t.expectShape([P * k], "u32");
   if (k > draft.maxBatch) {
     throw new ShapeError(`growDraftTree: draft maxBatch ${draft.maxBatch} is below topK ${k}`);
   }
@@ -129,7 +142,7 @@ export function growDraftTree(
       T: k,
       cacheRow: k * e,
       dynamicRow: args.prefix,
-      pos0: e,
+      positions: s.positions[e], // all e (+ prefix): every frontier node at position prefix + e
       dynamicPos: args.prefix,
       kvLen: k * (e + 1),
       dynamicLen: args.prefix,

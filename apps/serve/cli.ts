@@ -21,8 +21,8 @@ export interface ServeConfig {
   /** Draft directory, null for plain decoding, undefined for the engine's default (the bundled
    * `models/tiny-draft` with the bundled tiny target, when it exists). */
   draft?: string | null;
-  /** Draft tree (null: the engine's default). */
-  tree: { totalTokens: number; depth: number; topK: number } | null;
+  /** Draft tree (null: the engine's default, the cost-aware `"auto"`). */
+  tree: { totalTokens: number; depth: number; topK: number } | "auto" | null;
   /** Bind address. */
   host: string;
   /** Port (0 = any free port). */
@@ -56,8 +56,9 @@ Options:
   --draft DIR              EAGLE-3 draft directory (default: models/tiny-draft when the target is the
                            bundled tiny model and that directory exists; else plain decoding).
   --no-draft               Plain decoding, no draft.
-  --tree T,D,K             Draft tree: total verified tokens, depth, top-k per node (default: the
-                           engine's, 60,7,10).
+  --tree T,D,K|auto        Draft tree: total verified tokens, depth, top-k per node, or auto
+                           (default: auto, the cost-aware tree measured on this adapter and cached;
+                           it may choose plain decoding).
   --host HOST              Address to bind (default 127.0.0.1). A non-loopback address without
                            --api-key prints a warning.
   --port N                 Port (default 8000; 0 = any free port, printed in the ready line).
@@ -161,7 +162,8 @@ export function parseServeArgs(
     ? null
     : v.draft ?? (model === DEFAULT_MODEL ? (exists(DEFAULT_DRAFT) ? DEFAULT_DRAFT : null) : undefined);
   let tree: ServeConfig["tree"] = null;
-  if (v.tree !== undefined) {
+  if (v.tree !== undefined && v.tree.trim() === "auto") tree = "auto";
+  else if (v.tree !== undefined) {
     if (draft === null) throw new FlagError("--tree needs a draft (--draft DIR)");
     const parts = v.tree.split(",").map((x) => Number(x.trim()));
     if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x) || x < 1)) {

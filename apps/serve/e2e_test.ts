@@ -9,7 +9,8 @@
  * playground trace endpoint (trace on = trace off at T=0).
  */
 import assert from "node:assert/strict";
-// Test-only: pinned here, not in an import map, so `deno task serve` never installs it.
+// Test-only: pinned here and locked in deno.tests.lock, not deno.lock, so `deno task serve` never
+// downloads it (docs/serve.md); run this file with --lock=deno.tests.lock, as `deno task test` does.
 // deno-lint-ignore no-import-prefix
 import OpenAI from "npm:openai@7.59.0";
 import { runCli } from "../../packages/core/src/testing/cli.ts";

@@ -8,7 +8,8 @@
  * `$GTO_SCREENSHOT`).
  */
 import assert from "node:assert/strict";
-// Test-only: pinned here, not in an import map, so `deno task serve` never installs it.
+// Test-only: pinned here and locked in deno.tests.lock, not deno.lock, so `deno task serve` never
+// downloads it (docs/serve.md); run this file with --lock=deno.tests.lock, as `deno task test` does.
 // deno-lint-ignore no-import-prefix
 import { chromium } from "npm:playwright-core@1.65.1";
 import { createApp } from "./app.ts";

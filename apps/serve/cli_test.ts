@@ -1,3 +1,8 @@
+/**
+ * `deno task serve` flags: defaults (the bundled draft only with the bundled target), every flag, one-line
+ * errors naming the flag, loopback detection, and the CLI itself (--help, a bad flag, a model that cannot
+ * load, the non-loopback warning) as a subprocess — none of it needs a GPU.
+ */
 import assert from "node:assert/strict";
 import { DEFAULT_DRAFT, DEFAULT_MODEL, FlagError, isLoopback, parseServeArgs } from "./cli.ts";
 

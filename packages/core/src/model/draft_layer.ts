@@ -32,7 +32,13 @@ import { linear } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue, type TreeMask, type TttMask } from "../ops/attention.ts";
+import {
+  attention,
+  type DynamicValue,
+  type SegmentedMask,
+  type TreeMask,
+  type TttMask,
+} from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { linearBackward, rmsNormBackward, ropeBackward, swigluBackward } from "../grad/backward.ts";
@@ -143,6 +149,8 @@ export interface DraftLayerAttention {
   mask?: Tensor;
   /** Training-time-test visibility (unrolled step k over B sequences; scans only visible keys). */
   ttt?: TttMask;
+  /** Per-tree prefixes plus own tree keys (GTO: P trees per forward; forward only). */
+  segmented?: SegmentedMask;
 }
 
 /** Inputs and outputs of {@link draftLayerForward}. */

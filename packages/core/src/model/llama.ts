@@ -1,13 +1,18 @@
 /**
  * The LLaMA target on the GPU: weights uploaded once into one weight arena (with Q/K/V and gate/up
- * fused into single matrices so each is one dispatch), a KV cache per layer, and a fixed activation
- * workspace sized for `maxBatch` tokens. `forward` only *records* dispatches — nothing is read back —
- * so callers can encode many decode steps per submit (docs/engine.md §2).
+ * fused into single matrices so each is one dispatch) and a fixed activation workspace sized for
+ * `maxBatch` tokens. The KV cache is not part of the model: the caller owns a {@link KvCache} per
+ * sequence ({@link LlamaModel.createKvCache}) and passes it to every forward, so several sequences
+ * can share one model. `forward` only *records* dispatches — nothing is read back — so callers can
+ * encode many decode steps per submit (docs/engine.md §2).
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
  * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small
- * trees) the norms are fused into the QKV / gate-up matvecs and SwiGLU into the gate-up store = 7.
- * Plus embedding, last-row copy (T > 1) and the LM head with the final norm fused per forward.
+ * trees) the norms are fused into the QKV / gate-up matvecs and SwiGLU into the gate-up store = 6;
+ * with {@link LlamaLoadOptions.fuseRopeAttention} (T ≤ 8) RoPE + KV write run inside attention = 5.
+ * For a few tokens over a long cache on hardware adapters attention is split-K (`attention`'s
+ * `split`: one more dispatch, many more workgroups). Plus embedding, last-row copy (T > 1) and the
+ * LM head with the final norm fused per forward.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -22,9 +27,12 @@ import { linear, MATVEC_MAX_M } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue } from "../ops/attention.ts";
+import { attention, type DynamicValue, type SegmentedMask } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
+import { ATTENTION_ROPE_MAX_TOKENS, attentionRope, attentionRopeSupports } from "../ops/attention_rope.ts";
+import { ATTENTION_MAX_SPLITS, attentionSplits, attentionSplitScratch } from "../ops/attention_split.ts";
 import { copyRows } from "../ops/elementwise.ts";
+import { KvCache } from "./kv_cache.ts";
 
 /** Options for {@link LlamaModel.load}. */
 export interface LlamaLoadOptions {
@@ -33,10 +41,28 @@ export interface LlamaLoadOptions {
    * f16/bf16 and the device has shader-f16, else f32. Computation is always f32.
    */
   weightDtype?: "auto" | "f32" | "f16";
-  /** KV-cache capacity in tokens (default: min(max_position_embeddings, 2048)). */
+  /**
+   * Default capacity of {@link LlamaModel.createKvCache} in tokens (default: min(max_position_embeddings,
+   * 2048)); also bounds `maxBatch`.
+   */
   maxSeqLen?: number;
   /** Most tokens one `forward` call may process (prefill chunk / tree size; default 256). */
   maxBatch?: number;
+  /**
+   * Run RoPE + the KV-cache write inside attention (`attentionRope`) for forwards of ≤ 8 tokens: 5
+   * dispatches per layer instead of 6, same results bit for bit. `auto` (default): on hardware
+   * adapters (dispatch-bound); off on software adapters, where the fused kernel measured slower
+   * than the extra dispatch (llvmpipe, tiny, 256-token decode, 3 alternating runs: 61 / 87 / 86
+   * tok/s fused vs 83 / 98 / 87 unfused).
+   */
+  fuseRopeAttention?: "auto" | boolean;
+  /**
+   * Split-K attention for forwards of ≤ 8 tokens with a static length: `auto` (default) lets
+   * `attentionSplits` decide per forward (hardware: when one workgroup per (token, head) would leave
+   * the adapter idle and the cache is long; software adapters: practically never), a number forces
+   * that many key ranges (tests, benchmarks; 1 = off).
+   */
+  attentionSplits?: "auto" | number;
 }
 
 /** Where to copy the hidden state entering a layer (for EAGLE-3 feature taps and tests). */
@@ -68,9 +94,14 @@ export interface ForwardOptions {
    */
   treeMask?: Tensor;
   /**
+   * Many trees per forward (GTO training): per-tree prefixes plus each tree's own keys (see
+   * `SegmentedMask`); the T rows are written at pos0.. as usual, their positions come from `positions`.
+   */
+  segmented?: SegmentedMask;
+  /**
    * A GPU-resident committed length (`meta[index]`) added to pos0, to every position and to the
    * attention length, so a speculative loop needs no CPU round trip. The caller keeps
-   * pos0 + meta[index] + T ≤ maxSeqLen.
+   * pos0 + meta[index] + T ≤ the cache's capacity.
    */
   dynamic?: DynamicValue;
 }
@@ -92,10 +123,13 @@ export class LlamaModel {
   readonly gpu: GpuDevice;
   /** Storage dtype of the weight matrices. */
   readonly weightDtype: "f32" | "f16";
-  /** KV-cache capacity in tokens. */
+  /** Default KV-cache capacity in tokens (see {@link LlamaLoadOptions.maxSeqLen}). */
   readonly maxSeqLen: number;
   /** Most tokens per forward. */
   readonly maxBatch: number;
+  /** Whether forwards of ≤ 8 tokens use the fused RoPE + KV write + attention kernel. */
+  readonly fuseRopeAttention: boolean;
+  readonly #splits: "auto" | number;
   /** Bytes of weights on the GPU. */
   readonly weightBytes: number;
   readonly #weights: BufferArena;
@@ -104,10 +138,6 @@ export class LlamaModel {
   readonly #embed: Tensor; // (V, H)
   readonly #finalNorm: Tensor; // (H)
   readonly #lmHead: Tensor; // (V, H)
-  /** Per-layer key cache (S, nKV·hd). */
-  readonly kCache: readonly Tensor[];
-  /** Per-layer value cache (S, nKV·hd). */
-  readonly vCache: readonly Tensor[];
   // Workspace, maxBatch rows each.
   readonly #x: Tensor; // (B, H) residual stream
   readonly #xn: Tensor; // (B, H) normed
@@ -117,9 +147,9 @@ export class LlamaModel {
   readonly #gateUp: Tensor; // (B, 2I)
   readonly #act1: Tensor; // (B, I)
   readonly #last: Tensor; // (1, H)
+  readonly #split: Tensor; // split-K attention partials for ≤ 8 tokens
   /** Logits workspace (B, V); `forward` returns a view of it. */
   readonly logits: Tensor;
-  #ring: Tensor | null = null;
 
   private constructor(gpu: GpuDevice, dir: ModelDir, opts: LlamaLoadOptions) {
     const cfg = dir.config;
@@ -132,6 +162,16 @@ export class LlamaModel {
     this.weightDtype = want === "auto" ? (cfg.dtype !== "float32" && gpu.features.f16 ? "f16" : "f32") : want;
     this.maxSeqLen = opts.maxSeqLen ?? Math.min(cfg.maxPositionEmbeddings, 2048);
     this.maxBatch = Math.min(opts.maxBatch ?? 256, this.maxSeqLen);
+    const software = gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+    const fuse = opts.fuseRopeAttention ?? "auto";
+    this.fuseRopeAttention = fuse === "auto" ? !software : fuse;
+    const sp = opts.attentionSplits ?? "auto";
+    if (sp !== "auto" && (!Number.isInteger(sp) || sp < 1 || sp > ATTENTION_MAX_SPLITS)) {
+      throw new ShapeError(
+        `attentionSplits must be "auto" or an integer in [1, ${ATTENTION_MAX_SPLITS}], got ${sp}`,
+      );
+    }
+    this.#splits = sp;
     const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd, vocabSize: V } =
       cfg;
     const w = dir.weights;
@@ -185,18 +225,11 @@ export class LlamaModel {
     this.#lmHead = cfg.tieWordEmbeddings ? this.#embed : mat(["lm_head.weight"], [V], H, "lm_head");
     this.weightBytes = this.#weights.used;
 
-    const S = this.maxSeqLen, B = this.maxBatch;
-    const kvCols = nKV * hd;
-    const actBytes = 4 * (2 * cfg.numLayers * S * kvCols +
-          B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H + S) + 64 * 256;
+    const B = this.maxBatch;
+    const splitFloats = attentionSplitScratch(ATTENTION_ROPE_MAX_TOKENS, nH, hd, ATTENTION_MAX_SPLITS);
+    const actBytes = 4 * (B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H + splitFloats) +
+      64 * 256;
     this.#act = new BufferArena(gpu, actBytes, "activations");
-    const kc: Tensor[] = [], vc: Tensor[] = [];
-    for (let l = 0; l < cfg.numLayers; l++) {
-      kc.push(this.#act.alloc([S, kvCols], "f32", `k_cache.${l}`));
-      vc.push(this.#act.alloc([S, kvCols], "f32", `v_cache.${l}`));
-    }
-    this.kCache = kc;
-    this.vCache = vc;
     this.#x = this.#act.alloc([B, H], "f32", "x");
     this.#xn = this.#act.alloc([B, H], "f32", "x_norm");
     this.#qkv = this.#act.alloc([B, (nH + 2 * nKV) * hd], "f32", "qkv");
@@ -206,6 +239,7 @@ export class LlamaModel {
     this.#act1 = this.#act.alloc([B, I], "f32", "mlp_act");
     this.#last = this.#act.alloc([1, H], "f32", "last_hidden");
     this.logits = this.#act.alloc([B, V], "f32", "logits");
+    this.#split = this.#act.alloc([splitFloats], "f32", "attn_split");
   }
 
   /** Load a model directory (or an already loaded {@link ModelDir}) onto the GPU. */
@@ -229,12 +263,22 @@ export class LlamaModel {
   }
 
   /**
+   * A zero-filled KV cache for this model with `capacity` rows (default {@link maxSeqLen}); the caller
+   * owns it (destroy it when done). Allocate once per sequence slot, never per step.
+   */
+  createKvCache(capacity: number = this.maxSeqLen, label = "kv"): KvCache {
+    const { numLayers, numKvHeads, headDim } = this.config;
+    return KvCache.allocate(this.gpu, { layers: numLayers, capacity, rowWidth: numKvHeads * headDim }, label);
+  }
+
+  /**
    * Record a forward over the T tokens ids[idsOffset, idsOffset+T) (u32 GPU tensor) at positions
-   * pos0..pos0+T−1, writing their keys/values into KV-cache rows pos0.. and attending causally to
+   * pos0..pos0+T−1, writing their keys/values into rows pos0.. of `kv` and attending causally to
    * rows [0, pos0+T). Returns the logits view — (T, V) for `all`, (1, V) for `last` — or null.
    */
   forward(
     rec: Recorder,
+    kv: KvCache,
     ids: Tensor,
     idsOffset: number,
     T: number,
@@ -246,9 +290,10 @@ export class LlamaModel {
     if (!Number.isInteger(T) || T < 1 || T > this.maxBatch) {
       throw new ShapeError(`forward: T=${T} tokens; this model was loaded for 1..${this.maxBatch} per call`);
     }
-    if (pos0 < 0 || pos0 + T > this.maxSeqLen) {
+    kv.expect(cfg.numLayers, nKV * hd, 0, "forward");
+    if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + T > kv.capacity) {
       throw new ShapeError(
-        `forward: positions ${pos0}..${pos0 + T - 1} exceed the KV cache (${this.maxSeqLen})`,
+        `forward: positions ${pos0}..${pos0 + T - 1} exceed the KV cache (${kv.capacity})`,
       );
     }
     const x = this.#x.rows(T), xn = this.#xn.rows(T), qkv = this.#qkv.rows(T), q = this.#q.rows(T);
@@ -275,6 +320,14 @@ export class LlamaModel {
     embedding(rec, x, this.#embed, ids, { idsOffset });
     const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
     const fused = T <= MATVEC_MAX_M, eps = cfg.rmsNormEps;
+    const fuseAttn = this.fuseRopeAttention && attentionRopeSupports(T, hd) && !opts.segmented;
+    // Split-K attention for a few tokens over a long cache (statically known lengths only: with a
+    // GPU-resident length the key count is unknown here).
+    const splits = T > ATTENTION_ROPE_MAX_TOKENS || opts.dynamic || opts.segmented
+      ? 1
+      : this.#splits === "auto"
+      ? attentionSplits(rec, T, nH, pos0 + T)
+      : this.#splits;
     for (let l = 0; l < cfg.numLayers; l++) {
       capture(l);
       const w = this.#layers[l];
@@ -285,7 +338,7 @@ export class LlamaModel {
         rmsNorm(rec, xn, x, w.attnNorm, eps);
         linear(rec, qkv, xn, w.qkv);
       }
-      ropeQkv(rec, q, this.kCache[l], this.vCache[l], qkv, {
+      const rope = {
         ...dims,
         theta: cfg.ropeTheta,
         cacheRow: pos0,
@@ -293,13 +346,22 @@ export class LlamaModel {
         positions: opts.positions,
         dynamicRow: opts.dynamic,
         dynamicPos: opts.dynamic,
-      });
-      attention(rec, att, q, this.kCache[l], this.vCache[l], {
+      };
+      const attn = {
         ...dims,
         kvLen: pos0 + T,
         treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
         dynamicLen: opts.dynamic,
-      });
+        segmented: opts.segmented,
+      };
+      if (splits === 1 && fuseAttn) attentionRope(rec, att, qkv, kv.k[l], kv.v[l], { ...rope, ...attn });
+      else {
+        ropeQkv(rec, q, kv.k[l], kv.v[l], qkv, rope);
+        attention(rec, att, q, kv.k[l], kv.v[l], {
+          ...attn,
+          split: splits > 1 ? { scratch: this.#split, splits } : undefined,
+        });
+      }
       linear(rec, x, att, w.o, { residual: x });
       if (fused) linear(rec, act, x, w.gateUp, { norm: { weight: w.mlpNorm, eps }, swiglu: true });
       else {
@@ -328,13 +390,7 @@ export class LlamaModel {
     return logits;
   }
 
-  /** A u32 token ring of `maxSeqLen` entries for {@link generate} (allocated with the workspace). */
-  allocTokenRing(): Tensor {
-    this.#ring ??= this.#act.alloc([this.maxSeqLen], "u32", "token_ring");
-    return this.#ring;
-  }
-
-  /** Free the GPU memory (weights, KV cache, workspace). */
+  /** Free the GPU memory (weights and workspace; KV caches belong to their creators). */
   destroy(): void {
     this.#weights.destroy();
     this.#act.destroy();

@@ -43,6 +43,7 @@ import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { type DType, Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import {
   DRAFT_WEIGHT_KEYS,
@@ -237,6 +238,7 @@ export class TttTrainer {
   readonly #dK: Tensor | null; // (steps·Mpad, nKV·hd)
   readonly #dV: Tensor | null;
   readonly #scratch: DraftLayerGradScratch | null; // Mmax rows each
+  readonly #targetKv: KvCache; // (maxSeqLen rows) the target pass's KV cache
 
   private constructor(gpu: GpuDevice, target: LlamaModel, draft: Eagle3Draft, opts: TttOptions) {
     this.#gpu = gpu;
@@ -405,6 +407,7 @@ export class TttTrainer {
     }
     this.#ownsOptimizer = backward && !opts.optimizer;
     this.optimizer = backward ? opts.optimizer ?? DraftOptimizer.create(gpu, draft) : null;
+    this.#targetKv = target.createKvCache(this.maxSeqLen, "ttt_target_kv");
   }
 
   /**
@@ -531,6 +534,7 @@ export class TttTrainer {
   /** Free the trainer's GPU memory and its own optimizer's (not the target's, the draft's or a shared optimizer's). */
   destroy(): void {
     this.#arena.destroy();
+    this.#targetKv.destroy();
     if (this.#ownsOptimizer) this.optimizer?.destroy();
   }
 
@@ -587,7 +591,7 @@ export class TttTrainer {
       for (let at = 0; at < S; at += chunk) {
         const T = Math.min(chunk, S - at);
         const row0 = b * S + at;
-        const logits = this.target.forward(rec, this.#ids, row0, T, at, {
+        const logits = this.target.forward(rec, this.#targetKv, this.#ids, row0, T, at, {
           logits: "all",
           capture: cfg.auxLayerIds.map((layer, i) => ({
             layer,

@@ -20,7 +20,8 @@ import {
   type TreeCostTable,
 } from "./auto_tree.ts";
 
-const close = (a: number, b: number, msg?: string) => assert.ok(Math.abs(a - b) < 1e-9, `${a} vs ${b} ${msg ?? ""}`);
+const close = (a: number, b: number, msg?: string) =>
+  assert.ok(Math.abs(a - b) < 1e-9, `${a} vs ${b} ${msg ?? ""}`);
 
 Deno.test("predictTau: hand-computed trees", () => {
   const acc: AcceptanceProfile = { p: [[0.5, 0.2], [0.6, 0.1]] };
@@ -72,7 +73,10 @@ Deno.test("candidateTrees: every shape is one the tree construction accepts", ()
   assert.ok(all.length > 100);
   for (const t of all) resolveTreeConfig(t); // throws on an invalid shape
   assert.ok(all.some((t) => t.totalTokens === 64 && t.depth === 6 && t.topK === 8));
-  assert.ok(!all.some((t) => t.totalTokens === 64 && t.topK === 1), "k = 1 chains hold at most depth + 2 nodes");
+  assert.ok(
+    !all.some((t) => t.totalTokens === 64 && t.topK === 1),
+    "k = 1 chains hold at most depth + 2 nodes",
+  );
 });
 
 Deno.test("countAcceptance / estimateAcceptance on a hand-made trace", () => {

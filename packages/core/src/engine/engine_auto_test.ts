@@ -79,7 +79,8 @@ Deno.test("Engine tree auto: calibrates once, caches, logs; T=0 equals transform
     // chosen and the speculative path still reproduces transformers' greedy tokens.
     const file = a.cacheFile!;
     const raw = JSON.parse(await Deno.readTextFile(file));
-    const entry = (await readTreeCache(file, { adapter: raw.adapter, target: raw.target, draft: raw.draft }))!;
+    const entry =
+      (await readTreeCache(file, { adapter: raw.adapter, target: raw.target, draft: raw.draft }))!;
     await writeTreeCache(file, {
       ...entry,
       costs: {

@@ -87,7 +87,10 @@ export interface SampleAcceptBuffers extends Omit<AcceptBuffers, "argmax" | "pat
 
 /**
  * Record T>0 acceptance (recursive rejection sampling over the tree, lossless) of one verified
- * tree; `dp` bounds the accepted path length + 1. No-op on the GPU once `done` is set.
+ * tree; `dp` bounds the accepted path length + 1. One 256-thread workgroup: one thread walks the
+ * tree, all draw the residual/bonus token by a chunked inverse CDF (cost ~V/256 per thread). The
+ * rejected children's entries of `probs` are zeroed (it is per-cycle scratch). No-op on the GPU once
+ * `done` is set.
  */
 export function acceptSample(
   rec: Recorder,
@@ -118,14 +121,14 @@ export function acceptSample(
     name: "accept_sample",
     code: ACCEPT_WGSL,
     entryPoint: "accept_sample",
-    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    storage: ["rw", "rw", "rw", "unused", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
   });
-  // Same slots as accept_greedy with `am`→probs and `paths`→parents; slot 3 (n_leaves) is unused
-  // by this entry point, so the state is bound there as a placeholder.
+  // Same slots as accept_greedy with `am`→probs and `paths`→parents; slot 3 (n_leaves) is not used
+  // by this entry point and left out of its layout (a placeholder would alias a writable binding).
   rec.dispatch(
     k,
-    [b.probs, b.tokens, b.parents, b.state, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [b.probs, b.tokens, b.parents, null, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
     [N, dp, 0, numEos, V, seed, logCap],
     [1],
   );

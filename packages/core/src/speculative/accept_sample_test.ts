@@ -17,7 +17,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { acceptSample, type SampleAcceptBuffers } from "./accept.ts";
 import { acceptSampleRef } from "./accept_ref.ts";
-import { horizonCheck } from "./lossless_check.ts";
+import { HORIZON_CONFIGS, horizonCheck } from "./lossless_check.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
 import { rng, testGpu } from "../testing/mod.ts";
 import { chiSquareTest } from "../testing/stats.ts";
@@ -94,19 +94,18 @@ async function gpuCycle(
 }
 
 Deno.test("T>0 acceptance is lossless over a multi-cycle horizon (reference, real uniform stream, exact joint)", () => {
-  // Power (n = 1e5, df ≈ 108 and ≈ 200, α = 1e-3): 50 % at λ = n·Σ Δ²/p ≈ 65–85, i.e. Σ Δ²/p ≈ 7–9e-4 —
-  // moving ≈ 0.004 of probability between two cells of probability ≈ 0.02 (the typical cell), or
-  // ≈ 0.009 between two 0.1 cells. The five injected bugs give χ² from hundreds to ~1e5 (accept_mutants.ts).
-  const configs = [
-    { V: 5, horizon: 4, widths: [3, 2], salt: 1 }, // depth 2: leaf bonus at token 3, a cycle boundary in every sample
-    { V: 6, horizon: 5, widths: [4, 1, 1], salt: 2, seedBase: 1 << 20 }, // depth 3; root children often cover the support
-  ];
-  for (const c of configs) {
-    const r = horizonCheck(acceptSampleRef, { ...c, n: 100_000 });
+  // Power (n = 1e5, α = 1e-3; 50 % power at noncentrality λ, by simulation): config 0 (109 cells, df
+  // 108) λ = 52, Σ Δ²/p = 5.2e-4 — moving 0.0016 of probability between two cells of 0.01 (the typical
+  // cell is 0.009) or 0.0036 between two 0.05 cells; config 1 (261 cells, df 243
+  // after pooling) Σ Δ²/p = 7.4e-4 —
+  // 0.0019 between two 0.01 cells. Seven injected bugs (the review's five, no renormalisation, residual
+  // keeping the rejected tokens) give χ² ≥ 18 000 against critical values 159 / 317 (accept_mutants.ts).
+  for (const c of HORIZON_CONFIGS) {
+    const r = horizonCheck(acceptSampleRef, c);
     console.log(`  ${JSON.stringify(c)}: ${r.summary}; ${r.cells} cells, τ−1 = ${r.meanAccepted.toFixed(2)}`);
     ok(r.pass, `${JSON.stringify(c)}: ${r.summary}`);
     ok(r.meanAccepted > 1, `drafts accepted per cycle ${r.meanAccepted}: the deep levels are not exercised`);
-    equal(r.crossedCycle, 1, "every sample must cross a cycle boundary");
+    ok(r.crossedCycle > 0.5, `only ${r.crossedCycle} of the samples crossed a cycle boundary`);
   }
 });
 
@@ -145,9 +144,11 @@ function statRows(V: number): Float32Array {
 }
 
 Deno.test("acceptSample on the GPU is lossless: χ² per tree node over 4000 cycles recorded in one submit", async () => {
-  // Power (α = 1e-4 per node, Bonferroni over 10 nodes): at the root (n = 4000, df 2) 50 % power at
-  // Σ Δ²/p ≈ 4.3e-3 (moving 0.03 between the 0.45 and 0.35 cells); at node 1 (n ≈ 1800, ≈ 60 pooled
-  // cells) Σ Δ²/p ≈ 0.02 (0.05 between tokens 0 and 1, or 0.1 of mass into/out of the tail bins).
+  // Power (α = 1e-4 per node, Bonferroni over 10 nodes; 50 % power, by simulation): root (n = 4000,
+  // df 2) Σ Δ²/p = 4.4e-3 — moving 0.029 between the 0.45 and 0.35 cells; node 2 (n ≈ 1440, df 1)
+  // 0.05 between its 0.6 / 0.4 cells; node 1 (n ≈ 1770, 69 pooled cells) Σ Δ²/p = 0.03 — 0.06 between
+  // tokens 0 and 1; deeper nodes (n 230–870) Σ Δ²/p 0.02–0.19. It checks the kernel itself (a bug
+  // shared with the reference passes the replay tests); the horizon test above carries the power.
   const { gpu, rec } = await testGpu();
   const V = 1000, N = STAT_TOKENS.length, dp = 4, K = 4000, seed = 77;
   const rows = statRows(V);
@@ -325,7 +326,7 @@ Deno.test("acceptSample binds no GPU range twice as writable (WebGPU/Dawn reject
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 16, "alias");
   const b = cycleBuffers(arena, [1, 2], [-1, 0], new Float32Array(2 * 8).fill(0.125), 2);
-  const bound: (readonly Tensor[])[] = [];
+  const bound: (readonly (Tensor | null)[])[] = [];
   const dispatch = rec.dispatch;
   rec.dispatch = (k, tensors, params, groups) => {
     bound.push(tensors);
@@ -338,7 +339,7 @@ Deno.test("acceptSample binds no GPU range twice as writable (WebGPU/Dawn reject
   }
   await rec.finish();
   equal(bound.length, 1);
-  const t = bound[0];
+  const t = bound[0].filter((x): x is Tensor => x !== null);
   for (let i = 0; i < t.length; i++) {
     for (let j = i + 1; j < t.length; j++) {
       const overlap = t[i].buffer === t[j].buffer && t[i].offset < t[j].offset + t[j].bindingSize &&

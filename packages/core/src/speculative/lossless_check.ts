@@ -47,6 +47,16 @@ export interface HorizonOptions {
   alpha?: number;
 }
 
+/**
+ * The configurations accept_sample_test.ts runs (and accept_mutants.ts scores the mutants with):
+ * depth 2 with widths 3/2 over V = 5 (every sample crosses a cycle boundary), and depth 3 with
+ * widths 4/1/1 over V = 6 (the root's children often cover the whole support).
+ */
+export const HORIZON_CONFIGS: readonly HorizonOptions[] = [
+  { V: 5, horizon: 4, widths: [3, 2], salt: 1, n: 100_000 },
+  { V: 6, horizon: 4, widths: [4, 1, 1], salt: 2, seedBase: 1 << 20, n: 100_000 },
+];
+
 /** Result of {@link horizonCheck}. */
 export interface HorizonResult extends ChiSquareResult {
   /** Cells (H-token sequences) with positive probability. */

@@ -1,6 +1,6 @@
 /**
  * `deno task bench:accept`: acceptance length τ and speedup SR of an EAGLE-3 draft on MT-Bench,
- * HumanEval and GSM8K, following the GTO / EAGLE protocol (DESIGN.md §2), with a losslessness check.
+ * HumanEval and GSM8K, following the GTO / EAGLE protocol (docs/engine.md §1), with a losslessness check.
  *
  * For every benchmark and temperature the same prompts run through plain decoding (`generate`) and
  * tree speculative decoding (`SpecDecoder`) with the same max tokens, eos ids (generation_config)
@@ -29,28 +29,23 @@
  * - T=0 losslessness: speculative output must equal plain output token for token on every prompt;
  *   any mismatch is a bug in the decoder, printed loudly and counted (the CLI then exits with 2).
  *
- * Prompts that do not fit in the KV cache with the tree (prompt + max tokens + tree rows) are skipped
- * with a warning and listed in the JSON. Exit codes: 0 ok, 1 usage / data / model error, 2 T=0
+ * Decoding goes through one `Engine` (target + draft; plain calls pass `speculative: false`), so the
+ * benchmark is a multi-turn chat client of the same API the server uses. Prompts whose prompt + max
+ * tokens exceed the engine's context are skipped with a warning and listed in the JSON. Exit codes: 0 ok, 1 usage / data / model error, 2 T=0
  * mismatches.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   type ChatMessage,
   describeGpu,
-  Eagle3Draft,
-  generate,
+  Engine,
+  EngineInputError,
   type GpuDevice,
   GpuUnavailableError,
-  KernelCache,
-  LlamaModel,
-  loadModelDir,
-  type ModelDir,
   ModelLoadError,
-  Recorder,
   requestGpu,
+  resolveTreeConfig,
   ShapeError,
-  SpecDecoder,
 } from "@gto/core";
 import {
   BENCH_NAMES,
@@ -61,6 +56,7 @@ import {
   loadHumanEval,
   loadMtBench,
 } from "./eval_data.ts";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
 
 /** Tree shape of the speculative decoder. */
 export interface TreeShape {
@@ -238,13 +234,10 @@ async function loadItems(evalDir: string, bench: BenchName, n: number): Promise<
   return (await loadGsm8k(file, n)).map((p) => ({ bench, id: p.id, turns: [p.question] }));
 }
 
-/** Prompt token ids of `messages`: chat template when the model has one, else the joined text. */
-function encodeChat(dir: ModelDir, messages: ChatMessage[]): number[] {
-  if (dir.chatTemplate) {
-    const text = dir.chatTemplate.render(messages, { addGenerationPrompt: true });
-    return dir.tokenizer.encode(text, { addSpecialTokens: false });
-  }
-  return dir.tokenizer.encode(messages.map((m) => m.content).join("\n\n"));
+/** Prompt token ids of `messages`: the chat encoding when the model has a template, else the joined text. */
+function encodeMessages(engine: Engine, messages: ChatMessage[]): number[] {
+  if (engine.info.chatTemplate) return engine.tokenize("", { chat: messages });
+  return engine.tokenize(messages.map((m) => m.content).join("\n\n"));
 }
 
 function firstDifference(
@@ -312,21 +305,15 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
   for (const b of benches) items.set(b, await loadItems(opts.evalDir, b, n));
 
   const gpu = opts.gpu ?? await requestGpu();
-  const dir = await loadModelDir(opts.target);
-  if (!dir.chatTemplate) log(`warning: ${opts.target} has no chat template; prompts are the raw text`);
-  const eosIds = dir.config.eosTokenIds;
-  const batch = Math.max(128, tree.totalTokens);
-  const target = await LlamaModel.load(gpu, dir, { maxBatch: batch });
-  const draft = await Eagle3Draft.load(gpu, opts.draft, dir, {
-    maxSeqLen: target.maxSeqLen,
-    maxBatch: batch,
-  });
-  const rec = new Recorder(gpu, new KernelCache(gpu));
-  const spec = new SpecDecoder(target, draft, rec, { tree });
-  const ring = target.allocTokenRing();
-  const { pathWidth: Dp, totalTokens: N, depth: D, topK: K } = spec.tree;
-  const fits = (P: number) =>
-    P + maxTokens + N + Dp <= target.maxSeqLen && P + maxTokens + K * D + Dp <= draft.maxSeqLen;
+  // One engine serves both decoders (plain calls pass speculative: false): same target, same buffers.
+  const engine = await Engine.load({ target: opts.target, draft: opts.draft, tree, gpu });
+  if (!engine.info.chatTemplate) {
+    log(`warning: ${opts.target} has no chat template; prompts are the raw text`);
+  }
+  const eosIds = engine.info.eosIds;
+  const Dp = resolveTreeConfig(tree).pathWidth;
+  const maxContext = engine.info.maxContext;
+  const fits = (P: number) => P + maxTokens <= maxContext;
 
   const runs = benches.reduce((s, b) => s + items.get(b)!.reduce((t, it) => t + it.turns.length, 0), 0);
   const total = runs * temperatures.length * (withPlain ? 2 : 1);
@@ -336,15 +323,14 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
   const sampling = (temperature: number, s: number) => ({ temperature, topK: 0, topP: 1, seed: s });
   const runPlain = async (prompt: number[], temperature: number, s: number) => {
     const t0 = performance.now();
-    const r = await generate(target, rec, ring, prompt, { maxTokens, eosIds, ...sampling(temperature, s) });
+    const r = await engine.complete(prompt, { maxTokens, speculative: false, ...sampling(temperature, s) });
     return { res: r, seconds: (performance.now() - t0) / 1000 };
   };
   const runSpec = async (prompt: number[], temperature: number, s: number) => {
     const t0 = performance.now();
-    const r = await spec.generate(prompt, {
+    const r = await engine.complete(prompt, {
       maxTokens,
-      eosIds,
-      cyclesPerRead: opts.cyclesPerRead,
+      ...(opts.cyclesPerRead !== undefined ? { readEvery: opts.cyclesPerRead } : {}),
       ...sampling(temperature, s),
     });
     return { res: r, seconds: (performance.now() - t0) / 1000 };
@@ -355,11 +341,14 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
     for (const temperature of temperatures) {
       // Warm-up (pipelines, first-use allocations): both decoders on the first prompt, untimed.
       const first = items.get(benches[0])![0];
-      const warm = encodeChat(dir, [{ role: "user", content: first.turns[0] }]);
+      const warm = encodeMessages(engine, [{ role: "user", content: first.turns[0] }]);
       if (fits(warm.length)) {
-        const wOpts = { maxTokens: Math.min(16, maxTokens), eosIds, ...sampling(temperature, seed) };
-        if (withPlain) await generate(target, rec, ring, warm, wOpts);
-        await spec.generate(warm, { ...wOpts, cyclesPerRead: opts.cyclesPerRead });
+        const wOpts = { maxTokens: Math.min(16, maxTokens), ...sampling(temperature, seed) };
+        if (withPlain) await engine.complete(warm, { ...wOpts, speculative: false });
+        await engine.complete(warm, {
+          ...wOpts,
+          ...(opts.cyclesPerRead !== undefined ? { readEvery: opts.cyclesPerRead } : {}),
+        });
       }
       let j = 0;
       for (const bench of benches) {
@@ -368,7 +357,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
           let skipRest: string | undefined;
           for (let t = 0; t < item.turns.length; t++) {
             history.push({ role: "user", content: item.turns[t] });
-            const prompt = encodeChat(dir, history);
+            const prompt = encodeMessages(engine, history);
             const s = (seed + j++) >>> 0;
             const rec0: PromptRecord = {
               bench,
@@ -380,8 +369,8 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
             };
             records.push(rec0);
             if (!skipRest && !fits(prompt.length)) {
-              skipRest = `prompt of ${prompt.length} tokens + ${maxTokens} new + tree does not fit ` +
-                `the KV cache (${target.maxSeqLen} target / ${draft.maxSeqLen} draft rows)`;
+              skipRest = `prompt of ${prompt.length} tokens + ${maxTokens} new does not fit ` +
+                `the engine's context (${maxContext} tokens)`;
               log(`warning: skipping ${bench} ${item.id} turn ${t + 1}: ${skipRest}`);
             }
             if (skipRest) {
@@ -399,17 +388,17 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
               rec0.plain = {
                 tokens: p.res.tokens.length,
                 seconds: p.seconds,
-                finishReason: p.res.finishReason,
+                finishReason: p.res.finishReason as "stop" | "length",
               };
               tick(`${label} plain`);
             }
             const q = await runSpec(prompt, temperature, s);
-            const hist = q.res.acceptHistogram;
+            const hist = q.res.speculative!.acceptHistogram;
             rec0.spec = {
               tokens: q.res.tokens.length,
               seconds: q.seconds,
-              finishReason: q.res.finishReason,
-              cycles: q.res.cycles,
+              finishReason: q.res.finishReason as "stop" | "length",
+              cycles: q.res.speculative!.cycles,
               cycleTokens: hist.reduce((a, c, L) => a + c * (L + 1), 0),
               acceptHistogram: hist,
             };
@@ -429,19 +418,13 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
             }
             // The next turn sees the model's own answer (plain decoding's, or spec's with --no-plain).
             const answer = plainTokens ?? q.res.tokens;
-            history.push({
-              role: "assistant",
-              content: dir.tokenizer.decode(answer, { skipSpecialTokens: true }),
-            });
+            history.push({ role: "assistant", content: engine.detokenize(answer) });
           }
         }
       }
     }
   } finally {
-    spec.destroy();
-    draft.destroy();
-    target.destroy();
-    rec.destroy();
+    await engine.close();
   }
 
   const rows: AcceptRow[] = [];
@@ -467,7 +450,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
       seed,
       plain: withPlain,
       eosIds: [...eosIds],
-      targetWeightDtype: target.weightDtype,
+      targetWeightDtype: engine.info.weightDtype,
     },
     rows,
     prompts: records,
@@ -528,43 +511,124 @@ export function formatMarkdown(report: AcceptReport): string {
   return lines.join("\n") + "\n";
 }
 
-const HELP = `Usage: deno task bench:accept --target DIR --draft DIR [options]
-
-Acceptance length τ and speedup SR of an EAGLE-3 draft (plain vs tree speculative decoding) on
-MT-Bench (both turns), HumanEval and GSM8K, with a T=0 losslessness check.
-
-Options:
-  --target DIR         Target model directory (HF layout: config.json, safetensors, tokenizer, template).
-  --draft DIR          EAGLE-3 draft directory (config.json + model.safetensors).
-  --bench LIST         Comma-separated benchmarks: mt_bench,humaneval,gsm8k (default all three).
-  --n N                First N items of each benchmark (default 80; MT-Bench runs 2 turns per item).
-  --temperature LIST   Comma-separated temperatures (default 0,1). T=0 is greedy and checks losslessness.
-  --max-tokens N       Most new tokens per prompt for both decoders (default 128).
-  --tree T,D,K         Draft tree: total tokens (root included, ≤ 64), depth, top-k (default 60,7,10).
-  --seed S             Base sampling seed; prompt j of a temperature uses S + j (default 0).
-  --eval-dir DIR       Evaluation data directory (default <repo>/../shared/data/eval), holding
-                       mt_bench/question.jsonl, humaneval/HumanEval.jsonl.gz, gsm8k/test.jsonl.
-  --json FILE          Write the report with the raw per-prompt numbers as JSON to FILE.
-  --markdown FILE      Also write the markdown table to FILE (it always goes to stdout).
-  --no-plain           Skip plain decoding (no SR, no losslessness check; MT-Bench turn 2 then uses the
-                       speculative turn-1 answer).
-  -h, --help           Show this help.
-
-Prompts: the chat template with the generation prompt; HumanEval's code prompt is the user message.
-Exit status: 0 ok, 1 bad arguments / data / model, 2 T=0 outputs differed (a decoder bug).
-`;
-
-function fail(msg: string): never {
-  console.error(`error: ${msg}`);
-  Deno.exit(1);
+interface AcceptSettings {
+  target: string;
+  draft: string;
+  bench: BenchName[];
+  n: number;
+  temperature: number[];
+  maxTokens: number;
+  tree: TreeShape;
+  seed: number;
+  evalDir: string;
+  json: string;
+  markdown: string;
+  noPlain: boolean;
 }
 
-function intArg(name: string, v: string | undefined, def: number, min: number): number {
-  if (v === undefined) return def;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min) fail(`--${name} ${JSON.stringify(v)}: expected an integer ≥ ${min}`);
-  return x;
-}
+/** The flag table of `deno task bench:accept` (argv, --help and validation). */
+export const FLAGS: readonly FlagSpec<keyof AcceptSettings>[] = [
+  {
+    flag: "target",
+    key: "target",
+    kind: "string",
+    arg: "DIR",
+    help: "Target model directory (HF layout: config.json, safetensors, tokenizer, template).",
+  },
+  {
+    flag: "draft",
+    key: "draft",
+    kind: "string",
+    arg: "DIR",
+    help: "EAGLE-3 draft directory (config.json + model.safetensors).",
+  },
+  {
+    flag: "bench",
+    key: "bench",
+    kind: "list",
+    choices: BENCH_NAMES,
+    arg: "LIST",
+    help: "Comma-separated benchmarks: mt_bench,humaneval,gsm8k (default all three).",
+  },
+  {
+    flag: "n",
+    key: "n",
+    kind: "int",
+    min: 1,
+    arg: "N",
+    help: "First N items of each benchmark (default 80; MT-Bench runs 2 turns per item).",
+  },
+  {
+    flag: "temperature",
+    key: "temperature",
+    kind: "numList",
+    min: 0,
+    arg: "LIST",
+    help: "Comma-separated temperatures (default 0,1). T=0 is greedy and checks losslessness.",
+  },
+  {
+    flag: "max-tokens",
+    key: "maxTokens",
+    kind: "int",
+    min: 1,
+    arg: "N",
+    help: "Most new tokens per prompt for both decoders (default 128).",
+  },
+  {
+    flag: "tree",
+    key: "tree",
+    kind: "tree",
+    arg: "T,D,K",
+    help: "Draft tree: total tokens (root included, ≤ 64), depth, top-k (default 60,7,10).",
+  },
+  {
+    flag: "seed",
+    key: "seed",
+    kind: "int",
+    min: 0,
+    max: 0xffffffff,
+    arg: "S",
+    help: "Base sampling seed; prompt j of a temperature uses S + j (default 0).",
+  },
+  {
+    flag: "eval-dir",
+    key: "evalDir",
+    kind: "string",
+    arg: "DIR",
+    help:
+      "Evaluation data directory (default <repo>/../shared/data/eval), holding mt_bench/question.jsonl, " +
+      "humaneval/HumanEval.jsonl.gz, gsm8k/test.jsonl.",
+  },
+  {
+    flag: "json",
+    key: "json",
+    kind: "string",
+    arg: "FILE",
+    help: "Write the report with the raw per-prompt numbers as JSON to FILE.",
+  },
+  {
+    flag: "markdown",
+    key: "markdown",
+    kind: "string",
+    arg: "FILE",
+    help: "Also write the markdown table to FILE (it always goes to stdout).",
+  },
+  {
+    flag: "no-plain",
+    key: "noPlain",
+    kind: "bool",
+    help: "Skip plain decoding (no SR, no losslessness check; MT-Bench turn 2 then uses the speculative " +
+      "turn-1 answer).",
+  },
+];
+
+const HELP = helpText(FLAGS, {
+  usage: "deno task bench:accept --target DIR --draft DIR [options]",
+  description: `Acceptance length τ and speedup SR of an EAGLE-3 draft (plain vs tree speculative decoding) on
+MT-Bench (both turns), HumanEval and GSM8K, with a T=0 losslessness check.`,
+  footer: `Prompts: the chat template with the generation prompt; HumanEval's code prompt is the user message.
+Exit status: 0 ok, 1 bad arguments / data / model, 2 T=0 outputs differed (a decoder bug).`,
+});
 
 /** A stderr progress bar: redrawn in place on a terminal, a line every ~10 % otherwise. */
 function progressBar(): (done: number, total: number, label: string) => void {
@@ -589,64 +653,30 @@ function progressBar(): (done: number, total: number, label: string) => void {
 }
 
 async function main(): Promise<void> {
-  let args;
+  let parsed;
   try {
-    args = parseArgs({
-      args: Deno.args,
-      options: {
-        target: { type: "string" },
-        draft: { type: "string" },
-        bench: { type: "string" },
-        n: { type: "string" },
-        temperature: { type: "string" },
-        "max-tokens": { type: "string" },
-        tree: { type: "string" },
-        seed: { type: "string" },
-        "eval-dir": { type: "string" },
-        json: { type: "string" },
-        markdown: { type: "string" },
-        "no-plain": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    parsed = await parseFlags<AcceptSettings>(FLAGS, Deno.args);
   } catch (e) {
-    fail(`${(e as Error).message} (see --help)`);
+    if (e instanceof FlagError) fail(e.message);
+    throw e;
   }
-  if (args.help) {
+  if (parsed.help) {
     console.log(HELP);
     return;
   }
+  const args = parsed.given;
   if (!args.target) fail("--target DIR is required (see --help)");
   if (!args.draft) fail("--draft DIR is required (see --help)");
-  const benches = (args.bench ?? BENCH_NAMES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
-  for (const b of benches) {
-    if (!(BENCH_NAMES as readonly string[]).includes(b)) {
-      fail(`--bench ${JSON.stringify(b)}: expected a comma-separated list of ${BENCH_NAMES.join(", ")}`);
-    }
+  const benches = args.bench ?? [...BENCH_NAMES];
+  const temperatures = args.temperature ?? [0, 1];
+  const tree: TreeShape = args.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
+  if (tree.totalTokens < 2 || tree.totalTokens > 64) {
+    fail(`--tree ${tree.totalTokens},${tree.depth},${tree.topK}: expected 2 ≤ T ≤ 64`);
   }
-  if (benches.length === 0) fail("--bench: empty list");
-  const temperatures = (args.temperature ?? "0,1").split(",").map((s) => {
-    const t = Number(s.trim());
-    if (s.trim() === "" || !Number.isFinite(t) || t < 0) {
-      fail(`--temperature ${JSON.stringify(args.temperature)}: expected comma-separated numbers ≥ 0`);
-    }
-    return t;
-  });
-  let tree: TreeShape = { totalTokens: 60, depth: 7, topK: 10 };
-  if (args.tree !== undefined) {
-    const p = args.tree.split(",").map((s) => Number(s.trim()));
-    if (p.length !== 3 || !p.every((x) => Number.isInteger(x) && x >= 1) || p[0] < 2 || p[0] > 64) {
-      fail(`--tree ${JSON.stringify(args.tree)}: expected T,D,K integers (2 ≤ T ≤ 64, D ≥ 1, K ≥ 1)`);
-    }
-    tree = { totalTokens: p[0], depth: p[1], topK: p[2] };
-  }
-  const seed = intArg("seed", args.seed, 0, 0);
-  const n = intArg("n", args.n, 80, 1);
-  const maxTokens = intArg("max-tokens", args["max-tokens"], 128, 1);
-  if (seed > 0xffffffff) fail("--seed: expected a u32");
-  const evalDir = args["eval-dir"] ??
+  const seed = args.seed ?? 0;
+  const n = args.n ?? 80;
+  const maxTokens = args.maxTokens ?? 128;
+  const evalDir = args.evalDir ??
     decodeURIComponent(new URL("../../shared/data/eval", import.meta.url).pathname).replace(/\/$/, "");
 
   let gpu: GpuDevice;
@@ -664,18 +694,21 @@ async function main(): Promise<void> {
       target: args.target,
       draft: args.draft,
       evalDir,
-      benches: benches as BenchName[],
+      benches,
       n,
       temperatures,
       maxTokens,
       tree,
       seed,
-      plain: !args["no-plain"],
+      plain: !args.noPlain,
       gpu,
       progress: progressBar(),
     });
   } catch (e) {
-    if (e instanceof EvalDataError || e instanceof ModelLoadError || e instanceof ShapeError) {
+    if (
+      e instanceof EvalDataError || e instanceof ModelLoadError || e instanceof ShapeError ||
+      e instanceof EngineInputError
+    ) {
       fail(`${e.name}: ${e.message.split("\n")[0]}`);
     }
     throw e;

@@ -4,71 +4,123 @@
  * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
  * @module
  */
-import { parseArgs } from "node:util";
 import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
 import { median } from "./stats.ts";
 
-const HELP = `Usage: deno task bench [options]
-
-Options:
-  --quick              Smaller shapes and fewer repetitions.
-  --only WHAT          kernels | dispatch | decode | spec (default: all four).
-  --model DIR          Model for the decode benchmark; repeatable. Default: models/tiny, plus
-                       ../shared/models/small when it exists.
-  --decode-tokens N    Tokens per decode run (default 128; quick 64).
-  --draft DIR          EAGLE-3 draft for the spec benchmark (default: a random draft for tiny, plus
-                       ../shared/models/small-eagle3-reference for small when it exists).
-  --tree T,D,K         Tree shape for the spec benchmark (default 60,7,10).
-  --json FILE          Also write all rows as JSON to FILE.
-  -h, --help           Show this help.
-`;
-
-function fail(msg: string): never {
-  console.error(`error: ${msg}`);
-  Deno.exit(1);
+interface BenchSettings {
+  quick: boolean;
+  only: "kernels" | "dispatch" | "decode" | "spec";
+  model: string[];
+  decodeTokens: number;
+  draft: string;
+  tree: { totalTokens: number; depth: number; topK: number };
+  pytorch: boolean;
+  json: string;
 }
 
-let args;
+const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
+  { flag: "quick", key: "quick", kind: "bool", help: "Smaller shapes and fewer repetitions." },
+  {
+    flag: "only",
+    key: "only",
+    kind: "enum",
+    arg: "WHAT",
+    choices: ["kernels", "dispatch", "decode", "spec"],
+    help: "kernels | dispatch | decode | spec (default: all four).",
+  },
+  {
+    flag: "model",
+    key: "model",
+    kind: "string",
+    multiple: true,
+    arg: "DIR",
+    help: "Model for the decode benchmark; repeatable. Default: models/tiny, plus ../shared/models/small " +
+      "when it exists.",
+  },
+  {
+    flag: "decode-tokens",
+    key: "decodeTokens",
+    kind: "int",
+    arg: "N",
+    min: 2,
+    help: "Tokens per decode run (default 128; quick 64).",
+  },
+  {
+    flag: "draft",
+    key: "draft",
+    kind: "string",
+    arg: "DIR",
+    help: "EAGLE-3 draft for the spec benchmark (default: a random draft for tiny, plus " +
+      "../shared/models/small-eagle3-reference for small when it exists).",
+  },
+  {
+    flag: "tree",
+    key: "tree",
+    kind: "tree",
+    arg: "T,D,K",
+    help: "Tree shape for the spec benchmark (default 60,7,10).",
+  },
+  {
+    flag: "pytorch",
+    key: "pytorch",
+    kind: "bool",
+    help: "With decode: also run the PyTorch CPU peer (benchmarks/pytorch_decode.py: eager, 2 threads, " +
+      "batch 1, static KV cache, greedy) on the same models, same sitting. Needs python3 with torch " +
+      "(Debian: apt-get install -y python3-torch); set PYTHON to choose the interpreter.",
+  },
+  { flag: "json", key: "json", kind: "string", arg: "FILE", help: "Also write all rows as JSON to FILE." },
+];
+
+const HELP = helpText(FLAGS, {
+  usage: "deno task bench [options]",
+  description:
+    "Kernel throughput, dispatch overhead, and prefill / decode / speculative tokens/s on this adapter.",
+});
+
+let parsed;
 try {
-  args = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean" },
-      only: { type: "string" },
-      model: { type: "string", multiple: true },
-      "decode-tokens": { type: "string" },
-      draft: { type: "string" },
-      tree: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  }).values;
+  parsed = await parseFlags<BenchSettings>(FLAGS, Deno.args);
 } catch (e) {
-  fail(`${(e as Error).message} (see --help)`);
+  if (e instanceof FlagError) fail(e.message);
+  throw e;
 }
-if (args.help) {
+if (parsed.help) {
   console.log(HELP);
   Deno.exit(0);
 }
+const args = parsed.given;
 const only = args.only;
-if (only !== undefined && !["kernels", "dispatch", "decode", "spec"].includes(only)) {
-  fail(`--only ${JSON.stringify(only)}: expected kernels, dispatch, decode or spec`);
-}
-let tree: { totalTokens: number; depth: number; topK: number } | undefined;
-if (args.tree !== undefined) {
-  const p = args.tree.split(",").map(Number);
-  if (p.length !== 3 || p.some((x) => !Number.isInteger(x) || x < 0)) {
-    fail(`--tree ${JSON.stringify(args.tree)}: expected T,D,K`);
-  }
-  tree = { totalTokens: p[0], depth: p[1], topK: p[2] };
-}
+const tree = args.tree;
 const quick = Boolean(args.quick);
-const decodeTokens = args["decode-tokens"] ? Number(args["decode-tokens"]) : quick ? 64 : 128;
-if (!Number.isInteger(decodeTokens) || decodeTokens < 2) fail("--decode-tokens: expected an integer ≥ 2");
+const decodeTokens = args.decodeTokens ?? (quick ? 64 : 128);
+
+/** Run benchmarks/pytorch_decode.py on `models`; prints its table, returns its JSON rows. */
+async function pytorchPeer(models: string[], n: number, p: number, reps: number): Promise<unknown> {
+  const script = decodeURIComponent(new URL("./pytorch_decode.py", import.meta.url).pathname);
+  const env = Deno.env.get("PYTHON");
+  const candidates = env ? [env] : ["python3", "/usr/bin/python3"];
+  for (const py of candidates) {
+    let ok = false;
+    try {
+      ok = (await new Deno.Command(py, { args: ["-c", "import torch"], stderr: "null" }).output()).success;
+    } catch { /* not installed */ }
+    if (!ok) continue;
+    const json = await Deno.makeTempFile({ suffix: ".json" });
+    const args = [script, "--decode-tokens", `${n}`, "--prefill-tokens", `${p}`, "--reps", `${reps}`];
+    console.log(`\nPyTorch peer (${py}):`);
+    const res = await new Deno.Command(py, { args: [...args, "--json", json, ...models] }).output();
+    await Deno.stdout.write(res.stdout);
+    if (!res.success) fail(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr).trim()}`);
+    const rows = JSON.parse(await Deno.readTextFile(json));
+    await Deno.remove(json);
+    return rows;
+  }
+  fail(`--pytorch: no python with torch among ${candidates.join(", ")} (apt-get install -y python3-torch)`);
+}
 
 const gpu = await requestGpu();
 console.log(`adapter: ${describeGpu(gpu)}`);
@@ -128,6 +180,7 @@ if (!only || only === "decode") {
     );
   }
   out.decode = rows;
+  if (args.pytorch) out.pytorch = await pytorchPeer(models, decodeTokens, quick ? 64 : 128, quick ? 2 : 3);
 }
 
 if (!only || only === "spec") {

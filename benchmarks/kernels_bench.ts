@@ -9,8 +9,13 @@
  * which is reported, not subtracted — R is grown until one run takes ≥ 200 ms so that GPU time
  * dominates). `median_ms` is the median over repetitions of (run time / R), i.e. per op.
  *
- * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune]` (`--tune` also times several
- * tile configurations of the tiled kernel).
+ * Also: a draft-tree level's token selection, `logSoftmax` → `topk` (two dispatches, k + 3 row passes)
+ * against the fused `topkLogSoftmax` (one dispatch, one row pass; row cached in workgroup memory when it
+ * fits, and the uncached variant), on (rows, Vd, k) of the bundled drafts; and decode attention (one
+ * query over 128–2048 cached keys, tiny's and small's heads) with and without split-K.
+ *
+ * Run: `deno run -A benchmarks/kernels_bench.ts [--quick] [--tune] [--select-only | --attention-only]`
+ * (`--tune` also times several tile configurations of the tiled kernel; the `-only` flags run one section).
  * @module
  */
 import { describeGpu, type GpuDevice, requestGpu } from "../packages/core/src/gpu/device.ts";
@@ -25,6 +30,10 @@ import {
   type LinearKernel,
   type TileConfig,
 } from "../packages/core/src/ops/linear.ts";
+import { logSoftmax } from "../packages/core/src/ops/softmax.ts";
+import { topk } from "../packages/core/src/ops/select.ts";
+import { topkLogSoftmax } from "../packages/core/src/ops/topk.ts";
+import { attention } from "../packages/core/src/ops/attention.ts";
 import { median } from "./stats.ts";
 
 /** One measured configuration. */
@@ -53,6 +62,8 @@ export interface BenchKernelsOptions {
   reps?: number;
   /** Target wall time of one run in ms (default 200). */
   minRunMs?: number;
+  /** Only one section: the tree-level selection rows or the decode attention rows. */
+  only?: "select" | "attention";
 }
 
 /** Fill a tensor with small pseudo-random values (f32 or f16 bits) without a CPU reference. */
@@ -155,6 +166,82 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     }
   };
 
+  const report = (row: BenchRow) => {
+    rows.push(row);
+    console.log(`${row.name.padEnd(46)} ${row.shape.padEnd(24)} ${row.median_ms.toFixed(3).padStart(10)} ms`);
+  };
+  // Draft-tree level selection: R rows of Vd draft logits → top-k log-probs (R = 1 at level 0, k after).
+  const select = async (R: number, Vd: number, k: number): Promise<void> => {
+    const arena = new BufferArena(gpu, 4 * (2 * R * Vd + 2 * R * k) + 4096, "bench-select");
+    try {
+      const x = fill(arena, [R, Vd], "f32", "logits"), lp = arena.alloc([R, Vd], "f32", "lp");
+      const ids = arena.alloc([R, k], "u32", "ids"), vals = arena.alloc([R, k], "f32", "vals");
+      const shape = `R=${R} Vd=${Vd} k=${k}`;
+      const two = () => {
+        logSoftmax(rec, lp, x);
+        topk(rec, ids, vals, lp, k);
+      };
+      report({
+        name: "select logSoftmax + topk (2 dispatches)",
+        shape,
+        median_ms: await timeOp(rec, two, reps, minRunMs),
+      });
+      for (const cache of ["auto", "never"] as const) {
+        const ms = await timeOp(rec, () => topkLogSoftmax(rec, ids, vals, x, k, { cache }), reps, minRunMs);
+        report({
+          name: `select topkLogSoftmax${cache === "never" ? " uncached" : ""}`,
+          shape,
+          median_ms: ms,
+        });
+      }
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      arena.destroy();
+    }
+  };
+  if (opts.only !== "attention") {
+    const shapes = quick ? [[10, 1024, 10]] : [[1, 1024, 10], [10, 1024, 10], [10, 2048, 10], [10, 8192, 10]];
+    for (const [R, Vd, k] of shapes) await select(R, Vd, k);
+  }
+  // Decode attention (Tq query rows over kv cached keys): one workgroup per (query, head) against
+  // split-K (keys of each (query, head) over `splits` workgroups + a merge dispatch).
+  const attn = async (Tq: number, nH: number, nKV: number, hd: number, kv: number): Promise<void> => {
+    const splitsList = [1, 2, 4, 8, 16].filter((s) => s === 1 || kv / s >= 64);
+    const bytes = 4 * (2 * Tq * nH * hd + 2 * kv * nKV * hd + Tq * nH * 16 * (hd + 4)) + 8192;
+    const arena = new BufferArena(gpu, bytes, "bench-attn");
+    try {
+      const q = fill(arena, [Tq, nH * hd], "f32", "q"), out = arena.alloc([Tq, nH * hd], "f32", "out");
+      const kc = fill(arena, [kv, nKV * hd], "f32", "k"), vc = fill(arena, [kv, nKV * hd], "f32", "v");
+      const scratch = arena.alloc([Tq * nH * 16 * (hd + 4)], "f32", "split");
+      for (const splits of splitsList) {
+        const op = () =>
+          attention(rec, out, q, kc, vc, {
+            numHeads: nH,
+            numKvHeads: nKV,
+            headDim: hd,
+            kvLen: kv,
+            split: { scratch, splits },
+          });
+        const name = splits === 1 ? "attention (1 workgroup per query·head)" : `attention split-K ${splits}`;
+        const shape = `Tq=${Tq} nH=${nH}/${nKV} hd=${hd} kv=${kv}`;
+        report({ name, shape, median_ms: await timeOp(rec, op, reps, minRunMs) });
+      }
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      arena.destroy();
+    }
+  };
+  if (opts.only !== "select") {
+    for (const kv of quick ? [1024] : [128, 512, 2048]) {
+      await attn(1, 4, 2, 32, kv); // tiny
+      await attn(1, 6, 2, 64, kv); // small
+    }
+  }
+  if (opts.only) {
+    rec.destroy();
+    return rows;
+  }
+
   // Tiled f32 matmul at model shapes (K = N = hidden sizes of the bundled/small models).
   const ms = quick ? [64, 256] : [64, 128, 256, 512];
   for (const h of [384, 1024]) for (const M of ms) await matmul(M, h, h, "tiled");
@@ -200,5 +287,13 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
 }
 
 if (import.meta.main) {
-  await benchKernels({ quick: Deno.args.includes("--quick"), tune: Deno.args.includes("--tune") });
+  await benchKernels({
+    quick: Deno.args.includes("--quick"),
+    tune: Deno.args.includes("--tune"),
+    only: Deno.args.includes("--select-only")
+      ? "select"
+      : Deno.args.includes("--attention-only")
+      ? "attention"
+      : undefined,
+  });
 }

@@ -1,5 +1,5 @@
 // Activations. SwiGLU reads the fused gate/up projection so the MLP needs one matmul for both
-// halves and one dispatch for the activation (DESIGN.md §3: few dispatches per layer).
+// halves and one dispatch for the activation (docs/engine.md §2: few dispatches per layer).
 //
 // entry swiglu: one thread per output element; the 2-D grid addresses more than 65535 workgroups
 //   (index = (wg.y * nwg.x + wg.x) * 256 + lid).

@@ -22,7 +22,14 @@
 //            p.use_mask == 2 → prefix + tree: the last p.tree_len keys are tree nodes; every query
 //            sees all keys j < prefix = kv_len − tree_len, and tree key j ≥ prefix iff bit (j − prefix)
 //            of its mask row (mask_words = ceil(tree_len / 32)) is set. The mask does not depend on
-//            the prefix length, so it can be built once per tree on the GPU.
+//            the prefix length, so it can be built once per tree on the GPU;
+//            p.use_mask == 3 → segmented (many trees per dispatch, GTO training): query t belongs to
+//            group g = t / q_per_group, whose prefix length is pre = min(dyn_state[kv_meta + g],
+//            tree_base); it sees keys [0, pre) and its tree key jt < tree_len iff bit jt of its mask
+//            row is set, tree key jt living at physical row tree_base + (jt / blk)·blk_stride + g·blk +
+//            jt % blk (blocks of blk keys per group, e.g. one block per draft expansion). The key loop
+//            runs over the virtual index [0, pre + tree_len), so a query scans only the keys it can
+//            see (its own prefix plus its own tree), never the other groups'. p.kv_len is unused.
 //   Specialised by {{WG}} (threads = keys per tile, 128 or 256) and {{D4}} (head dim / 4, ≤ 32).
 //   `out` may alias `q`: a workgroup reads its q row before it writes the same row, and no other.
 
@@ -35,7 +42,11 @@ struct Params {
   use_mask: u32,   // 0: causal; 1: bitset mask
   mask_words: u32, // u32 words per mask row
   kv_meta: i32,    // index into meta added to kv_len, or −1
-  tree_len: u32,   // use_mask == 2: number of tree keys at the end of the valid rows
+  tree_len: u32,   // use_mask == 2: number of tree keys at the end of the valid rows; 3: per group
+  q_per_group: u32, // use_mask == 3: queries per group
+  tree_base: u32,   // use_mask == 3: physical row of tree key 0 of group 0
+  blk: u32,         // use_mask == 3: tree keys per block per group
+  blk_stride: u32,  // use_mask == 3: rows between consecutive blocks
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4f>;
@@ -58,6 +69,15 @@ var<workgroup> gm: array<f32, WG>;   // final combine: running max per thread
 var<workgroup> gl: array<f32, WG>;   //                running sum per thread
 var<workgroup> ga: array<vec4f, WG>; //                accumulator per thread
 
+// Physical cache row of virtual key v (identity except for the tree keys of mode 3).
+fn key_row(v: u32, pre: u32, grp: u32) -> u32 {
+  if (p.use_mask != 3u || v < pre) {
+    return v;
+  }
+  let jt = v - pre;
+  return p.tree_base + (jt / p.blk) * p.blk_stride + grp * p.blk + jt % p.blk;
+}
+
 @compute @workgroup_size(WG)
 fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
@@ -68,14 +88,22 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     qs[lid] = q[qrow + lid] * p.scale;
   }
   var kv_len = p.kv_len;
-  if (p.kv_meta >= 0) {
-    kv_len += dyn_state[u32(p.kv_meta)];
+  var grp = 0u;
+  var prefix = 0u; // use_mask == 2, 3: keys before the tree keys (virtual index)
+  if (p.use_mask == 3u) {
+    grp = t / p.q_per_group;
+    prefix = min(dyn_state[u32(p.kv_meta) + grp], p.tree_base);
+    kv_len = prefix + p.tree_len;
+  } else {
+    if (p.kv_meta >= 0) {
+      kv_len += dyn_state[u32(p.kv_meta)];
+    }
+    prefix = kv_len - p.tree_len;
   }
-  var kend = kv_len; // keys [0, kend) may be visible
+  var kend = kv_len; // keys [0, kend) may be visible (virtual index in mode 3)
   if (p.use_mask == 0u) {
     kend = kv_len - p.tq + t + 1u;
   }
-  let prefix = kv_len - p.tree_len; // use_mask == 2 only
   let row4 = p.nkv * D4; // vec4s per cache row
   let koff = g * D4;
   let d4 = lid % D4;
@@ -93,12 +121,12 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
       var vis = true;
       if (p.use_mask == 1u) {
         vis = ((mask[t * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) != 0u;
-      } else if (p.use_mask == 2u && j >= prefix) {
+      } else if (p.use_mask >= 2u && j >= prefix) {
         let jt = j - prefix;
         vis = ((mask[t * p.mask_words + (jt >> 5u)] >> (jt & 31u)) & 1u) != 0u;
       }
       if (vis) {
-        let kb = j * row4 + koff;
+        let kb = key_row(j, prefix, grp) * row4 + koff;
         var dot4 = vec4f(0.0);
         for (var d = 0u; d < D4; d++) {
           dot4 = fma(qs[d], kc[kb + d], dot4);
@@ -125,7 +153,7 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
         if (sj > VISIBLE) {
           let pj = exp(sj - m);
           l += pj;
-          acc = fma(vec4f(pj), vc[(j0 + jj) * row4 + koff + d4], acc);
+          acc = fma(vec4f(pj), vc[key_row(j0 + jj, prefix, grp) * row4 + koff + d4], acc);
         }
       }
     }

@@ -1,5 +1,5 @@
 // Backward of the linear layer y (M, N) = x (M, K) · w (N, K)ᵀ, for training (explicit per-layer
-// backward, DESIGN.md §5 llm.c style). Both gradients are plain matrix products with different
+// backward, docs/engine.md §3 llm.c style). Both gradients are plain matrix products with different
 // operand transposes, so one strided tiled kernel serves both:
 //   dx (M, K)  = dy (M, N) · w (N, K)          A(r, t) = dy[r·N + t],  B(t, c) = w[t·K + c]
 //   dw (N, K) (+)= dyᵀ (N, M) · x (M, K)       A(r, t) = dy[t·N + r],  B(t, c) = x[t·K + c]
@@ -10,7 +10,7 @@
 //   tile (16 × 64) in workgroup memory, packed as vec4 along r / c (each thread loads 4 values of A
 //   and 4 of B; B's thread mapping makes adjacent threads read adjacent columns, so the c-contiguous
 //   operand is coalesced), then every thread accumulates a 4 × 4 block (rows 4·ty.., cols 4·tx..) as
-//   outer products in four named vec4 registers (no runtime-indexed private arrays, DESIGN.md §3).
+//   outer products in four named vec4 registers (no runtime-indexed private arrays, docs/engine.md §2).
 //   Out-of-range r / c / t load as zeros; stores are bounds-checked. With T = 0 the tile is zero,
 //   so dw is still written (or left unchanged when accumulating).
 //   Grid: (ceil(Cn / 64), ceil(R / 64)). c must not alias a or b.

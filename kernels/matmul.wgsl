@@ -8,7 +8,7 @@
 // vec4 along K and transposes it in registers), then every thread accumulates its TM × TM outputs as
 // outer products of vec4s read from the tiles. Accumulators are named vec4 registers and all private
 // indices are constants: runtime-indexed private arrays are bounds-checked by naga and kill the
-// register allocation (DESIGN.md §3). Out-of-range rows / K are loaded as zeros, stores are checked.
+// register allocation (docs/engine.md §2). Out-of-range rows / K are loaded as zeros, stores are checked.
 //
 // entry matmul8: TM = 8; thread (tx, ty) owns rows {4ty..4ty+3, BM/2+4ty..} × cols {4tx.., BN/2+4tx..}
 // entry matmul4: TM = 4; thread (tx, ty) owns rows 4ty..4ty+3 × cols 4tx..4tx+3

@@ -78,3 +78,15 @@ export const TREE_WGSL: string = tree;
 import ttt from "./ttt.wgsl" with { type: "text" };
 /** Training: EAGLE-3 TTT bookkeeping `target_prep`, `fill_rows`, `step_prep`, `metrics`. */
 export const TTT_WGSL: string = ttt;
+import gto from "./gto.wgsl" with { type: "text" };
+/** Training: GTO Phase II `row_lse`, `node_logprob`, `tree_reward`, `gto_coeff`. */
+export const GTO_WGSL: string = gto;
+import topkKernel from "./topk.wgsl" with { type: "text" };
+/** Fused row log-softmax + top-k `topk_log_softmax` (placeholders `{{WG}}`, `{{CACHED}}`, `{{CACHE}}`). */
+export const TOPK_WGSL: string = topkKernel;
+import attentionSplit from "./attention_split.wgsl" with { type: "text" };
+/** Split-K attention for few queries over a long cache: `attn_split` (partials), `attn_merge`. */
+export const ATTENTION_SPLIT_WGSL: string = attentionSplit;
+import attentionRope from "./attention_rope.wgsl" with { type: "text" };
+/** Attention fused with RoPE and the KV-cache write for ≤ 8 new tokens: `attention_rope`. */
+export const ATTENTION_ROPE_WGSL: string = attentionRope;

@@ -1,5 +1,5 @@
 // Optimizer kernels for training, all on the GPU so that a step never waits on the CPU
-// (DESIGN.md §3): the global gradient norm, torch-style clipping and AdamW.
+// (docs/engine.md §2): the global gradient norm, torch-style clipping and AdamW.
 //
 // entry sumsq_partial: workgroup wg of NWG (= p.nwg) workgroups reduces Σ g² over the indices
 //   wg·256 + lid + k·NWG·256 of g (length p.n) and writes partials[p.base + wg]. One dispatch per
@@ -13,6 +13,8 @@
 //     g ← g·clip;  θ ← θ·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
 //     θ ← θ − (lr / bc1) · m / (√v / √bc2 + ε),   bc1 = 1 − β1^t, bc2 = 1 − β2^t (given).
 //   theta, grad, m, v: (n) f32   normsq: (1) f32
+// entry zero_fill: one thread per element (index as adamw), a0[i] = 0 for i < p.n (zeroing a
+//   gradient in recording order, where a queue write would land before earlier recorded work).
 
 struct Params {
   n: u32,
@@ -97,4 +99,13 @@ fn adamw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   a3[i] = v;
   let th = a0[i] * (1.0 - p.lr * p.wd);
   a0[i] = th - (p.lr / p.bc1) * m / (sqrt(v) / p.sqrt_bc2 + p.eps);
+}
+
+@compute @workgroup_size(256)
+fn zero_fill(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.y * nwg.x + wg.x) * 256u + lid;
+  if (i < p.n) {
+    a0[i] = 0.0;
+  }
 }

@@ -2,8 +2,12 @@
 // its draft tree without any CPU readback. The semantics (and tie rules) are those of
 // packages/core/src/tree/tree_ref.ts; packages/core/src/tree/tree_ops.ts records these kernels.
 //
-// All tree state lives in one u32 buffer `st` (f32 and i32 values stored as bit patterns), with
-// k = top-k, C = k + depth·k² candidates, N = tree nodes:
+// P trees per dispatch: one workgroup per tree (p = wg.x), every per-tree array at a per-tree stride
+// (the layouts below are tree p's block; P = 1 is the single-tree layout the decoder uses, so decoding
+// and GTO training share these kernels).
+//
+// All tree state lives in one u32 buffer `st` (f32 and i32 values stored as bit patterns), tree p's
+// block at p·st_stride, with k = top-k, C = k + depth·k² candidates, N = tree nodes:
 //   [0, k)            frontier cumulative score (f32)
 //   [k, 2k)           frontier candidate index (u32)
 //   [2k, 2k+C)        candidate cumulative score (f32)
@@ -14,22 +18,25 @@
 // Order everywhere: larger value first, equal values by lower index first. Scores are assumed
 // finite and non-NaN (WGSL may assume no infinities).
 //
-// entry tree_level (one 256-thread workgroup): level L's per-row top-k (ids (R, k) draft ids, vals
-//   (R, k) log-probs; R = 1 at L = 0, else k) → appends R·k candidates at base = L == 0 ? 0 :
+// entry tree_level (one 256-thread workgroup per tree): level L's per-row top-k (ids (P·R, k) draft
+//   ids, vals (P·R, k) log-probs; R = 1 at L = 0, else k; tree p's rows at p·R) → appends R·k
+//   candidates at base = L == 0 ? 0 :
 //   k + (L−1)·k² (score = val + frontier score of the row, token = id + d2t[id], parent = frontier
 //   candidate of the row); selects the next frontier (L = 0: the k children in order; else the top-k of
 //   the k² cumulative scores by rank counting, O(k²) per candidate with early exit at k); writes the
-//   next draft step's inputs: out_ids[r] (row of this level's draft output the node continues from),
-//   ftok[r] (target id) and the draft mask mask_next (k, ceil(k·(L+1)/32)) = row out_ids[r] of
-//   mask_prev (k, ceil(k·L/32)) plus bit k·L + r.
+//   next draft step's inputs (tree p's rows at p·k): out_ids[p·k + r] = p·R + (row of this level's
+//   draft output the node continues from) — a global row of the (P·R, H) draft output, so gather_rows
+//   needs no tree index —, ftok[p·k + r] (target id) and the draft mask mask_next (P·k,
+//   ceil(k·(L+1)/32)) = the parent's row of mask_prev (P·k, ceil(k·L/32)) plus bit k·L + r.
 //
-// entry tree_finalize (one 256-thread workgroup): ranks every candidate (early exit at N−1) to pick
-//   the top-(N−1), orders them by candidate index (node i = 1 + #{picked < c}), prepends the root
-//   (root_src[root_index]); parent node = 1 + #{picked < parent candidate} (0 for the root's
+// entry tree_finalize (one 256-thread workgroup per tree): ranks every candidate (early exit at N−1)
+//   to pick the top-(N−1), orders them by candidate index (node i = 1 + #{picked < c}), prepends the
+//   root (root_src[root_index + p]); parent node = 1 + #{picked < parent candidate} (0 for the root's
 //   children); ancestor-or-self bitset (N, ceil(N/32)) by walking the parent chain (stops when a
 //   parent index is not below the current node); depth = ancestors; leaves = nodes nobody names as
 //   parent, ranked by node index; retrieve (N−1, width) = root→leaf paths, −1 padded (rows past the
-//   leaf count all −1); info = [numLeaves, maxDepth, N, C].
+//   leaf count all −1); info = [numLeaves, maxDepth, N, C]. Tree p's outputs: tokens, parents,
+//   depths (P, N); tmask (P·N, ceil(N/32)); retrieve (P·(N−1), width); info (P, 4).
 //
 // entry gather_rows (one thread per element): dst[r, c] = src[idx[idx_off + r], c] (NaN when the index ≥
 //   src_rows) — input_hidden = out_hidden[out_ids] for the next draft step.
@@ -45,7 +52,7 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
 // ---------------------------------------------------------------------------------------------
 // tree_level
 
-struct LevelParams { k: u32, level: u32, vd: u32, c: u32 }
+struct LevelParams { k: u32, level: u32, vd: u32, c: u32, st_stride: u32 }
 
 @group(0) @binding(0) var<storage, read_write> top_ids: array<u32>;
 @group(0) @binding(1) var<storage, read_write> top_vals: array<f32>;
@@ -67,34 +74,40 @@ fn to_target(d: u32) -> u32 {
   return u32(i32(d) + d2t[d]);
 }
 
-// Cumulative score of child idx = r·k + j at level ≥ 1 (reads the current frontier).
-fn level_score(idx: u32) -> f32 {
-  return top_vals[idx] + bitcast<f32>(st[idx / lp.k]);
+// Cumulative score of child idx = r·k + j at level ≥ 1 (reads the current frontier); `tv` / `sb`:
+// this tree's offsets into top_vals / st.
+fn level_score(idx: u32, tv: u32, sb: u32) -> f32 {
+  return top_vals[tv + idx] + bitcast<f32>(st[sb + idx / lp.k]);
 }
 
 @compute @workgroup_size(256)
-fn tree_level(@builtin(local_invocation_index) lid: u32) {
+fn tree_level(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let k = lp.k;
   let L = lp.level;
-  let c_score = 2u * k;
-  let c_tok = 2u * k + lp.c;
-  let c_par = 2u * k + 2u * lp.c;
+  let p = wg.x;
+  let sb = p * lp.st_stride; // this tree's state block
+  let c_score = sb + 2u * k;
+  let c_tok = sb + 2u * k + lp.c;
+  let c_par = sb + 2u * k + 2u * lp.c;
   var base = 0u;
   var count = k;
+  var rows = 1u; // R: top-k rows per tree at this level
   if (L > 0u) {
     base = k + (L - 1u) * k * k;
     count = k * k;
+    rows = k;
   }
+  let tv = p * rows * k; // this tree's (R, k) block of top_ids / top_vals
   // Phase 1: append the candidates; at L ≥ 1 rank them against each other.
   for (var idx = lid; idx < count; idx += 256u) {
-    var v = top_vals[idx];
+    var v = top_vals[tv + idx];
     var par = -1;
     if (L > 0u) {
-      v = level_score(idx);
-      par = i32(st[k + idx / k]);
+      v = level_score(idx, tv, sb);
+      par = i32(st[sb + k + idx / k]);
       var rank = 0u;
       for (var o = 0u; o < count && rank < k; o++) {
-        if (better(level_score(o), o, v, idx)) {
+        if (better(level_score(o, tv, sb), o, v, idx)) {
           rank++;
         }
       }
@@ -104,7 +117,7 @@ fn tree_level(@builtin(local_invocation_index) lid: u32) {
       }
     }
     st[c_score + base + idx] = bitcast<u32>(v);
-    st[c_tok + base + idx] = to_target(top_ids[idx]);
+    st[c_tok + base + idx] = to_target(top_ids[tv + idx]);
     st[c_par + base + idx] = bitcast<u32>(par);
   }
   storageBarrier();
@@ -113,29 +126,29 @@ fn tree_level(@builtin(local_invocation_index) lid: u32) {
   if (lid < k) {
     let r = lid;
     var sidx = r;
-    var sv = top_vals[r];
+    var sv = top_vals[tv + r];
     var row = 0u;
     if (L > 0u) {
       sidx = sel_idx[r];
       sv = sel_val[r];
       row = sidx / k;
     }
-    st[r] = bitcast<u32>(sv);
-    st[k + r] = base + sidx;
-    out_ids[r] = row;
-    ftok[r] = to_target(top_ids[sidx]);
+    st[sb + r] = bitcast<u32>(sv);
+    st[sb + k + r] = base + sidx;
+    out_ids[p * k + r] = p * rows + row;
+    ftok[p * k + r] = to_target(top_ids[tv + sidx]);
     let prev_words = (k * L + 31u) / 32u;
     let next_words = (k * (L + 1u) + 31u) / 32u;
     let bit = k * L + r;
     for (var w = 0u; w < next_words; w++) {
       var word = 0u;
       if (w < prev_words) {
-        word = mask_prev[row * prev_words + w];
+        word = mask_prev[(p * k + row) * prev_words + w];
       }
       if (w == bit / 32u) {
         word |= 1u << (bit % 32u);
       }
-      mask_next[r * next_words + w] = word;
+      mask_next[(p * k + r) * next_words + w] = word;
     }
   }
 }
@@ -143,7 +156,7 @@ fn tree_level(@builtin(local_invocation_index) lid: u32) {
 // ---------------------------------------------------------------------------------------------
 // tree_finalize
 
-struct FinParams { k: u32, c: u32, n: u32, width: u32, root_index: u32 }
+struct FinParams { k: u32, c: u32, n: u32, width: u32, root_index: u32, st_stride: u32 }
 
 @group(0) @binding(0) var<storage, read_write> fst: array<u32>;
 @group(0) @binding(1) var<storage, read_write> root_src: array<u32>;
@@ -163,19 +176,24 @@ var<workgroup> node_leaf: array<u32, 256>;
 var<workgroup> npicked: atomic<u32>;
 var<workgroup> max_depth: atomic<u32>;
 
-fn cand_score(c: u32) -> f32 {
-  return bitcast<f32>(fst[2u * fp.k + c]);
+fn cand_score(sb: u32, c: u32) -> f32 {
+  return bitcast<f32>(fst[sb + 2u * fp.k + c]);
 }
 
 @compute @workgroup_size(256)
-fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
+fn tree_finalize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let p = wg.x;
+  let sb = p * fp.st_stride; // this tree's state block
   let n = fp.n;
   let m = n - 1u;
   let C = fp.c;
-  let c_tok = 2u * fp.k + C;
-  let c_par = 2u * fp.k + 2u * C;
-  let n_cand = 2u * fp.k + 3u * C;
+  let c_tok = sb + 2u * fp.k + C;
+  let c_par = sb + 2u * fp.k + 2u * C;
+  let n_cand = sb + 2u * fp.k + 3u * C;
   let n_score = n_cand + n;
+  let nb = p * n; // this tree's rows of tokens / parents / depths
+  let words = (n + 31u) / 32u;
+  let rsize = m * fp.width;
   if (lid == 0u) {
     atomicStore(&npicked, 0u);
     atomicStore(&max_depth, 0u);
@@ -183,10 +201,10 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
   workgroupBarrier();
   // 1. Pick the top-(N−1) candidates by rank.
   for (var c = lid; c < C; c += 256u) {
-    let v = cand_score(c);
+    let v = cand_score(sb, c);
     var rank = 0u;
     for (var o = 0u; o < C && rank < m; o++) {
-      if (better(cand_score(o), o, v, c)) {
+      if (better(cand_score(sb, o), o, v, c)) {
         rank++;
       }
     }
@@ -213,14 +231,14 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
   // 3. Tokens, parents (EAGLE's searchsorted), per-node candidate and score.
   if (lid < n) {
     var par = -1;
-    var tok = root_src[fp.root_index];
+    var tok = root_src[fp.root_index + p];
     var cand = -1;
     var score = 0.0;
     if (lid > 0u) {
       let c = node_cand[lid];
       cand = i32(c);
       tok = fst[c_tok + c];
-      score = cand_score(c);
+      score = cand_score(sb, c);
       let pc = bitcast<i32>(fst[c_par + c]);
       par = 0;
       if (pc >= 0) {
@@ -233,17 +251,15 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
       }
     }
     node_par[lid] = par;
-    tokens[lid] = tok;
-    parents[lid] = par;
+    tokens[nb + lid] = tok;
+    parents[nb + lid] = par;
     fst[n_cand + lid] = bitcast<u32>(cand);
     fst[n_score + lid] = bitcast<u32>(score);
   }
   workgroupBarrier();
   // 4. Ancestor-or-self mask rows, depths, leaf flags; retrieve filled with −1.
-  let words = (n + 31u) / 32u;
-  let rsize = m * fp.width;
   for (var e = lid; e < rsize; e += 256u) {
-    retrieve[e] = -1;
+    retrieve[p * rsize + e] = -1;
   }
   if (lid < n) {
     let i = lid;
@@ -266,12 +282,12 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
         cur = p;
         guard++;
       }
-      tmask[i * words + w] = word;
+      tmask[(nb + i) * words + w] = word;
       bits += countOneBits(word);
     }
     let d = i32(bits) - 1;
     node_depth[i] = d;
-    depths[i] = d;
+    depths[nb + i] = d;
     atomicMax(&max_depth, u32(d));
     var leaf = 1u;
     for (var j = 1u; j < n; j++) {
@@ -293,7 +309,7 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
       var cid = i32(lid);
       for (var j = node_depth[lid]; j >= 0; j--) {
         if (u32(j) < fp.width) {
-          retrieve[row * fp.width + u32(j)] = cid;
+          retrieve[p * rsize + row * fp.width + u32(j)] = cid;
         }
         if (cid >= 0) {
           cid = node_par[cid];
@@ -306,10 +322,10 @@ fn tree_finalize(@builtin(local_invocation_index) lid: u32) {
     for (var j = 0u; j < n; j++) {
       leaves += node_leaf[j];
     }
-    info[0] = leaves;
-    info[1] = atomicLoad(&max_depth);
-    info[2] = n;
-    info[3] = C;
+    info[4u * p] = leaves;
+    info[4u * p + 1u] = atomicLoad(&max_depth);
+    info[4u * p + 2u] = n;
+    info[4u * p + 3u] = C;
   }
 }
 

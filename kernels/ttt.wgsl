@@ -15,11 +15,13 @@
 //   j < Vd (the uniform target of the zero-filled row after each sequence).
 // entry step_prep (one thread per (k, r), k < steps, r < mpad): for r = b·S + t < M,
 //   ids_all[k·mpad + r] = x[b·S + t+k+1] (0 past the end), pos_all = t + k,
-//   w_all = in_vocab[b·S + t+k+1] (t2d0 past the end) · lm[b·S + t+k] (0 past the end) · c_k;
+//   w_all = in_vocab[b·S + t+k+1] (t2d0 past the end) · lm[b·S + t+k] (0 past the end) · c_k
+//   (c_k = w_k / M);
 //   rows r ≥ M get id 0, position 0, weight 0.
 // entry metrics (one 256-thread workgroup): per step k, the sums over rows of the weighted losses
-//   (ploss_k = Σ loss / 0.8^k via inv_k), of the correct-and-masked rows and of the shifted loss
-//   mask; out = [ploss_0..6, acc_0..6, Σ_k Σ loss, sqrt(norm_sq)] (16 f32).
+//   (ploss_k = Σ loss / w_k via inv_k, 0 for a step of weight 0), of the correct-and-masked rows and
+//   of the shifted loss mask; out = [ploss_0..7, acc_0..7, Σ_k Σ loss, sqrt(norm_sq)] (18 f32; steps
+//   ≥ p.steps read 0). Up to 8 unrolled steps (c0..c7, i0..i7).
 // All bindings are read_write: arenas pack several tensors into one buffer (see gpu/kernel.ts).
 
 struct PrepParams { v: u32, vd: u32, row_base: u32, rows: u32, flag_base: u32 }
@@ -143,7 +145,7 @@ fn fill_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
 
 struct StepParams {
   m: u32, s: u32, mpad: u32, steps: u32, t2d0: f32,
-  c0: f32, c1: f32, c2: f32, c3: f32, c4: f32, c5: f32, c6: f32,
+  c0: f32, c1: f32, c2: f32, c3: f32, c4: f32, c5: f32, c6: f32, c7: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> ids: array<u32>;
@@ -162,7 +164,8 @@ fn step_coef(k: u32) -> f32 {
     case 3u: { return sp.c3; }
     case 4u: { return sp.c4; }
     case 5u: { return sp.c5; }
-    default: { return sp.c6; }
+    case 6u: { return sp.c6; }
+    default: { return sp.c7; }
   }
 }
 
@@ -201,7 +204,7 @@ fn step_prep(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
 
 struct MetricParams {
   m: u32, s: u32, mpad: u32, steps: u32,
-  i0: f32, i1: f32, i2: f32, i3: f32, i4: f32, i5: f32, i6: f32,
+  i0: f32, i1: f32, i2: f32, i3: f32, i4: f32, i5: f32, i6: f32, i7: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> loss_all: array<f32>;
@@ -212,6 +215,8 @@ struct MetricParams {
 @group(0) @binding(5) var<storage, read_write> norm_sq: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<uniform> mp: MetricParams;
+
+const MAX_STEPS: u32 = 8u; // TTT_MAX_STEPS (train/ttt.ts)
 
 var<workgroup> ra: array<f32, 256>;
 var<workgroup> rb: array<f32, 256>;
@@ -225,14 +230,15 @@ fn inv_coef(k: u32) -> f32 {
     case 3u: { return mp.i3; }
     case 4u: { return mp.i4; }
     case 5u: { return mp.i5; }
-    default: { return mp.i6; }
+    case 6u: { return mp.i6; }
+    default: { return mp.i7; }
   }
 }
 
 @compute @workgroup_size(256)
 fn metrics(@builtin(local_invocation_index) lid: u32) {
   var total = 0.0;
-  for (var k = 0u; k < 7u; k++) {
+  for (var k = 0u; k < MAX_STEPS; k++) {
     var l = 0.0;
     var c = 0.0;
     var d = 0.0;
@@ -271,17 +277,17 @@ fn metrics(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
       if (k < mp.steps) {
         out[k] = ra[0] * inv_coef(k);
-        out[7u + k] = rb[0] / (rc[0] + 1e-6);
+        out[MAX_STEPS + k] = rb[0] / (rc[0] + 1e-6);
       } else {
         out[k] = 0.0;
-        out[7u + k] = 0.0;
+        out[MAX_STEPS + k] = 0.0;
       }
       total += ra[0];
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
-    out[14] = total;
-    out[15] = sqrt(norm_sq[0]);
+    out[2u * MAX_STEPS] = total;
+    out[2u * MAX_STEPS + 1u] = sqrt(norm_sq[0]);
   }
 }

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type CliResult, runCli } from "../../packages/core/src/testing/cli.ts";
+import { type CliResult, runCli } from "@gto/core/testing";
 
 const CLI = fileURLToPath(new URL("./main.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -56,6 +56,9 @@ const FLAGS = [
   "--seed",
   "--weight-dtype",
   "--steps-per-read",
+  "--draft",
+  "--no-draft",
+  "--tree",
   "--json",
   "--verbose",
   "--help",
@@ -67,12 +70,10 @@ Deno.test("generate CLI: --help exits 0 and documents every flag", async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
   assert.match(r.stdout, /^Usage: /);
-  // Every option the parser accepts (read from the source, so a new flag without help fails here).
-  const src = await Deno.readTextFile(CLI);
-  const parsed = [...src.matchAll(/^\s+"?([a-z][a-z-]*)"?: \{ type: "(?:string|boolean)"/gm)].map((m) =>
-    `--${m[1]}`
-  );
-  assert.ok(parsed.length >= 13, `parsed options from the source: ${parsed}`);
+  // Every option the parser accepts (the flag table drives the parser, so a new flag without help fails here).
+  const { FLAGS: table } = await import("./main.ts");
+  const parsed = table.map((f) => `--${f.flag}`);
+  assert.ok(parsed.length >= 13, `flags in the table: ${parsed}`);
   for (const f of new Set([...FLAGS, ...parsed])) {
     assert.match(r.stdout, new RegExp(`(^|[\\s,])${f}\\b`), `help does not document ${f}`);
   }
@@ -82,7 +83,8 @@ Deno.test("generate CLI: --help exits 0 and documents every flag", async () => {
 });
 
 Deno.test("generate CLI: --prompt --json prints one JSON object with the documented fields", async () => {
-  const r = await cli("--prompt", "Hello", "--max-tokens", "8", "--json");
+  // --no-draft: the plain-decoding contract, also once the bundled default draft exists.
+  const r = await cli("--prompt", "Hello", "--max-tokens", "8", "--json", "--no-draft");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
   const lines = r.stdout.split("\n").filter((l) => l !== "");
@@ -157,6 +159,7 @@ Deno.test("generate CLI: bad flags → one error line naming the flag", async ()
   await expectError(["--prompt", "hi", "stray"], /stray/);
   await expectError(["--prompt"], /--prompt/);
   await expectError(["--prompt", "hi", "--weight-dtype", "bf8"], /--weight-dtype "bf8"/);
+  await expectError(["--prompt", "hi", "--draft", "x", "--no-draft"], /--draft and --no-draft/);
   await expectError(
     ["--prompt", "hi", "--max-tokens", "5000"],
     /--max-tokens 5000 exceeds the model's context/,
@@ -165,7 +168,7 @@ Deno.test("generate CLI: bad flags → one error line naming the flag", async ()
 
 Deno.test("generate CLI: --draft decodes speculatively, losslessly, and reports acceptance", async () => {
   const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
-  const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
+  const { testGpu } = await import("@gto/core/testing");
   const { gpu } = await testGpu();
   const tmp = await Deno.makeTempDir({ prefix: "gto_generate_draft_" });
   try {
@@ -195,7 +198,7 @@ Deno.test("generate CLI: --draft decodes speculatively, losslessly, and reports 
     assert.ok(Number.isInteger(s.cycles) && s.cycles >= 1, `cycles ${s.cycles}`);
     assert.ok(s.acceptance_length >= 1, `acceptance_length ${s.acceptance_length}`);
     assert.equal(s.accepted_per_position.length, 3, "tree 8,2,3 has paths of up to 3 drafts");
-    await expectError(["--prompt", "x", "--tree", "8,2,3"], /--tree needs --draft/);
+    await expectError(["--prompt", "x", "--no-draft", "--tree", "8,2,3"], /--tree needs --draft/);
     await expectError(["--prompt", "x", "--draft", tmp, "--tree", "8,2"], /--tree "8,2"/);
     await expectError(["--prompt", "x", "--draft", `${tmp}/missing`], /missing/);
   } finally {

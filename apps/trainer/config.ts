@@ -3,20 +3,23 @@
  * `parseArgs`), the `--config FILE` JSON (keys are the flag names without `--`), the `--help` text
  * and validation, so the three can never disagree. Precedence: defaults < config file < flags.
  * Every problem is a {@link ConfigError} with a one-line message naming the flag, or the file and
- * key, at fault.
+ * key, at fault. The machinery (parsing, config files, help, messages) is the shared flags module
+ * `@gto/core/cli`; this file holds the trainer's table, defaults and settings type.
  * @module
  */
-import { parseArgs } from "node:util";
-import { CORPUS_SOURCES, type CorpusSource } from "@gto/core";
+import { CORPUS_SOURCES, type CorpusSource } from "@gto/core/train";
+import {
+  FlagError,
+  type FlagSpec,
+  helpText,
+  parseConfigText as parseConfigWith,
+  parseFlags,
+} from "@gto/core/cli";
 
-/** A bad flag, config file or config key; the message is one line and names the culprit. */
-export class ConfigError extends Error {
-  /** Create the error (newlines in `message` are folded into spaces). */
-  constructor(message: string) {
-    super(message.replace(/\s*\n\s*/g, " "));
-    this.name = "ConfigError";
-  }
-}
+/** A bad flag, config file or config key (the shared {@link FlagError}); one line, names the culprit. */
+export const ConfigError: typeof FlagError = FlagError;
+/** A bad flag, config file or config key. */
+export type ConfigError = FlagError;
 
 /** Everything `deno task train` needs to know (flag `--max-prompts` ↔ key `maxPrompts`). */
 export interface TrainConfig {
@@ -34,6 +37,12 @@ export interface TrainConfig {
   regenTemperature: number;
   /** Most new tokens per regenerated response. */
   regenMaxTokens: number;
+  /** OpenAI-compatible endpoint that regenerates the responses (null: the in-process decoder). */
+  regenEndpoint: string | null;
+  /** Model id requested from the endpoint (null: the first it lists). */
+  regenModel: string | null;
+  /** Requests in flight to the endpoint. */
+  regenConcurrency: number;
   /** Regenerated-data cache file (null: OUT/data.jsonl). */
   cache: string | null;
   /** Draft vocabulary size (null: min(32000, ⌈V/4⌉)). */
@@ -76,24 +85,6 @@ export interface TrainConfig {
   tree: { totalTokens: number; depth: number; topK: number };
 }
 
-type Kind = "int" | "num" | "path" | "bool" | "sources" | "tree";
-
-interface FlagSpec {
-  flag: string;
-  key: keyof TrainConfig;
-  kind: Kind;
-  arg?: string;
-  help: string;
-  /** Inclusive lower bound for numbers. */
-  min?: number;
-  /** Exclusive lower bound for numbers. */
-  gt?: number;
-  /** May be null / omitted (the default is computed later). */
-  nullable?: boolean;
-  /** Not allowed in config files. */
-  cliOnly?: boolean;
-}
-
 /** The default corpus: `../shared/data/corpus` next to the repository root. */
 export const DEFAULT_CORPUS: string = decodeURIComponent(
   new URL("../../../shared/data/corpus", import.meta.url).pathname,
@@ -106,6 +97,9 @@ export const DEFAULTS: Omit<TrainConfig, "target" | "out"> = {
   maxPrompts: 512,
   regenTemperature: 0,
   regenMaxTokens: 256,
+  regenEndpoint: null,
+  regenModel: null,
+  regenConcurrency: 4,
   cache: null,
   draftVocab: null,
   initDraft: null,
@@ -129,26 +123,27 @@ export const DEFAULTS: Omit<TrainConfig, "target" | "out"> = {
 };
 
 /** The flag table: `--flag` ↔ config key `flag` ↔ {@link TrainConfig} field. */
-export const FLAGS: readonly FlagSpec[] = [
+export const FLAGS: readonly FlagSpec<keyof TrainConfig>[] = [
   {
     flag: "target",
     key: "target",
-    kind: "path",
+    kind: "string",
     arg: "DIR",
     help: "Target model directory (HF layout). Required.",
   },
-  { flag: "out", key: "out", kind: "path", arg: "DIR", help: "Output directory (created). Required." },
+  { flag: "out", key: "out", kind: "string", arg: "DIR", help: "Output directory (created). Required." },
   {
     flag: "corpus",
     key: "corpus",
-    kind: "path",
+    kind: "string",
     arg: "DIR",
     help: "Prompt corpus with gsm8k/, mbpp/, svamp/ (default ../shared/data/corpus from the repo root).",
   },
   {
     flag: "sources",
     key: "sources",
-    kind: "sources",
+    kind: "list",
+    choices: CORPUS_SOURCES,
     arg: "LIST",
     help: `Comma-separated prompt sources, interleaved (default ${CORPUS_SOURCES.join(",")}).`,
   },
@@ -177,9 +172,34 @@ export const FLAGS: readonly FlagSpec[] = [
     help: `Most tokens per regenerated response (default ${DEFAULTS.regenMaxTokens}).`,
   },
   {
+    flag: "regen-endpoint",
+    key: "regenEndpoint",
+    kind: "string",
+    arg: "URL",
+    nullable: true,
+    help: "Regenerate through an OpenAI-compatible /v1/chat/completions (vLLM, SGLang, deno task serve), " +
+      "e.g. http://127.0.0.1:8000/v1; same cache, same T=0 responses (key: $OPENAI_API_KEY).",
+  },
+  {
+    flag: "regen-model",
+    key: "regenModel",
+    kind: "string",
+    arg: "NAME",
+    nullable: true,
+    help: "Model id for --regen-endpoint (default: the first of its /v1/models).",
+  },
+  {
+    flag: "regen-concurrency",
+    key: "regenConcurrency",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: `Requests in flight to --regen-endpoint (default ${DEFAULTS.regenConcurrency}).`,
+  },
+  {
     flag: "cache",
     key: "cache",
-    kind: "path",
+    kind: "string",
     arg: "FILE",
     nullable: true,
     help: "Regenerated-data cache, reused and extended across runs (default OUT/data.jsonl).",
@@ -196,7 +216,7 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     flag: "init-draft",
     key: "initDraft",
-    kind: "path",
+    kind: "string",
     arg: "DIR",
     nullable: true,
     help: "Start from this EAGLE-3 draft (keeps its vocabulary) instead of a fresh one.",
@@ -340,102 +360,20 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-const BY_FLAG = new Map(FLAGS.map((f) => [f.flag, f]));
-
 /** The `--help` text. */
-export const HELP: string = (() => {
-  const rows = FLAGS.map((f) => [`--${f.flag}${f.arg ? ` ${f.arg}` : ""}`, f.help]);
-  rows.splice(2, 0, [
-    "--config FILE",
-    'JSON object of settings; keys are the flag names ("max-prompts": 300).',
-  ]);
-  rows.push(["-h, --help", "Show this help."]);
-  const w = Math.max(...rows.map((r) => r[0].length)) + 2;
-  return `Usage: deno task train --target DIR --out DIR [--config FILE] [options]
-
-Phase I of draft training (EAGLE-3 training-time test): prompts from the corpus, responses
+export const HELP: string = helpText(FLAGS, {
+  usage: "deno task train --target DIR --out DIR [--config FILE] [options]",
+  description: `Phase I of draft training (EAGLE-3 training-time test): prompts from the corpus, responses
 regenerated by the target, a fresh (or --init-draft) EAGLE-3 draft trained with 7 unrolled steps,
 AdamW, warmup + cosine lr; tau measured with tree speculative decoding on held-out prompts.
-Precedence: defaults < --config file < flags. Ctrl-C finishes the step, checkpoints, exits 130.
-
-Options:
-${rows.map(([a, b]) => `  ${a.padEnd(w)}${b}`).join("\n")}
-
-Writes OUT/metrics.jsonl, OUT/metrics.svg, OUT/checkpoint-STEP/ (draft + trainer_state.*),
+Precedence: defaults < --config file < flags. Ctrl-C finishes the step, checkpoints, exits 130.`,
+  extraRows: [["--config FILE", 'JSON object of settings; keys are the flag names ("max-prompts": 300).']],
+  footer: `Writes OUT/metrics.jsonl, OUT/metrics.svg, OUT/checkpoint-STEP/ (draft + trainer_state.*),
 OUT/latest (name of the newest checkpoint), OUT/draft/ (final draft, EAGLE-3 layout), OUT/data.jsonl.
 
 Example:
-  deno task train --target models/tiny --out out/tiny-draft
-`;
-})();
-
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return `array ${JSON.stringify(v).slice(0, 40)}`;
-  if (typeof v === "string") return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-function expectation(f: FlagSpec): string {
-  switch (f.kind) {
-    case "int":
-      return `an integer ≥ ${f.min ?? 0}`;
-    case "num":
-      return f.gt !== undefined ? `a number > ${f.gt}` : `a number ≥ ${f.min ?? 0}`;
-    case "path":
-      return "a non-empty path string";
-    case "bool":
-      return "true or false";
-    case "sources":
-      return `a comma-separated list (or array) of ${CORPUS_SOURCES.join(", ")}`;
-    case "tree":
-      return "TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
-  }
-}
-
-/** Convert a raw value (a flag string or a JSON value) to the setting's type; undefined if invalid. */
-function convert(f: FlagSpec, raw: unknown, fromCli: boolean): unknown {
-  if (raw === null && f.nullable && !fromCli) return null;
-  switch (f.kind) {
-    case "int":
-    case "num": {
-      let x: number;
-      if (fromCli) {
-        if (typeof raw !== "string" || raw.trim() === "") return undefined;
-        x = Number(raw);
-      } else {
-        if (typeof raw !== "number") return undefined;
-        x = raw;
-      }
-      if (!Number.isFinite(x)) return undefined;
-      if (f.kind === "int" && !Number.isSafeInteger(x)) return undefined;
-      if (f.min !== undefined && x < f.min) return undefined;
-      if (f.gt !== undefined && !(x > f.gt)) return undefined;
-      return x;
-    }
-    case "path":
-      return typeof raw === "string" && raw !== "" ? raw : undefined;
-    case "bool":
-      return typeof raw === "boolean" ? raw : undefined;
-    case "sources": {
-      const list = typeof raw === "string" ? raw.split(",").map((s) => s.trim()) : raw;
-      if (!Array.isArray(list) || list.length === 0) return undefined;
-      if (!list.every((s) => typeof s === "string" && (CORPUS_SOURCES as readonly string[]).includes(s))) {
-        return undefined;
-      }
-      if (new Set(list).size !== list.length) return undefined;
-      return list;
-    }
-    case "tree": {
-      const list = typeof raw === "string"
-        ? raw.split(",").map((s) => s.trim() === "" ? NaN : Number(s))
-        : raw;
-      if (!Array.isArray(list) || list.length !== 3) return undefined;
-      if (!list.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 1)) return undefined;
-      return { totalTokens: list[0], depth: list[1], topK: list[2] };
-    }
-  }
-}
+  deno task train --target models/tiny --out out/tiny-draft`,
+});
 
 /** A parsed command line: the settings given (by field) and where each came from. */
 export interface ParsedSettings {
@@ -452,88 +390,15 @@ export interface ParsedSettings {
  * naming `file` (and the key) on bad JSON, unknown keys and wrongly typed values.
  */
 export function parseConfigText(file: string, text: string): Partial<TrainConfig> {
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
-    throw new ConfigError(`${file}: expected a JSON object of settings, got ${describeValue(obj)}`);
-  }
-  const out: Partial<TrainConfig> = {};
-  for (const [k, raw] of Object.entries(obj)) {
-    const f = BY_FLAG.get(k);
-    if (!f || f.cliOnly) {
-      const hint = FLAGS.find((g) => g.key === k);
-      throw new ConfigError(
-        `${file}: unknown key "${k}"${
-          hint ? ` (did you mean "${hint.flag}"?)` : ""
-        }; keys are the flag names`,
-      );
-    }
-    const v = convert(f, raw, false);
-    if (v === undefined) {
-      throw new ConfigError(`${file}: key "${k}" must be ${expectation(f)}, got ${describeValue(raw)}`);
-    }
-    (out as Record<string, unknown>)[f.key] = v;
-  }
-  return out;
-}
-
-/** Options that take a value (parseArgs would read a negative number after them as a flag). */
-const VALUE_FLAGS = new Set(["config", ...FLAGS.filter((f) => f.kind !== "bool").map((f) => f.flag)]);
-
-function joinNegativeValues(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], next = argv[i + 1];
-    if (a.startsWith("--") && VALUE_FLAGS.has(a.slice(2)) && next !== undefined && /^-(\d|\.\d)/.test(next)) {
-      out.push(`${a}=${next}`);
-      i++;
-    } else out.push(a);
-  }
-  return out;
+  return parseConfigWith<TrainConfig>(FLAGS, file, text);
 }
 
 /**
  * Parse the command line (and the `--config` file it names). Throws {@link ConfigError} with a
  * one-line message on an unknown flag, a bad value, or a bad config file.
  */
-export async function parseSettings(argv: readonly string[]): Promise<ParsedSettings> {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
-    config: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  };
-  for (const f of FLAGS) options[f.flag] = { type: f.kind === "bool" ? "boolean" : "string" };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: joinNegativeValues(argv), options, strict: true, allowPositionals: false })
-      .values as Record<string, string | boolean | undefined>;
-  } catch (e) {
-    throw new ConfigError(`${e instanceof Error ? e.message : String(e)} (see --help)`);
-  }
-  if (values.help) return { help: true, given: {}, explicit: new Set() };
-  const given: Partial<TrainConfig> = {};
-  if (typeof values.config === "string") {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(values.config);
-    } catch (e) {
-      throw new ConfigError(`--config ${values.config}: cannot read: ${e instanceof Error ? e.message : e}`);
-    }
-    Object.assign(given, parseConfigText(values.config, text));
-  }
-  for (const f of FLAGS) {
-    const raw = values[f.flag];
-    if (raw === undefined) continue;
-    const v = convert(f, raw, true);
-    if (v === undefined) {
-      throw new ConfigError(`--${f.flag} ${JSON.stringify(raw)}: expected ${expectation(f)}`);
-    }
-    (given as Record<string, unknown>)[f.key] = v;
-  }
-  return { help: false, given, explicit: new Set(Object.keys(given) as (keyof TrainConfig)[]) };
+export function parseSettings(argv: readonly string[]): Promise<ParsedSettings> {
+  return parseFlags<TrainConfig>(FLAGS, argv, { config: true });
 }
 
 /** Defaults + `given`; throws {@link ConfigError} when `--target` or `--out` is missing. */

@@ -5,15 +5,12 @@
  * writes a checkpoint and exits 130; a second Ctrl-C exits at once.
  * @module
  */
-import { DataFileError, GpuUnavailableError, ModelLoadError, ShapeError } from "@gto/core";
+import { GpuUnavailableError, ModelLoadError, ShapeError } from "@gto/core";
+import { DataFileError } from "@gto/core/train";
+import { fail } from "@gto/core/cli";
 import { ConfigError, HELP, parseSettings, resolveConfig } from "./config.ts";
 import { resolveRun, runTraining } from "./train.ts";
 import { formatDuration, stderrSink } from "./progress.ts";
-
-function fail(message: string): never {
-  console.error(`error: ${message.replace(/\s*\n\s*/g, " ")}`);
-  Deno.exit(1);
-}
 
 async function main(): Promise<number> {
   const parsed = await parseSettings(Deno.args);

@@ -1,5 +1,5 @@
 /**
- * Phase I of draft training (DESIGN.md §2, EAGLE-3 "training-time test") as a library function, so
+ * Phase I of draft training (docs/engine.md §1, EAGLE-3 "training-time test") as a library function, so
  * the CLI (`main.ts`) and the tests run the same code:
  *
  * ```
@@ -12,7 +12,7 @@
  * loop        seeded shuffled batches (one permutation per epoch, a pure function of (seed, epoch))
  *             → TttTrainer.step (7 unrolled steps, soft CE, clip, AdamW) → submit; nothing is read
  *             back except every `logEvery` steps (metrics), at evaluations and checkpoints
- * eval        τ at T=0 with the real SpecDecoder on the held-out prompts
+ * eval        τ at T=0 with the real SpecDecoder on the held-out prompts (`measureTau`, core)
  * checkpoint  OUT/checkpoint-STEP/ = the draft (EAGLE-3 layout) + trainer_state.safetensors (AdamW
  *             m, v) + trainer_state.json (step, epoch/position, settings, data fingerprint), written
  *             to a temporary directory and renamed; OUT/latest names the newest; final draft OUT/draft/
@@ -23,30 +23,40 @@
  * @module
  */
 import {
-  buildDraftVocab,
   Eagle3Draft,
+  fitsDecoder,
   type GpuDevice,
   KernelCache,
   LlamaModel,
-  loadCorpusPrompts,
   loadModelDir,
   loadSafetensors,
-  lrSchedule,
+  measureTau,
   type ModelDir,
-  packBatch,
   Recorder,
-  regenerateResponses,
-  renderPrompt,
   requestGpu,
-  sampleSequence,
   SpecDecoder,
-  type TrainSample,
-  TttTrainer,
   writeSafetensors,
 } from "@gto/core";
+import {
+  buildDraftVocab,
+  loadCorpusPrompts,
+  lrSchedule,
+  OPTIMIZER_TENSOR_NAMES,
+  optimizerStateTensors,
+  packBatch,
+  type RegenerateProgress,
+  regenerateResponses,
+  regenerateSettings,
+  regenerateWith,
+  renderPrompt,
+  sampleSequence,
+  type TrainSample,
+  TttTrainer,
+} from "@gto/core/train";
 import { ConfigError, configToJson, parseConfigText, type TrainConfig, TRAJECTORY_KEYS } from "./config.ts";
 import { conditionalAccuracies, type EvalRow, MetricsLog, type StepRow } from "./metrics.ts";
 import { NULL_SINK, ProgressBar, type ProgressSink } from "./progress.ts";
+import { apiBase, endpointResponder, resolveModel } from "./regen_endpoint.ts";
 
 /** Format tag of trainer_state.json. */
 export const STATE_FORMAT = "gto-trainer-state";
@@ -338,19 +348,35 @@ export async function runTraining(
       const cacheFile = cfg.cache ?? join(cfg.out, "data.jsonl");
       const bar = new ProgressBar(sink, "data ", nTrain, { every: Math.max(1, Math.ceil(nTrain / 20)) });
       const t0 = performance.now();
-      all = await regenerateResponses(model, dir, rec, ids.slice(0, nTrain), {
+      const regen = {
         temperature: cfg.regenTemperature,
         maxTokens: cfg.regenMaxTokens,
         seed: cfg.seed,
         cacheFile,
-        onProgress: (p) => {
+        concurrency: cfg.regenConcurrency,
+        onProgress: (p: RegenerateProgress) => {
           const s = (performance.now() - t0) / 1000;
           bar.update(p.done, [
             `cached ${p.cached}`,
             `${(p.generatedTokens / Math.max(s, 1e-9)).toFixed(0)} tok/s`,
           ], p.done === p.total);
         },
-      });
+      };
+      if (cfg.regenEndpoint) {
+        // Any OpenAI-compatible server instead of the in-process decoder (same cache, same T=0 output).
+        const settings = regenerateSettings(dir, regen);
+        const ep = {
+          url: cfg.regenEndpoint,
+          model: cfg.regenModel,
+          onWarn: (m: string) => say(`warning: ${m}`),
+        };
+        const modelId = await resolveModel(apiBase(ep.url), ep.model);
+        say(`data: regenerating through ${cfg.regenEndpoint} (model ${modelId})`);
+        const respond = endpointResponder(dir, prompts.map((p) => p.text), settings, modelId, ep);
+        all = await regenerateWith(dir, ids.slice(0, nTrain), settings, model.maxSeqLen, respond, regen);
+      } else {
+        all = await regenerateResponses(model, dir, rec, ids.slice(0, nTrain), regen);
+      }
       bar.done();
     }
     // Keep samples with at least one response token inside the window.
@@ -402,26 +428,21 @@ export async function runTraining(
       const st = await loadSafetensors(file);
       trainer.importState({
         step: resume.state.optimizer_steps,
-        m: st.f32("adam_m", [trainer.optimizerStateSize]),
-        v: st.f32("adam_v", [trainer.optimizerStateSize]),
+        m: st.f32(OPTIMIZER_TENSOR_NAMES.m, [trainer.optimizerStateSize]),
+        v: st.f32(OPTIMIZER_TENSOR_NAMES.v, [trainer.optimizerStateSize]),
       });
       step = resume.state.step;
       elapsedBase = resume.state.elapsed_s;
       tokensSeen = resume.state.tokens_seen;
     }
 
-    // Evaluation.
+    // Evaluation: τ at T=0 with the real speculative decoder on the held-out prompts that fit.
     let decoder: SpecDecoder | null = null;
     const evalSet: number[][] = [];
     if (evalPrompts.length > 0) {
       decoder = new SpecDecoder(model, draft, rec, { tree: cfg.tree });
       owned.push(decoder);
-      const tr = decoder.tree;
-      const room = Math.min(
-        model.maxSeqLen - cfg.evalMaxTokens - tr.totalTokens - tr.pathWidth,
-        draft.maxSeqLen - cfg.evalMaxTokens - tr.topK * tr.depth - tr.pathWidth,
-      );
-      for (const p of evalPrompts) if (p.length >= 1 && p.length <= room) evalSet.push(p);
+      for (const p of evalPrompts) if (fitsDecoder(decoder, p.length, cfg.evalMaxTokens)) evalSet.push(p);
       if (evalSet.length < evalPrompts.length) {
         say(
           `warning: ${evalPrompts.length - evalSet.length} held-out prompts too long for evaluation; skipped`,
@@ -430,24 +451,14 @@ export async function runTraining(
     }
     const evaluate = async (atStep: number): Promise<EvalRow> => {
       const t0 = performance.now();
-      let weighted = 0, cycles = 0, tokens = 0;
-      for (const p of evalSet) {
-        const r = await decoder!.generate(p, {
-          maxTokens: cfg.evalMaxTokens,
-          eosIds: tc.eosTokenIds,
-          temperature: 0,
-        });
-        weighted += r.acceptanceLength * r.cycles;
-        cycles += r.cycles;
-        tokens += r.tokens.length;
-      }
+      const r = await measureTau(decoder!, evalSet, { maxTokens: cfg.evalMaxTokens, eosIds: tc.eosTokenIds });
       return {
         step: atStep,
         eval: {
-          tau: cycles > 0 ? weighted / cycles : 0,
-          prompts: evalSet.length,
-          tokens,
-          cycles,
+          tau: r.tau,
+          prompts: r.prompts,
+          tokens: r.tokens,
+          cycles: r.cycles,
           seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
         },
       };
@@ -462,10 +473,9 @@ export async function runTraining(
       try {
         await draft.save(rec, tmp);
         const st = await trainer.exportState(rec);
-        await writeSafetensors(join(tmp, "trainer_state.safetensors"), [
-          { name: "adam_m", dtype: "F32", shape: [st.m.length], data: st.m },
-          { name: "adam_v", dtype: "F32", shape: [st.v.length], data: st.v },
-        ], { format: "pt" });
+        await writeSafetensors(join(tmp, "trainer_state.safetensors"), optimizerStateTensors(st), {
+          format: "pt",
+        });
         const pos = batchAt(atStep, train.length, B, cfg.seed);
         const state: TrainerStateJson = {
           format: STATE_FORMAT,

@@ -14,19 +14,12 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import {
-  Eagle3Draft,
-  KernelCache,
-  loadModelDir,
-  loadSafetensors,
-  Recorder,
-  requestGpu,
-  type TrainSample,
-} from "@gto/core";
+import { Eagle3Draft, KernelCache, loadModelDir, loadSafetensors, Recorder, requestGpu } from "@gto/core";
+import type { TrainSample } from "@gto/core/train";
 import { ConfigError, DEFAULTS, FLAGS, parseConfigText, resolveConfig, type TrainConfig } from "./config.ts";
 import { batchAt, resolveRun, runTraining } from "./train.ts";
 import { readMetricsFile, renderSvg, type StepRow } from "./metrics.ts";
-import { type CliResult, runCli } from "../../packages/core/src/testing/cli.ts";
+import { type CliResult, runCli } from "@gto/core/testing";
 
 const CLI = fileURLToPath(new URL("./main.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));

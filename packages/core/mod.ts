@@ -1,23 +1,26 @@
 /**
  * `@gto/core`: a WebGPU tensor engine for LLaMA-family targets and EAGLE-3 / GTO speculative decoding.
  *
- * - Engine: {@link requestGpu}, {@link BufferArena}, {@link KernelCache}, {@link Recorder}, {@link Tensor}.
+ * - {@link Engine}: the one way apps decode — load a target (+ optional EAGLE-3 draft), then `chat` /
+ *   `complete` with streaming text, stop strings, abort and a FIFO of callers.
+ * - GPU layer: {@link requestGpu}, {@link BufferArena}, {@link KernelCache}, {@link Recorder}, {@link Tensor}.
  * - Ops (one WGSL kernel family each, in `@gto/kernels`): linear, rmsNorm, ropeQkv, attention, swiglu,
  *   embedding, softmax/logSoftmax, argmax/topk/sample, add/copyRows.
- * - Models: {@link loadModelDir} (safetensors, config.json, tokenizer.json, chat templates),
- *   {@link LlamaModel} (GPU forward with KV cache), {@link generate} (GPU-resident decode loop).
- * - References: f64 CPU implementations of every op and of the LLaMA forward (`reference`).
+ * - Models: {@link loadModelDir} (safetensors, config.json, tokenizer.json, chat templates, {@link encodeChat}),
+ *   {@link LlamaModel}, {@link Eagle3Draft}; decoders: {@link generate} (plain), {@link SpecDecoder}
+ *   (tree speculative), {@link measureTau}.
+ *
+ * Subpaths: `@gto/core/train` (backward ops, optimizer, TTT / GTO training, data), `@gto/core/reference`
+ * (f64 CPU references of every kernel, model and objective), `@gto/core/testing` (test device, all-close,
+ * CLI runner), `@gto/core/cli` (the flags table shared by the apps).
  *
  * @example
  * ```ts
- * import { generate, KernelCache, LlamaModel, loadModelDir, Recorder, requestGpu } from "@gto/core";
- * const gpu = await requestGpu();
- * const dir = await loadModelDir("models/tiny");
- * const model = await LlamaModel.load(gpu, dir);
- * const rec = new Recorder(gpu, new KernelCache(gpu));
- * const prompt = dir.tokenizer.encode("def add(a, b):");
- * const out = await generate(model, rec, model.allocTokenRing(), prompt, { maxTokens: 32 });
- * console.log(dir.tokenizer.decode(out.tokens));
+ * import { Engine } from "@gto/core";
+ * const engine = await Engine.load({ target: "models/tiny" });
+ * const r = await engine.chat([{ role: "user", content: "What is 12 plus 7?" }], { maxTokens: 32 });
+ * console.log(r.text, r.finishReason, r.usage);
+ * await engine.close();
  * ```
  * @module
  */
@@ -26,15 +29,30 @@ export * from "./src/gpu/mod.ts";
 export * from "./src/ops/mod.ts";
 export * from "./src/model/llama.ts";
 export * from "./src/model/eagle3.ts";
-export * from "./src/decode/generate.ts";
-export * from "./src/tree/mod.ts";
+export * from "./src/model/draft_layer.ts";
+export {
+  generate,
+  type GenerateOptions as PlainGenerateOptions,
+  type GenerateResult as PlainGenerateResult,
+  type SamplingOptions,
+} from "./src/decode/generate.ts";
+export * from "./src/engine/mod.ts";
+export * from "./src/tree/tree_ops.ts";
+export * from "./src/tree/report.ts";
+export {
+  type ResolvedTreeConfig,
+  resolveTreeConfig,
+  TREE_MAX_TOKENS,
+  TREE_MAX_TOPK,
+  type TreeConfig,
+} from "./src/tree/tree_ref.ts";
 export * from "./src/speculative/mod.ts";
-export * from "./src/train/mod.ts";
 export {
   bf16BitsToF32,
   type ChatMessage,
   type ChatTemplate,
   checkLlamaWeights,
+  encodeChat,
   f16BitsToF32,
   f32ToF16Bits,
   type LlamaConfig,
@@ -52,4 +70,3 @@ export {
   writeSafetensors,
 } from "./src/io/mod.ts";
 export * from "./src/io/eagle3.ts";
-export * as reference from "./src/reference/mod.ts";

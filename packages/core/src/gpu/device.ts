@@ -2,7 +2,7 @@
  * Device acquisition. We request the adapter's limits explicitly (wgpu otherwise hands out the
  * spec's small defaults, e.g. 128 MiB storage bindings) and the optional features the kernels can
  * use: `shader-f16` (f16 weight storage), `subgroups`, `timestamp-query` (benchmarks). Every feature
- * has a tested fallback, so a device without them still runs every kernel (DESIGN.md §3).
+ * has a tested fallback, so a device without them still runs every kernel (docs/engine.md §2).
  * @module
  */
 import { GpuUnavailableError } from "../errors.ts";

@@ -1,6 +1,6 @@
 /**
  * Compiled kernels and the caches that make dispatch cheap. Creating a pipeline costs milliseconds and
- * `createBindGroup` ~5 µs (DESIGN.md §3), so both are created once and looked up by key: pipelines by
+ * `createBindGroup` ~5 µs (docs/engine.md §2), so both are created once and looked up by key: pipelines by
  * (entry point, WGSL text, override constants), bind groups by (kernel layout, buffer spans).
  *
  * Binding convention for every kernel in `kernels/`: `@group(0) @binding(i)` for i < storage.length

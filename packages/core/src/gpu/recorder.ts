@@ -1,7 +1,7 @@
 /**
  * The recorder encodes a whole step — many dispatches — into one command encoder and one compute
  * pass, then submits once (a new encoder + submit costs ~90 µs in Deno, a dispatch in an open pass
- * ~1–2 µs; DESIGN.md §3). Per-dispatch parameters go into one uniform arena with dynamic offsets:
+ * ~1–2 µs; docs/engine.md §2). Per-dispatch parameters go into one uniform arena with dynamic offsets:
  * each dispatch gets its own 256-byte slot in a CPU staging copy that is uploaded with a single
  * `writeBuffer` right before the submit. `writeBuffer` is queue-ordered, so the next step may reuse
  * the slots although the previous submit has not finished.

@@ -5,13 +5,19 @@
  * `chat_template` field of `tokenizer_config.json`; `bos_token` / `eos_token` come from
  * tokenizer_config.json. Serving and benchmarks must render prompts byte-for-byte like transformers,
  * or acceptance lengths measured here would not be comparable.
+ *
+ * {@link encodeChat} is the one chat → token ids path of the project (engine, trainer, benchmarks):
+ * the template writes every special token itself (`{{ bos_token }}`), so the text is tokenized with
+ * `addSpecialTokens: false`, as transformers' `apply_chat_template(tokenize=True)` does. Tokenizing
+ * with the post-processor on would add a second BOS on tokenizers whose post-processor adds one
+ * (LLaMA-3 style), a train/serve skew.
  * @module
  */
 
 import { Template } from "@huggingface/jinja";
 import { ModelLoadError } from "../errors.ts";
 import { describe, errText, isObject, joinPath, parseJsonObject, pathKind, readText } from "./_fs.ts";
-import { specialTokenText } from "./tokenizer.ts";
+import { specialTokenText, type TextTokenizer } from "./tokenizer.ts";
 
 /** One chat turn. */
 export interface ChatMessage {
@@ -100,4 +106,23 @@ function templateFromConfig(file: string, v: unknown): string | undefined {
     file,
     `field "chat_template" is ${describe(v)}; expected a string or a list of {name, template}`,
   );
+}
+
+/**
+ * Prompt token ids of `messages`: the model's chat template with the generation prompt appended,
+ * tokenized without extra special tokens (the template writes them). Throws ModelLoadError naming
+ * the directory when it has no chat template.
+ */
+export function encodeChat(
+  dir: { dir: string; tokenizer: TextTokenizer; chatTemplate?: ChatTemplate },
+  messages: ChatMessage[],
+): number[] {
+  if (!dir.chatTemplate) {
+    throw new ModelLoadError(
+      dir.dir,
+      "no chat template (chat_template.jinja or tokenizer_config.json chat_template); chat prompts need one",
+    );
+  }
+  const text = dir.chatTemplate.render(messages, { addGenerationPrompt: true });
+  return dir.tokenizer.encode(text, { addSpecialTokens: false });
 }

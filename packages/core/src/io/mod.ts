@@ -25,5 +25,11 @@ export {
 } from "./safetensors.ts";
 export { type LlamaConfig, type LlamaConfigOptions, loadLlamaConfig, parseLlamaConfig } from "./config.ts";
 export { loadTokenizer, specialTokenText, type TextTokenizer } from "./tokenizer.ts";
-export { type ChatMessage, type ChatTemplate, loadChatTemplate, parseChatTemplate } from "./chat.ts";
+export {
+  type ChatMessage,
+  type ChatTemplate,
+  encodeChat,
+  loadChatTemplate,
+  parseChatTemplate,
+} from "./chat.ts";
 export { checkLlamaWeights, llamaTensorShapes, loadModelDir, type ModelDir } from "./model_dir.ts";

@@ -1,5 +1,5 @@
 /**
- * The EAGLE-3 draft model on the GPU (DESIGN.md §2): `fc` fuses the target's feature taps, one
+ * The EAGLE-3 draft model on the GPU (docs/engine.md §1): `fc` fuses the target's feature taps, one
  * decoder layer whose attention input is concat(input_layernorm(embedding), hidden_norm(h)) with
  * residual h, a final norm and an lm_head over the reduced draft vocabulary (target id = draft id +
  * d2t[draft id]). Like {@link LlamaModel}, every method only *records* dispatches into a Recorder —
@@ -14,7 +14,8 @@
  * `qkvEmb` (N, H) and `qkvHidden` (N, H) with q, k, v rows stacked (N = (nH + 2·nKV)·hd), and the
  * projection is two accumulating linears. Dispatches per forward: embedding, 2 rmsNorm, 2 linear
  * (QKV), ropeQkv, attention, o linear (+residual), rmsNorm, gate/up linear, SwiGLU, down linear
- * (+residual) = 12, plus rmsNorm + lm_head for logits.
+ * (+residual) = 12, plus rmsNorm + lm_head for logits. The layer itself (shared with training) is
+ * `draft_layer.ts`; this class owns the weights, the cache and the decoding workspace.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -34,11 +35,15 @@ import {
 } from "../io/eagle3.ts";
 import { ShapeError } from "../errors.ts";
 import { linear } from "../ops/linear.ts";
-import { rmsNorm } from "../ops/norm.ts";
-import { swiglu } from "../ops/activation.ts";
-import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue, type TreeMask } from "../ops/attention.ts";
-import { ropeQkv } from "../ops/rope.ts";
+import type { DynamicValue, TreeMask } from "../ops/attention.ts";
+import {
+  draftHeadForward,
+  type DraftLayerActs,
+  draftLayerForward,
+  type Eagle3GpuWeights,
+} from "./draft_layer.ts";
+
+export type { Eagle3GpuWeights } from "./draft_layer.ts";
 
 /** Options for loading or creating an {@link Eagle3Draft}. */
 export interface Eagle3Options {
@@ -50,32 +55,6 @@ export interface Eagle3Options {
 
 /** Options for {@link Eagle3Draft.create}: initialisation plus sizes. */
 export interface Eagle3CreateOptions extends Eagle3Options, Eagle3InitOptions {}
-
-/** The draft's trainable weights on the GPU (all f32, in the weight arena). */
-export interface Eagle3GpuWeights {
-  /** (H, n·Ht) feature fusion. */
-  fc: Tensor;
-  /** (H) input_layernorm (applied to the embedding). */
-  inputNorm: Tensor;
-  /** (H) hidden_norm (applied to the hidden input). */
-  hiddenNorm: Tensor;
-  /** ((nH + 2nKV)·hd, H): columns [0, H) of q/k/v_proj stacked (multiply norm(embedding)). */
-  qkvEmb: Tensor;
-  /** ((nH + 2nKV)·hd, H): columns [H, 2H) of q/k/v_proj stacked (multiply norm(hidden)). */
-  qkvHidden: Tensor;
-  /** (H, nH·hd) o_proj. */
-  o: Tensor;
-  /** (H) post_attention_layernorm. */
-  postNorm: Tensor;
-  /** (2I, H) gate_proj rows then up_proj rows. */
-  gateUp: Tensor;
-  /** (H, I) down_proj. */
-  down: Tensor;
-  /** (H) final norm. */
-  norm: Tensor;
-  /** (Vd, H) lm_head. */
-  lmHead: Tensor;
-}
 
 /** Inputs of {@link Eagle3Draft.forward}. */
 export interface Eagle3ForwardArgs {
@@ -301,9 +280,7 @@ export class Eagle3Draft {
     if (x.shape.length !== 2 || T < 1 || T > this.maxBatch) {
       throw new ShapeError(`Eagle3Draft.head: ${x.name} [${x.shape}] must be (1..${this.maxBatch}, H)`);
     }
-    const xn = this.#xn.rows(T);
-    rmsNorm(rec, xn, x, this.weights.norm, this.config.rmsNormEps);
-    linear(rec, logits, xn, this.weights.lmHead);
+    draftHeadForward(rec, this, logits, this.#xn.rows(T), x);
   }
 
   /**
@@ -312,8 +289,7 @@ export class Eagle3Draft {
    * dynamicLen), causal by default (query t sees rows ≤ kvLen − T + t) or with `treeMask` / `mask`.
    */
   forward(rec: Recorder, args: Eagle3ForwardArgs): Eagle3ForwardResult {
-    const cfg = this.config;
-    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: hd } = cfg;
+    const H = this.config.hiddenSize;
     const T = args.T;
     if (!Number.isInteger(T) || T < 1 || T > this.maxBatch) {
       throw new ShapeError(`Eagle3Draft.forward: T=${T}; this draft was loaded for 1..${this.maxBatch} rows`);
@@ -328,37 +304,41 @@ export class Eagle3Draft {
     const out = args.out ? args.out.expectShape([-1, H], "f32") : this.#out;
     if (out.shape[0] < T) throw new ShapeError(`Eagle3Draft.forward: ${out.name} has fewer than ${T} rows`);
     const o = out.shape[0] === T ? out : out.rows(T);
-    const emb = this.#emb.rows(T), hn = this.#hn.rows(T), qkv = this.#qkv.rows(T), q = this.#q.rows(T);
-    const att = this.#att.rows(T), xn = this.#xn.rows(T), gu = this.#gateUp.rows(T), act = this.#act1.rows(T);
-    const w = this.weights;
-    const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
-
-    embedding(rec, emb, this.embed, args.ids, { idsOffset: args.idsOffset ?? 0 });
-    rmsNorm(rec, emb, emb, w.inputNorm, cfg.rmsNormEps);
-    rmsNorm(rec, hn, hidden, w.hiddenNorm, cfg.rmsNormEps);
-    linear(rec, qkv, emb, w.qkvEmb); // concat(e, h)·Wᵀ = e·W_embᵀ + h·W_hiddenᵀ
-    linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
-    ropeQkv(rec, q, this.kCache, this.vCache, qkv, {
-      ...dims,
-      theta: cfg.ropeTheta,
-      cacheRow: args.cacheRow,
-      pos0: args.pos0 ?? args.cacheRow,
-      positions: args.positions,
-      dynamicRow: args.dynamicRow,
-      dynamicPos: args.dynamicPos,
+    // Decoding's workspace: the embedding is normalised in place and y is the output buffer.
+    const emb = this.#emb.rows(T);
+    const acts: DraftLayerActs = {
+      emb,
+      en: emb,
+      hn: this.#hn.rows(T),
+      qkv: this.#qkv.rows(T),
+      q: this.#q.rows(T),
+      att: this.#att.rows(T),
+      y: o,
+      xn: this.#xn.rows(T),
+      gu: this.#gateUp.rows(T),
+      act: this.#act1.rows(T),
+    };
+    draftLayerForward(rec, this, acts, {
+      hidden,
+      ids: args.ids,
+      idsOffset: args.idsOffset,
+      kCache: this.kCache,
+      vCache: this.vCache,
+      rope: {
+        cacheRow: args.cacheRow,
+        pos0: args.pos0 ?? args.cacheRow,
+        positions: args.positions,
+        dynamicRow: args.dynamicRow,
+        dynamicPos: args.dynamicPos,
+      },
+      attention: {
+        kvLen: args.kvLen,
+        dynamicLen: args.dynamicLen,
+        treeMask: args.treeMask,
+        mask: args.mask,
+      },
+      out: o,
     });
-    attention(rec, att, q, this.kCache, this.vCache, {
-      ...dims,
-      kvLen: args.kvLen,
-      dynamicLen: args.dynamicLen,
-      treeMask: args.treeMask,
-      mask: args.mask,
-    });
-    linear(rec, o, att, w.o, { residual: hidden });
-    rmsNorm(rec, xn, o, w.postNorm, cfg.rmsNormEps);
-    linear(rec, gu, xn, w.gateUp);
-    swiglu(rec, act, gu);
-    linear(rec, o, act, w.down, { residual: o });
     if (args.logits === "none") return { out: o, logits: null };
     const logits = this.#logits.rows(T);
     this.head(rec, logits, o);

@@ -2,7 +2,7 @@
  * The LLaMA target on the GPU: weights uploaded once into one weight arena (with Q/K/V and gate/up
  * fused into single matrices so each is one dispatch), a KV cache per layer, and a fixed activation
  * workspace sized for `maxBatch` tokens. `forward` only *records* dispatches — nothing is read back —
- * so callers can encode many decode steps per submit (DESIGN.md §3).
+ * so callers can encode many decode steps per submit (docs/engine.md §2).
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
  * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small

@@ -13,6 +13,7 @@ import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
+import { type AttentionSplit, attentionSplits, recordSplitAttention } from "./attention_split.ts";
 
 /** Largest head dim the attention kernel supports. */
 export const ATTENTION_MAX_HEAD_DIM = 128;
@@ -35,7 +36,7 @@ function attentionKernel(rec: Recorder, wg: number, hd: number): Kernel {
       code: specialize(ATTENTION_WGSL, { WG: wg, D4: hd / 4 }),
       entryPoint: "attention",
       storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
-      params: "uuuufuuiu",
+      params: "uuuufuuiuuuuu",
     });
     m.set(key, k);
   }
@@ -62,6 +63,35 @@ export interface TreeMask {
 }
 
 /**
+ * Segmented masking (many trees per dispatch, GTO training): the Tq queries form G = Tq /
+ * queriesPerGroup groups (trees) of consecutive queries; group g sees cache rows [0, prefix_g) with
+ * prefix_g = `prefix.meta[prefix.index + g]` read on the GPU (clamped to `treeBase`), plus the tree
+ * keys jt < treeLen whose bit is set in the query's row of `mask`; tree key jt of group g is cache
+ * row treeBase + floor(jt / blockSize)·blockStride + g·blockSize + jt % blockSize. Each query scans
+ * only prefix_g + treeLen keys.
+ * - draft expansion e of P trees of width k: queriesPerGroup = blockSize = k, treeLen = k·(e+1),
+ *   blockStride = P·k (expansion-major rows after the prefix), mask = the trees' draft masks;
+ * - target verification of c trees of N nodes: queriesPerGroup = blockSize = treeLen = N, mask = the
+ *   trees' ancestor bitsets.
+ */
+export interface SegmentedMask {
+  /** u32 prefix length of group g at `meta[index + g]` (the caller keeps each ≤ treeBase). */
+  prefix: DynamicValue;
+  /** Consecutive queries per group. */
+  queriesPerGroup: number;
+  /** Bitset rows (Tq, ceil(treeLen/32)) over the group's own tree keys. */
+  mask: Tensor;
+  /** Tree keys per group. */
+  treeLen: number;
+  /** Cache row of group 0's tree key 0. */
+  treeBase: number;
+  /** Tree keys per block and group (default treeLen: one block). */
+  blockSize?: number;
+  /** Cache rows between consecutive blocks (default groups × blockSize). */
+  blockStride?: number;
+}
+
+/**
  * Scaled-dot-product attention with GQA over a KV cache.
  * `q` (Tq, nH·hd); `kCache`, `vCache` (S, nKV·hd) of which rows [0, kvLen) are valid (later rows
  * are never read); `out` (Tq, nH·hd), which may be `q` itself. Head h uses kv head
@@ -70,7 +100,9 @@ export interface TreeMask {
  * position (requires Tq ≤ kvLen). With `opts.mask` (u32 tensor (Tq, ceil(kvLen/32)), see
  * {@link packMask}; bit j of row t set ⇔ query t may see key j) any per-query mask (tree masks).
  * With `opts.treeMask`, prefix + tree masking ({@link TreeMask}). With `opts.dynamicLen`, the valid
- * length is kvLen + meta[index] read on the GPU (causal or treeMask only).
+ * length is kvLen + meta[index] read on the GPU (causal or treeMask only). With `opts.segmented`,
+ * per-group prefixes plus per-group tree keys ({@link SegmentedMask}; `kvLen` is then unused but must
+ * be a valid row count).
  * A query with no visible key outputs zeros. hd must be a multiple of 4 and ≤ 128; tensors f32.
  */
 export function attention(
@@ -88,11 +120,18 @@ export function attention(
     mask?: Tensor;
     treeMask?: TreeMask;
     dynamicLen?: DynamicValue;
+    segmented?: SegmentedMask;
     /** Force the workgroup size (tests; default: 64 on software adapters, else 256 or 128 by size). */
     workgroupSize?: 32 | 64 | 128 | 256;
+    /**
+     * Scratch for split-K attention (few queries, long cache; not with `segmented`): the keys of each
+     * (query, head) are divided among `splits` workgroups (default {@link attentionSplits}) and
+     * merged by a second dispatch.
+     */
+    split?: AttentionSplit;
   },
 ): void {
-  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen } = opts;
+  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen, segmented } = opts;
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
   if (!Number.isInteger(nH) || !Number.isInteger(nKV) || nKV <= 0 || nH <= 0 || nH % nKV !== 0) {
     throw new ShapeError(`attention: numHeads ${nH} must be a positive multiple of numKvHeads ${nKV}`);
@@ -124,11 +163,56 @@ export function attention(
   } else if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
     throw new ShapeError(`attention: kvLen ${kvLen} must be in [1, ${S}] (rows of ${kCache.name})`);
   }
-  if (mask && treeMask) throw new ShapeError("attention: give mask or treeMask, not both");
+  if ([mask, treeMask, segmented].filter((m) => m).length > 1) {
+    throw new ShapeError("attention: give at most one of mask, treeMask, segmented");
+  }
   let words = Math.ceil(kvLen / 32);
   let mode = 0;
   let treeLen = 0;
-  if (mask) {
+  let seg = [0, 0, 0, 0]; // queriesPerGroup, treeBase, blockSize, blockStride
+  let meta: Tensor | undefined = dynamicLen?.meta;
+  let metaIndex = dynamicLen ? dynamicLen.index : -1;
+  if (segmented) {
+    if (dynamicLen) {
+      throw new ShapeError("attention: segmented carries its own prefix lengths; drop dynamicLen");
+    }
+    const { prefix, queriesPerGroup: qpg, treeBase } = segmented;
+    treeLen = segmented.treeLen;
+    if (!Number.isInteger(qpg) || qpg < 1 || Tq % qpg !== 0) {
+      throw new ShapeError(`attention: segmented queriesPerGroup ${qpg} must divide Tq ${Tq}`);
+    }
+    const G = Tq / qpg;
+    const blk = segmented.blockSize ?? treeLen;
+    const stride = segmented.blockStride ?? G * blk;
+    if (!Number.isInteger(treeLen) || treeLen < 1) {
+      throw new ShapeError(`attention: treeLen ${treeLen} must be ≥ 1`);
+    }
+    if (!Number.isInteger(blk) || blk < 1 || !Number.isInteger(stride) || stride < G * blk) {
+      throw new ShapeError(
+        `attention: segmented blockSize ${blk} ≥ 1 and blockStride ${stride} ≥ groups·blockSize`,
+      );
+    }
+    const blocks = Math.ceil(treeLen / blk);
+    // Largest cache row a tree key maps to: the last group's last key of the last or a full block.
+    const lastBlock = treeBase + (blocks - 1) * stride + (G - 1) * blk + treeLen - 1 - (blocks - 1) * blk;
+    const fullBlock = blocks > 1 ? treeBase + (blocks - 2) * stride + G * blk - 1 : 0;
+    const last = Math.max(lastBlock, fullBlock);
+    if (!Number.isInteger(treeBase) || treeBase < 0 || last >= S) {
+      throw new ShapeError(`attention: segmented tree keys reach row ${last}, ${kCache.name} has ${S} rows`);
+    }
+    prefix.meta.expectShape([-1], "u32");
+    if (!Number.isInteger(prefix.index) || prefix.index < 0 || prefix.index + G > prefix.meta.size) {
+      throw new ShapeError(
+        `attention: segmented prefixes [${prefix.index}, ${prefix.index + G}) outside ${prefix.meta.name}`,
+      );
+    }
+    words = Math.ceil(treeLen / 32);
+    segmented.mask.expectShape([Tq, words], "u32"); // (Tq, ceil(treeLen/32))
+    mode = 3;
+    seg = [qpg, treeBase, blk, stride];
+    meta = prefix.meta;
+    metaIndex = prefix.index;
+  } else if (mask) {
     mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
     mode = 1;
   } else if (treeMask) {
@@ -147,11 +231,30 @@ export function attention(
   // (fewer fibers switched at each barrier; measured 423 → 261 µs at tiny's shape, kv 32).
   const wg = opts.workgroupSize ?? (rec.gpu.isFallback ? 64 : Tq * nH <= WIDE_BELOW ? 256 : 128);
   if (wg < hd / 4) throw new ShapeError(`attention: workgroup size ${wg} below headDim/4 = ${hd / 4}`);
+  if (opts.split && mode !== 3) {
+    const splits = opts.split.splits ?? attentionSplits(rec, Tq, nH, dynamicLen ? S : kvLen);
+    if (splits > 1) {
+      recordSplitAttention(rec, {
+        out,
+        q,
+        kCache,
+        vCache,
+        mask: mask ?? treeMask?.mask,
+        meta,
+        params: [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen],
+        headDim: hd,
+        splits,
+        scratch: opts.split.scratch,
+        workgroupSize: wg,
+      });
+      return;
+    }
+  }
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(
     k,
-    [q, kCache, vCache, mask ?? treeMask?.mask ?? q, out, dynamicLen?.meta ?? q],
-    [Tq, nH, nKV, kvLen, scale, mode, words, dynamicLen ? dynamicLen.index : -1, treeLen],
+    [q, kCache, vCache, mask ?? treeMask?.mask ?? segmented?.mask ?? q, out, meta ?? q],
+    [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen, ...seg],
     [nH, Tq],
   );
 }

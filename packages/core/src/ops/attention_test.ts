@@ -229,3 +229,92 @@ Deno.test("attention: every workgroup size (the GPU defaults 256/128 and the sof
   }
   arena.destroy();
 });
+
+Deno.test("attention segmented mode (per-tree prefix + own tree keys) equals the f64 reference with an explicit mask", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "acts");
+  // [nH, nKV, hd, groups, queriesPerGroup, treeLen, blockSize, blockStride, treeBase, prefixes, wg]
+  const cases: [number, number, number, number, number, number, number, number, number, number[], number?][] =
+    [
+      [3, 1, 12, 5, 3, 9, 3, 17, 40, [0, 1, 17, 40, 23]], // draft expansion e = 2 of 5 trees, k = 3
+      [4, 2, 32, 3, 37, 37, 37, 111, 70, [5, 70, 33], 32], // verification of 3 trees of 37 nodes
+      [2, 2, 8, 2, 4, 10, 4, 9, 3, [3, 0], 128], // partial last block
+      [6, 2, 64, 1, 6, 6, 6, 6, 130, [129]],
+    ];
+  for (const [nH, nKV, hd, G, qpg, treeLen, blk, stride, treeBase, prefixes, wg] of cases) {
+    const Tq = G * qpg;
+    const blocks = Math.ceil(treeLen / blk);
+    const rowOf = (g: number, jt: number) => treeBase + Math.floor(jt / blk) * stride + g * blk + (jt % blk);
+    const S = rowOf(G - 1, treeLen - 1) + 1 + 5;
+    const kvW = nKV * hd;
+    const seed = Tq * 7 + treeLen;
+    const k = randn(S * kvW, seed + 1), v = randn(S * kvW, seed + 2), q = randn(Tq * nH * hd, seed);
+    const r = rng(seed + 3);
+    const bits = new Uint8Array(Tq * treeLen).map(() => (r() < 0.5 ? 1 : 0));
+    bits.fill(0, 0, treeLen); // query 0: no tree key (with prefix 0 in case 1: an all-masked row)
+    const mask = new Uint8Array(Tq * S); // explicit (Tq, S) over physical rows
+    const used = new Uint8Array(S);
+    for (let t = 0; t < Tq; t++) {
+      const g = Math.floor(t / qpg);
+      for (let j = 0; j < prefixes[g]; j++) mask[t * S + j] = used[j] = 1;
+      for (let jt = 0; jt < treeLen; jt++) {
+        used[rowOf(g, jt)] = 1;
+        if (bits[t * treeLen + jt]) mask[t * S + rowOf(g, jt)] = 1;
+      }
+    }
+    // Rows nobody may read hold NaN on the GPU (zeros for the reference).
+    const kg = k.slice(), vg = v.slice();
+    for (let j = 0; j < S; j++) {
+      if (used[j]) continue;
+      kg.fill(NaN, j * kvW, (j + 1) * kvW);
+      vg.fill(NaN, j * kvW, (j + 1) * kvW);
+      k.fill(0, j * kvW, (j + 1) * kvW);
+      v.fill(0, j * kvW, (j + 1) * kvW);
+    }
+    const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
+    const tK = arena.upload(kg, [S, kvW], "f32", "kCache");
+    const tV = arena.upload(vg, [S, kvW], "f32", "vCache");
+    const tMask = arena.upload(packMask(bits, Tq, treeLen), [Tq, Math.ceil(treeLen / 32)], "u32", "treeBits");
+    const meta = arena.upload(new Uint32Array([99, 99, ...prefixes]), [G + 2], "u32", "prefixes");
+    const tOut = arena.alloc([Tq, nH * hd], "f32", "out");
+    const segmented = {
+      prefix: { meta, index: 2 },
+      queriesPerGroup: qpg,
+      mask: tMask,
+      treeLen,
+      treeBase,
+      blockSize: blk,
+      blockStride: stride,
+    };
+    const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen: S, segmented };
+    attention(rec, tOut, tQ, tK, tV, wg ? { ...opts, workgroupSize: wg as 32 | 128 } : opts);
+    const dims = { tq: Tq, tk: S, nHeads: nH, nKvHeads: nKV, headDim: hd };
+    const expected = attentionRef(q, k, v, mask, 1 / Math.sqrt(hd), dims);
+    assertAllClose(await rec.readF32(tOut), expected, {
+      rtol: 1e-4,
+      atol: 2e-5,
+      name: `segmented G ${G} qpg ${qpg} tree ${treeLen}/${blk}x${blocks} base ${treeBase}`,
+    });
+    arena.reset();
+  }
+  // Bad layouts name the problem.
+  const q = arena.alloc([6, 8], "f32", "q"), kc = arena.alloc([20, 8], "f32", "kc");
+  const meta = arena.alloc([2], "u32", "pre");
+  const m = arena.alloc([6, 1], "u32", "bits");
+  const base = { numHeads: 1, numKvHeads: 1, headDim: 8, kvLen: 20 };
+  const seg = { prefix: { meta, index: 0 }, queriesPerGroup: 3, mask: m, treeLen: 3, treeBase: 10 };
+  assert.throws(
+    () => attention(rec, q, q, kc, kc, { ...base, segmented: { ...seg, queriesPerGroup: 4 } }),
+    /divide/,
+  );
+  assert.throws(
+    () => attention(rec, q, q, kc, kc, { ...base, segmented: { ...seg, treeBase: 15 } }),
+    /reach row 20/,
+  );
+  assert.throws(
+    () => attention(rec, q, q, kc, kc, { ...base, segmented: { ...seg, prefix: { meta, index: 1 } } }),
+    /prefixes \[1, 3\) outside pre/,
+  );
+  assert.throws(() => attention(rec, q, q, kc, kc, { ...base, segmented: seg, mask: m }), /at most one/);
+  arena.destroy();
+});

@@ -105,14 +105,14 @@ export interface LinearOptions {
 
 /**
  * Matvec rows per 256-thread workgroup: 8 (32 threads per row, coalesced) on hardware, per the
- * DESIGN.md §3 probe; 64 (4 threads per row) on llvmpipe, where each barrier of the reduction and
+ * docs/engine.md §2 probe; 64 (4 threads per row) on llvmpipe, where each barrier of the reduction and
  * each workgroup are expensive: measured 2–4× faster there than 8 (e.g. 1×384×8192 f32 6 ms vs 15 ms).
  */
 const MATVEC_ROWS = 8;
 const MATVEC_ROWS_SOFTWARE = 64;
 
 /**
- * Default tiles: 128×128 with 8×8 outputs per thread, BK 16 (the DESIGN.md §3 probe shape). Measured
+ * Default tiles: 128×128 with 8×8 outputs per thread, BK 16 (the docs/engine.md §2 probe shape). Measured
  * on llvmpipe (2 shared cores, 512×1024×1024): 8×8 per thread 7–9 GFLOP/s for 64×64..128×128 tiles
  * and BK 8..16, 4×4 per thread 2–4 GFLOP/s (each workgroup-memory read is a gather there, so the
  * FMA:load ratio decides). Hardware falls back to 64×64 tiles (4×4 per thread) when 128×128 leaves

@@ -12,3 +12,6 @@ export * from "./activation.ts";
 export * from "./embedding.ts";
 export * from "./softmax.ts";
 export * from "./select.ts";
+export * from "./topk.ts";
+export * from "./attention_split.ts";
+export * from "./attention_rope.ts";

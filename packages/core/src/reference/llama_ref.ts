@@ -158,6 +158,14 @@ export class LlamaRef {
     this.#len = 0;
   }
 
+  /** Keep only the first `len` cached tokens (≤ length); the next `forward` continues at position len. */
+  truncate(len: number): void {
+    if (!Number.isInteger(len) || len < 0 || len > this.#len) {
+      throw new ShapeError(`LlamaRef.truncate: ${len} outside [0, ${this.#len}]`);
+    }
+    this.#len = len;
+  }
+
   /**
    * Run the new tokens `ids` through the model after the cached ones, appending their keys/values.
    * @param ids (T) token ids

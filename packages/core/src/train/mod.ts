@@ -1,32 +1,17 @@
 /**
- * Training ops for the EAGLE-3 / GTO draft (`deno task train`): backward kernels of every op the
- * draft trains through, the fused soft cross-entropy, AdamW with GPU-side gradient clipping, and
- * the learning-rate schedule.
- *
- * Design choice: **explicit per-layer backward** (llm.c style, DESIGN.md §5), not a tape/autograd.
- * The draft is one decoder layer unrolled 7 times, so the trainer writes its backward by hand, op
- * by op, in reverse order, reusing the forward activations it kept. Each backward op here mirrors one
- * forward op of `../ops` and takes the forward's inputs (and outputs where cheaper than recomputing):
- * - {@link linearBackward}: dx = dy·w, dw (+)= dyᵀ·x
- * - {@link rmsNormBackward}: dx, dw (+)= Σ_rows
- * - {@link ropeBackward}: inverse rotation, in place
- * - {@link attentionBackward}: GQA, causal or bitset (TTT, {@link tttMask}) mask; dk/dv summed over
- *   shared heads; recomputes the log-sum-exp (no forward variant needed)
- * - {@link swigluBackward}: over the fused [gate | up] projection
- * - {@link softCrossEntropy}: loss and dLogits in one dispatch
- * - {@link globalNormSq}, {@link adamw} (β 0.9/0.95, decoupled weight decay, torch bias correction,
- *   clip coefficient from the GPU norm), {@link lrSchedule} (warmup + cosine)
- * Embeddings are frozen, so there is no embedding backward. Accumulation flags (`accumulateDw`,
- * `accumulateDx`, `accumulate`) let shared weights and multi-path activations sum their gradients
- * without extra add dispatches. CPU f64 references of all of it: `reference_bwd.ts`.
+ * Training of the EAGLE-3 / GTO draft (`deno task train`): the Phase-I training-time-test objective
+ * ({@link TttTrainer}, `ttt.ts`, with its f64 reference `ttt_ref.ts`), the optimizer that objectives
+ * record gradients into ({@link DraftOptimizer}, `optimizer.ts`), the learning-rate schedule, the
+ * data pipeline and the draft vocabulary. The draft layer's forward and backward live in
+ * `../model/draft_layer.ts`; the backward ops and the AdamW kernels in `../grad/` (re-exported here).
+ * The f64 references are exported from `@gto/core/reference`.
  * @module
  */
-export * from "./backward.ts";
-export * from "./attention_bwd.ts";
-export * from "./optim.ts";
+export * from "../grad/mod.ts";
+export * from "./optimizer.ts";
 export * from "./schedule.ts";
-export * from "./reference_bwd.ts";
 export * from "./ttt.ts";
-export * from "./ttt_ref.ts";
 export * from "./data.ts";
 export * from "./draft_vocab.ts";
+export * from "./gto_ops.ts";
+export * from "./gto_groups.ts";

@@ -1,24 +1,33 @@
 /**
- * The EAGLE-3 Phase-I training step ("training-time test", TTT) on the GPU, following EAGLE's own
+ * The EAGLE-3 Phase-I objective ("training-time test", TTT) on the GPU, following EAGLE's own
  * training code (`eagle/traineagle3/cnets.py` `Model.forward` + `main.py`'s loss combination):
  *
  * 1. Target pass over the batch (B sequences of S tokens): the hidden states entering the layers
  *    `draft.config.auxLayerIds` are captured into features g (B·S, n·Ht); the target logits are
  *    turned into soft targets over the draft vocabulary (`target_prep`, kernels/ttt.wgsl).
- * 2. Seven unrolled draft steps k = 0..6. Position t of step k embeds x[t+k+1], has hidden input
- *    fc(g) at k = 0 and the previous step's pre-norm output otherwise, sits at RoPE position t + k,
- *    and attends to the step-0 keys at positions ≤ t plus its own position's key of each step
- *    1..k (one softmax). Its target is softmax(target logits of t+k+1 restricted to the draft
- *    vocabulary), its position mask t2d[argmax target logits] × lm[t+k] (zero fill past the end:
- *    argmax 0, uniform target). plosses[k] = −mean over all B·S positions of mask·Σ p·log q;
- *    loss = Σ 0.8^k plosses[k].
+ * 2. Unrolled draft steps k = 0..steps−1 (EAGLE-3: 7). Position t of step k embeds x[t+k+1], has
+ *    hidden input fc(g) at k = 0 and the previous step's pre-norm output otherwise, sits at RoPE
+ *    position t + k, and attends to the step-0 keys at positions ≤ t plus its own position's key of
+ *    each step 1..k (one softmax). Its target is softmax(target logits of t+k+1 restricted to the
+ *    draft vocabulary), its position mask t2d[argmax target logits] × lm[t+k] (zero fill past the
+ *    end: argmax 0, uniform target). plosses[k] = −mean over all B·S positions of mask·Σ p·log q;
+ *    loss = Σ w_k plosses[k], w_k = 0.8^k by default.
  * 3. Explicit backward through all steps (the hidden state carried between steps is *not* detached,
- *    as in EAGLE: `hidden_states = hidden_states_out`; `detachHidden` switches that off), into one
- *    flat gradient buffer laid out like `draft.params`; global norm, clipping to 0.5 and AdamW
- *    (β 0.9/0.95) on the GPU; the metrics (16 f32) are reduced on the GPU and read only on request.
+ *    as in EAGLE: `hidden_states = hidden_states_out`; `detachHidden` switches that off) into the
+ *    gradients of a {@link DraftOptimizer} (the draft layer's forward and backward are the shared
+ *    ones of `model/draft_layer.ts`); the metrics (plosses, acces, loss, gradient norm) are reduced
+ *    on the GPU and read only on request.
+ *
+ * This file is the objective only: the optimizer (gradients, AdamW moments, clipping, checkpoint
+ * state) is `optimizer.ts`, so a second objective (GTO) adds into the same gradients:
+ * {@link TttTrainer.recordObjective} records step 1–3 without zeroing, norming or updating;
+ * {@link TttTrainer.step} is the whole Phase-I step. Seams for GTO: up to {@link TTT_MAX_STEPS} = 8
+ * unrolled steps with per-step loss weights (`stepWeights`, a weight may be 0: the 8th step of a tree
+ * path of depth 7), and a forward-only objective (`backward: false`: no optimizer, no gradient
+ * buffers, one shared activation record) for a frozen reference draft.
  *
  * Layout: all B·S rows of a step are processed by each op at once. Keys/values of step j live in
- * rows [j·Mpad, j·Mpad + M) of one (7·Mpad, nKV·hd) buffer (Mpad = M rounded up to 64, so every
+ * rows [j·Mpad, j·Mpad + M) of one (steps·Mpad, nKV·hd) buffer (Mpad = M rounded up to 64, so every
  * per-step view is 256-byte aligned); the attention of step k runs over keys [0, k·Mpad + M) with a
  * bitset mask that is block-diagonal over the sequences ({@link tttBatchMask}). All activations the
  * backward needs are kept per step; lm_head and the final norm are differentiated right after each
@@ -31,47 +40,42 @@ import { TTT_WGSL } from "@gto/kernels";
 import type { GpuDevice } from "../gpu/device.ts";
 import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import { type DType, Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
-import type { Eagle3Draft, Eagle3GpuWeights } from "../model/eagle3.ts";
+import type { Eagle3Draft } from "../model/eagle3.ts";
+import {
+  DRAFT_WEIGHT_KEYS,
+  draftHeadBackward,
+  draftHeadForward,
+  type DraftLayerActs,
+  draftLayerBackward,
+  draftLayerForward,
+  type DraftLayerGradScratch,
+  type Eagle3GpuWeights,
+} from "../model/draft_layer.ts";
 import { ShapeError } from "../errors.ts";
 import { linear } from "../ops/linear.ts";
-import { rmsNorm } from "../ops/norm.ts";
-import { swiglu } from "../ops/activation.ts";
-import { embedding } from "../ops/embedding.ts";
-import { attention } from "../ops/attention.ts";
-import { ropeQkv } from "../ops/rope.ts";
 import { add, copyRows } from "../ops/elementwise.ts";
 import { argmax } from "../ops/select.ts";
 import { grid1d } from "../ops/dispatch.ts";
 import { memoKernel, rowGrid } from "../ops/kernel_memo.ts";
-import {
-  linearBackward,
-  rmsNormBackward,
-  ropeBackward,
-  softCrossEntropy,
-  swigluBackward,
-} from "./backward.ts";
-import { attentionBackward } from "./attention_bwd.ts";
-import { adamw, globalNormSq } from "./optim.ts";
+import { linearBackward, softCrossEntropy } from "../grad/backward.ts";
+import { DraftOptimizer, type DraftOptimizerState, type DraftUpdateOptions } from "./optimizer.ts";
 
-/** Most unrolled steps (EAGLE-3 uses 7). */
-export const TTT_MAX_STEPS = 7;
+/** Most unrolled steps: EAGLE-3 uses 7; a GTO tree path of depth 7 has 8 draft tokens. */
+export const TTT_MAX_STEPS = 8;
 
-/** Names of the draft's GPU weights, in {@link Eagle3GpuWeights} order. */
-export const TTT_WEIGHT_KEYS: readonly (keyof Eagle3GpuWeights)[] = [
-  "fc",
-  "inputNorm",
-  "hiddenNorm",
-  "qkvEmb",
-  "qkvHidden",
-  "o",
-  "postNorm",
-  "gateUp",
-  "down",
-  "norm",
-  "lmHead",
-];
+/** Unrolled steps by default (EAGLE-3). */
+export const TTT_DEFAULT_STEPS = 7;
+
+/** f32 words of {@link TttTrainer.metrics}: plosses[8], acces[8], loss, gradNorm. */
+const METRIC_WORDS = 2 * TTT_MAX_STEPS + 2;
+
+/**
+ * Names of the draft's GPU weights, in {@link Eagle3GpuWeights} order.
+ * @deprecated use DRAFT_WEIGHT_KEYS (model/draft_layer.ts)
+ */
+export const TTT_WEIGHT_KEYS: readonly (keyof Eagle3GpuWeights)[] = DRAFT_WEIGHT_KEYS;
 
 /** Sizes and semantics of a {@link TttTrainer}. */
 export interface TttOptions {
@@ -79,12 +83,45 @@ export interface TttOptions {
   maxBatch: number;
   /** Most tokens per sequence. */
   maxSeqLen: number;
-  /** Unrolled steps (1..7, default 7). */
+  /** Unrolled steps (1..8, default 7). */
   steps?: number;
-  /** Weight of step k is stepDecay^k (default 0.8). */
+  /** Weight of step k is stepDecay^k (default 0.8) unless `stepWeights` is given. */
   stepDecay?: number;
+  /** Loss weight of each step (length `steps`, finite, ≥ 0); default stepDecay^k. */
+  stepWeights?: readonly number[];
   /** Detach the hidden state carried between steps (default false, as EAGLE). */
   detachHidden?: boolean;
+  /**
+   * Record the backward into an optimizer (default true). false: forward and losses only (a frozen
+   * reference draft); no optimizer and no gradient buffers exist.
+   */
+  backward?: boolean;
+  /**
+   * The optimizer to record gradients into (for several objectives over one draft); default a new
+   * one owned (and destroyed) by the trainer. Must belong to the same draft.
+   */
+  optimizer?: DraftOptimizer;
+  /**
+   * Allocate {@link TttTrainer.hard}: per (step, row) hard labels with signed weights added to the
+   * soft cross-entropy (the GTO surrogate's gradient along the accepted path; a frozen draft's path
+   * log-probs). Default false.
+   */
+  hardLabels?: boolean;
+}
+
+/**
+ * The hard-label rows of a {@link TttTrainer} (option `hardLabels`), laid out like the per-step
+ * rows: step k's row r (r = b·S + t, the prediction of x[t+k+2]) at k·{@link TttTrainer.rowStride} + r.
+ * The caller writes `labels` (u32 draft ids, ≥ Vd = none) and `weights` (f32, signed) before a step;
+ * the step writes `loss` = −weight·log q(label) per row (0 without a label).
+ */
+export interface TttHardRows {
+  /** (steps·stride) u32. */
+  labels: Tensor;
+  /** (steps·stride) f32. */
+  weights: Tensor;
+  /** (steps·stride) f32. */
+  loss: Tensor;
 }
 
 /** One batch: B sequences of S tokens (pad shorter ones with loss mask 0). */
@@ -100,30 +137,20 @@ export interface TttBatch {
 }
 
 /** Optimizer settings of {@link TttTrainer.step} (torch AdamW + clip_grad_norm_). */
-export interface TttUpdateOptions {
-  /** Learning rate of this step. */
-  lr: number;
-  /** β1 (default 0.9). */
-  beta1?: number;
-  /** β2 (default 0.95). */
-  beta2?: number;
-  /** ε (default 1e-8). */
-  eps?: number;
-  /** Decoupled weight decay (default 0). */
-  weightDecay?: number;
-  /** Gradient clipping norm (default 0.5). */
-  maxGradNorm?: number;
-}
+export type TttUpdateOptions = DraftUpdateOptions;
+
+/** The AdamW state of a {@link TttTrainer} on the host, for checkpoints (see {@link DraftOptimizerState}). */
+export type TttOptimizerState = DraftOptimizerState;
 
 /** What {@link TttTrainer.readMetrics} returns (of the last recorded step). */
 export interface TttMetrics {
-  /** Per-step losses plosses[k] (length = steps). */
+  /** Per-step losses plosses[k] (length = steps; 0 for a step of weight 0). */
   plosses: number[];
   /** Per-step accuracies acces[k]. */
   acces: number[];
-  /** Σ_k stepDecay^k · plosses[k]. */
+  /** Σ_k w_k · plosses[k]. */
   loss: number;
-  /** Global gradient norm before clipping. */
+  /** Global gradient norm before clipping (0 without a backward). */
   gradNorm: number;
 }
 
@@ -149,69 +176,41 @@ export function tttBatchMask(B: number, S: number, k: number, mpad: number): Uin
   return bits;
 }
 
-interface StepActs {
-  embRaw: Tensor; // (M, H) embedding rows
-  en: Tensor; // (M, H) input_layernorm(embedding)
-  hn: Tensor; // (M, H) hidden_norm(h_k)
-  q: Tensor; // (M, nH·hd) after RoPE
-  att: Tensor; // (M, nH·hd) attention output
-  y: Tensor; // (M, H) h_k + o_proj(att)
-  xn: Tensor; // (M, H) post_attention_layernorm(y)
-  gu: Tensor; // (M, 2I) [gate | up]
-  act: Tensor; // (M, I) silu(gate)·up
-  dOut: Tensor; // (M, H) gradient w.r.t. out_k (loss of step k, then + later steps)
+/** Per-step record: the draft layer's activations plus what the objective adds. */
+interface StepActs extends DraftLayerActs {
+  dOut: Tensor | null; // (M, H) gradient w.r.t. out_k (loss of step k, then + later steps)
   mask: Tensor; // (M, words_k) u32
-}
-
-/**
- * The AdamW state of a {@link TttTrainer} on the host, for checkpoints: the first and second moments
- * of every weight concatenated in {@link TTT_WEIGHT_KEYS} order (each tensor's elements row-major,
- * no alignment gaps, so the layout does not depend on how the weights are packed on the GPU) and
- * the number of optimizer steps taken (the bias-correction step).
- */
-export interface TttOptimizerState {
-  /** AdamW steps taken ({@link TttTrainer.optimizerSteps}). */
-  step: number;
-  /** First moments, Σ_k size(weight k) f32. */
-  m: Float32Array;
-  /** Second moments, same layout. */
-  v: Float32Array;
 }
 
 /** Runs EAGLE-3 TTT steps for one (target, draft) pair; all GPU memory is allocated at creation. */
 export class TttTrainer {
   /** The target model (frozen). */
   readonly target: LlamaModel;
-  /** The draft being trained. */
+  /** The draft being trained (or evaluated, without a backward). */
   readonly draft: Eagle3Draft;
   /** Unrolled steps. */
   readonly steps: number;
   /** Step weight base (0.8). */
   readonly stepDecay: number;
+  /** Loss weight of each step. */
+  readonly stepWeights: readonly number[];
   /** Whether the carried hidden state is detached. */
   readonly detachHidden: boolean;
   /** Most sequences per batch. */
   readonly maxBatch: number;
   /** Most tokens per sequence. */
   readonly maxSeqLen: number;
-  /** Gradients of the last recorded step, one tensor per weight (views of {@link flatGrad} if any). */
-  readonly grads: Readonly<Eagle3GpuWeights>;
-  /** All gradients as one f32 vector aligned with `draft.params` (null when params is null). */
-  readonly flatGrad: Tensor | null;
-  /** (16) f32 metrics of the last step: plosses[7], acces[7], loss, gradNorm. */
+  /** The optimizer the backward records into (null with `backward: false`). */
+  readonly optimizer: DraftOptimizer | null;
+  /** (18) f32 metrics of the last step: plosses[8], acces[8], loss, gradNorm. */
   readonly metrics: Tensor;
-  /** (1) f32 squared global gradient norm of the last step. */
-  readonly normSq: Tensor;
-  /** AdamW steps taken (torch `state["step"]`). */
-  optimizerSteps = 0;
+  /** Hard-label rows (option `hardLabels`), else null. */
+  readonly hard: TttHardRows | null;
 
   readonly #gpu: GpuDevice;
   readonly #arena: BufferArena;
-  readonly #mpadMax: number;
-  readonly #m: Readonly<Eagle3GpuWeights>;
-  readonly #v: Readonly<Eagle3GpuWeights>;
-  readonly #flatM: Tensor | null;
-  readonly #flatV: Tensor | null;
+  readonly #ownsOptimizer: boolean;
+  readonly #zeroNorm: Tensor; // (1) f32 zero: the gradient norm of a forward-only objective
   // Inputs and per-batch state.
   readonly #ids: Tensor; // (Mmax) u32
   readonly #lm: Tensor; // (Mmax) f32
@@ -221,42 +220,46 @@ export class TttTrainer {
   readonly #tpStep: Tensor; // (Mmax, Vd) soft targets of the current step
   readonly #inVocab: Tensor; // (Mmax) f32
   readonly #targ: Tensor; // (Mmax) u32
-  readonly #idsAll: Tensor; // (7·Mpad) u32
-  readonly #posAll: Tensor; // (7·Mpad) u32
-  readonly #wAll: Tensor; // (7·Mpad) f32
-  readonly #lossAll: Tensor; // (7·Mpad) f32
-  readonly #dArg: Tensor; // (7·Mpad) u32
+  readonly #idsAll: Tensor; // (steps·Mpad) u32
+  readonly #posAll: Tensor; // (steps·Mpad) u32
+  readonly #wAll: Tensor; // (steps·Mpad) f32
+  readonly #lossAll: Tensor; // (steps·Mpad) f32
+  readonly #dArg: Tensor; // (steps·Mpad) u32
   // Activations.
-  readonly #hs: Tensor[]; // h_0..h_7, (Mmax, H)
+  readonly #hs: Tensor[]; // h_0..h_steps, (Mmax, H)
   readonly #acts: StepActs[];
-  readonly #kAll: Tensor; // (7·Mpad, nKV·hd)
+  readonly #kAll: Tensor; // (steps·Mpad, nKV·hd)
   readonly #vAll: Tensor;
-  readonly #dK: Tensor;
-  readonly #dV: Tensor;
-  readonly #qkv: Tensor; // (Mmax, N) forward scratch / dQkv in backward
   readonly #fn: Tensor; // (Mmax, H) final norm output
   readonly #logits: Tensor; // (Mmax, Vd), dLogits in place
-  readonly #dA: Tensor; // (Mmax, I)
-  readonly #dGU: Tensor; // (Mmax, 2I)
-  readonly #dH: Tensor; // (Mmax, H) scratch gradient (dFn, dXn, dEn, dHn)
-  readonly #dH2: Tensor; // (Mmax, H) second scratch (dx of input_layernorm, unused)
-  readonly #dQ: Tensor; // (Mmax, nH·hd) dAtt then dq
-  readonly #dQ2: Tensor; // (Mmax, nH·hd)
+  // Backward only (null with backward: false).
+  readonly #dK: Tensor | null; // (steps·Mpad, nKV·hd)
+  readonly #dV: Tensor | null;
+  readonly #scratch: DraftLayerGradScratch | null; // Mmax rows each
   #maskShape = "";
 
   private constructor(gpu: GpuDevice, target: LlamaModel, draft: Eagle3Draft, opts: TttOptions) {
     this.#gpu = gpu;
     this.target = target;
     this.draft = draft;
-    this.steps = opts.steps ?? TTT_MAX_STEPS;
+    this.steps = opts.steps ?? TTT_DEFAULT_STEPS;
     this.stepDecay = opts.stepDecay ?? 0.8;
     this.detachHidden = opts.detachHidden ?? false;
     this.maxBatch = opts.maxBatch;
     this.maxSeqLen = opts.maxSeqLen;
+    const backward = opts.backward ?? true;
     const cfg = draft.config;
     const tc = target.config;
     if (!Number.isInteger(this.steps) || this.steps < 1 || this.steps > TTT_MAX_STEPS) {
       throw new ShapeError(`TttTrainer: steps ${this.steps} must be in [1, ${TTT_MAX_STEPS}]`);
+    }
+    this.stepWeights = opts.stepWeights
+      ? [...opts.stepWeights]
+      : Array.from({ length: this.steps }, (_, k) => this.stepDecay ** k);
+    if (this.stepWeights.length !== this.steps || this.stepWeights.some((w) => !(w >= 0 && w < Infinity))) {
+      throw new ShapeError(
+        `TttTrainer: stepWeights [${this.stepWeights}] must hold ${this.steps} finite weights ≥ 0`,
+      );
     }
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new ShapeError(`TttTrainer: maxBatch ${this.maxBatch} must be ≥ 1`);
@@ -272,97 +275,141 @@ export class TttTrainer {
           `target (V ${tc.vocabSize}, hidden ${tc.hiddenSize})`,
       );
     }
+    if (opts.optimizer && (!backward || opts.optimizer.draft !== draft)) {
+      throw new ShapeError("TttTrainer: optimizer must belong to this draft (and needs backward: true)");
+    }
     const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = cfg;
     const Vd = cfg.draftVocabSize, V = cfg.vocabSize;
     const N = (nH + 2 * nKV) * hd, kv = nKV * hd, F = cfg.auxLayerIds.length * cfg.targetHiddenSize;
-    const Mmax = this.maxBatch * this.maxSeqLen;
+    const Mmax = this.maxBatch * this.maxSeqLen, steps = this.steps;
     const mpad = Math.ceil(Mmax / 64) * 64;
-    this.#mpadMax = mpad;
-    const w = draft.weights;
-    const fl = 4 *
-      (Mmax * (H * (8 + 7 * 8) + 2 * I * 7 + I * 7 + 2 * nH * hd * 7 + N + 2 * Vd + F + 4 * nH * hd) +
-        4 * 7 * mpad * kv + 6 * 7 * mpad + Vd * (this.maxBatch + Mmax) + V);
-    const wbytes = 3 * TTT_WEIGHT_KEYS.reduce((s, k) => s + w[k].byteLength + 256, 0);
-    this.#arena = new BufferArena(gpu, fl + wbytes + 200 * 256, "ttt");
-    const A = this.#arena;
-    // Gradient / moment buffers aligned with draft.params when it exists.
-    const params = draft.params;
-    const mirror = (label: string): { flat: Tensor | null; views: Eagle3GpuWeights } => {
-      if (params) {
-        const flat = A.alloc([params.size], "f32", `${label}_flat`);
-        const views = {} as Record<keyof Eagle3GpuWeights, Tensor>;
-        for (const k of TTT_WEIGHT_KEYS) {
-          const rel = w[k].offset - params.offset;
-          if (rel % 256 !== 0) {
-            throw new ShapeError(`TttTrainer: ${w[k].name} is not 256-byte aligned in params`);
-          }
-          views[k] = new Tensor(flat.buffer, flat.offset + rel, w[k].shape, "f32", `${label}.${k}`);
-        }
-        return { flat, views };
-      }
-      const views = {} as Record<keyof Eagle3GpuWeights, Tensor>;
-      for (const k of TTT_WEIGHT_KEYS) views[k] = A.alloc(w[k].shape, "f32", `${label}.${k}`);
-      return { flat: null, views };
+
+    // Every buffer, listed once: the arena is sized from this list, then allocated in its order.
+    const plan: [string, number[], DType][] = [];
+    const want = (name: string, shape: number[], dtype: DType = "f32"): number => {
+      plan.push([name, shape, dtype]);
+      return plan.length - 1;
     };
-    const g = mirror("grad"), m = mirror("adam_m"), v = mirror("adam_v");
-    this.grads = g.views;
-    this.flatGrad = g.flat;
-    this.#m = m.views;
-    this.#v = v.views;
-    this.#flatM = m.flat;
-    this.#flatV = v.flat;
-    for (const t of [g, m, v]) {
-      for (const k of TTT_WEIGHT_KEYS) {
-        if (t.flat === null) writeTensor(gpu, t.views[k], new Float32Array(t.views[k].size));
+    const iMetrics = want("ttt_metrics", [METRIC_WORDS]);
+    const iZero = want("ttt_zero_norm", [1]);
+    const iIds = want("ttt_ids", [Mmax], "u32");
+    const iLm = want("ttt_loss_mask", [Mmax]);
+    const iT2d = want("ttt_t2d", [V], "u32");
+    const iFeats = want("ttt_features", [Mmax, F]);
+    const iTp = want("ttt_target_probs", [this.maxBatch * (this.maxSeqLen + 1), Vd]);
+    const iTpStep = want("ttt_step_probs", [Mmax, Vd]);
+    const iInVocab = want("ttt_in_vocab", [Mmax]);
+    const iTarg = want("ttt_target_argmax", [Mmax], "u32");
+    const iIdsAll = want("ttt_step_ids", [steps * mpad], "u32");
+    const iPosAll = want("ttt_step_pos", [steps * mpad], "u32");
+    const iWAll = want("ttt_step_weight", [steps * mpad]);
+    const iLossAll = want("ttt_step_loss", [steps * mpad]);
+    const iHard = opts.hardLabels
+      ? [
+        want("ttt_hard_labels", [steps * mpad], "u32"),
+        want("ttt_hard_weights", [steps * mpad]),
+        want("ttt_hard_loss", [steps * mpad]),
+      ]
+      : null;
+    const iDArg = want("ttt_step_argmax", [steps * mpad], "u32");
+    const iHs = Array.from({ length: steps + 1 }, (_, k) => want(`ttt_h${k}`, [Mmax, H]));
+    // Forward-only: one activation record serves every step (nothing reads it back).
+    const recorded = backward ? steps : 1;
+    const iActs = Array.from({ length: recorded }, (_, k) => ({
+      emb: want(`ttt_emb${k}`, [Mmax, H]),
+      en: want(`ttt_en${k}`, [Mmax, H]),
+      hn: want(`ttt_hn${k}`, [Mmax, H]),
+      q: want(`ttt_q${k}`, [Mmax, nH * hd]),
+      att: want(`ttt_att${k}`, [Mmax, nH * hd]),
+      y: want(`ttt_y${k}`, [Mmax, H]),
+      xn: want(`ttt_xn${k}`, [Mmax, H]),
+      gu: want(`ttt_gu${k}`, [Mmax, 2 * I]),
+      act: want(`ttt_act${k}`, [Mmax, I]),
+      dOut: backward ? want(`ttt_dout${k}`, [Mmax, H]) : -1,
+    }));
+    const iMasks = Array.from(
+      { length: steps },
+      (_, k) => want(`ttt_mask${k}`, [Mmax * Math.ceil((k * mpad + Mmax) / 32)], "u32"),
+    );
+    const iK = want("ttt_keys", [steps * mpad, kv]);
+    const iV = want("ttt_values", [steps * mpad, kv]);
+    const iQkv = want("ttt_qkv", [Mmax, N]);
+    const iFn = want("ttt_final_norm", [Mmax, H]);
+    const iLogits = want("ttt_logits", [Mmax, Vd]);
+    const iBwd = backward
+      ? {
+        dK: want("ttt_dkeys", [steps * mpad, kv]),
+        dV: want("ttt_dvalues", [steps * mpad, kv]),
+        dAct: want("ttt_d_act", [Mmax, I]),
+        dGateUp: want("ttt_d_gate_up", [Mmax, 2 * I]),
+        dH: want("ttt_d_h", [Mmax, H]),
+        dH2: want("ttt_d_h2", [Mmax, H]),
+        dAtt: want("ttt_d_att", [Mmax, nH * hd]),
+        dq: want("ttt_d_q", [Mmax, nH * hd]),
       }
-      if (t.flat) writeTensor(gpu, t.flat, new Float32Array(t.flat.size));
+      : null;
+    const bytesOf = (shape: number[]) => Math.ceil((4 * shape.reduce((a, b) => a * b, 1)) / 256) * 256;
+    this.#arena = new BufferArena(gpu, plan.reduce((s, [, shape]) => s + bytesOf(shape), 0), "ttt");
+    const t = plan.map(([name, shape, dtype]) => this.#arena.alloc(shape, dtype, name));
+
+    this.metrics = t[iMetrics];
+    this.#zeroNorm = t[iZero];
+    writeTensor(gpu, this.#zeroNorm, new Float32Array(1));
+    this.#ids = t[iIds];
+    this.#lm = t[iLm];
+    this.#t2d = t[iT2d];
+    writeTensor(gpu, this.#t2d, Uint32Array.from(draft.t2d));
+    this.#feats = t[iFeats];
+    this.#tp = t[iTp];
+    this.#tpStep = t[iTpStep];
+    this.#inVocab = t[iInVocab];
+    this.#targ = t[iTarg];
+    this.#idsAll = t[iIdsAll];
+    this.#posAll = t[iPosAll];
+    this.#wAll = t[iWAll];
+    this.#lossAll = t[iLossAll];
+    this.hard = iHard && { labels: t[iHard[0]], weights: t[iHard[1]], loss: t[iHard[2]] };
+    this.#dArg = t[iDArg];
+    this.#hs = iHs.map((i) => t[i]);
+    this.#kAll = t[iK];
+    this.#vAll = t[iV];
+    const qkv = t[iQkv];
+    this.#acts = Array.from({ length: steps }, (_, k) => {
+      const a = iActs[backward ? k : 0];
+      return {
+        emb: t[a.emb],
+        en: t[a.en],
+        hn: t[a.hn],
+        qkv,
+        q: t[a.q],
+        att: t[a.att],
+        y: t[a.y],
+        xn: t[a.xn],
+        gu: t[a.gu],
+        act: t[a.act],
+        dOut: a.dOut >= 0 ? t[a.dOut] : null,
+        mask: t[iMasks[k]],
+      };
+    });
+    this.#fn = t[iFn];
+    this.#logits = t[iLogits];
+    if (iBwd) {
+      this.#dK = t[iBwd.dK];
+      this.#dV = t[iBwd.dV];
+      this.#scratch = {
+        dqkv: qkv,
+        dAct: t[iBwd.dAct],
+        dGateUp: t[iBwd.dGateUp],
+        dH: t[iBwd.dH],
+        dH2: t[iBwd.dH2],
+        dAtt: t[iBwd.dAtt],
+        dq: t[iBwd.dq],
+      };
+    } else {
+      this.#dK = this.#dV = this.#scratch = null;
     }
-    this.metrics = A.alloc([16], "f32", "ttt_metrics");
-    this.normSq = A.alloc([1], "f32", "ttt_norm_sq");
-    this.#ids = A.alloc([Mmax], "u32", "ttt_ids");
-    this.#lm = A.alloc([Mmax], "f32", "ttt_loss_mask");
-    this.#t2d = A.upload(Uint32Array.from(draft.t2d), [V], "u32", "ttt_t2d");
-    this.#feats = A.alloc([Mmax, F], "f32", "ttt_features");
-    this.#tp = A.alloc([this.maxBatch * (this.maxSeqLen + 1), Vd], "f32", "ttt_target_probs");
-    this.#tpStep = A.alloc([Mmax, Vd], "f32", "ttt_step_probs");
-    this.#inVocab = A.alloc([Mmax], "f32", "ttt_in_vocab");
-    this.#targ = A.alloc([Mmax], "u32", "ttt_target_argmax");
-    this.#idsAll = A.alloc([7 * mpad], "u32", "ttt_step_ids");
-    this.#posAll = A.alloc([7 * mpad], "u32", "ttt_step_pos");
-    this.#wAll = A.alloc([7 * mpad], "f32", "ttt_step_weight");
-    this.#lossAll = A.alloc([7 * mpad], "f32", "ttt_step_loss");
-    this.#dArg = A.alloc([7 * mpad], "u32", "ttt_step_argmax");
-    this.#hs = [];
-    for (let k = 0; k <= TTT_MAX_STEPS; k++) this.#hs.push(A.alloc([Mmax, H], "f32", `ttt_h${k}`));
-    this.#acts = [];
-    for (let k = 0; k < this.steps; k++) {
-      this.#acts.push({
-        embRaw: A.alloc([Mmax, H], "f32", `ttt_emb${k}`),
-        en: A.alloc([Mmax, H], "f32", `ttt_en${k}`),
-        hn: A.alloc([Mmax, H], "f32", `ttt_hn${k}`),
-        q: A.alloc([Mmax, nH * hd], "f32", `ttt_q${k}`),
-        att: A.alloc([Mmax, nH * hd], "f32", `ttt_att${k}`),
-        y: A.alloc([Mmax, H], "f32", `ttt_y${k}`),
-        xn: A.alloc([Mmax, H], "f32", `ttt_xn${k}`),
-        gu: A.alloc([Mmax, 2 * I], "f32", `ttt_gu${k}`),
-        act: A.alloc([Mmax, I], "f32", `ttt_act${k}`),
-        dOut: A.alloc([Mmax, H], "f32", `ttt_dout${k}`),
-        mask: A.alloc([Mmax * Math.ceil((k * mpad + Mmax) / 32)], "u32", `ttt_mask${k}`),
-      });
-    }
-    this.#kAll = A.alloc([7 * mpad, kv], "f32", "ttt_keys");
-    this.#vAll = A.alloc([7 * mpad, kv], "f32", "ttt_values");
-    this.#dK = A.alloc([7 * mpad, kv], "f32", "ttt_dkeys");
-    this.#dV = A.alloc([7 * mpad, kv], "f32", "ttt_dvalues");
-    this.#qkv = A.alloc([Mmax, N], "f32", "ttt_qkv");
-    this.#fn = A.alloc([Mmax, H], "f32", "ttt_final_norm");
-    this.#logits = A.alloc([Mmax, Vd], "f32", "ttt_logits");
-    this.#dA = A.alloc([Mmax, I], "f32", "ttt_d_act");
-    this.#dGU = A.alloc([Mmax, 2 * I], "f32", "ttt_d_gate_up");
-    this.#dH = A.alloc([Mmax, H], "f32", "ttt_d_h");
-    this.#dH2 = A.alloc([Mmax, H], "f32", "ttt_d_h2");
-    this.#dQ = A.alloc([Mmax, nH * hd], "f32", "ttt_d_att");
-    this.#dQ2 = A.alloc([Mmax, nH * hd], "f32", "ttt_d_q");
+    this.#ownsOptimizer = backward && !opts.optimizer;
+    this.optimizer = backward ? opts.optimizer ?? DraftOptimizer.create(gpu, draft) : null;
   }
 
   /**
@@ -373,6 +420,29 @@ export class TttTrainer {
     return new TttTrainer(gpu, target, draft, opts);
   }
 
+  /** Gradients of the last recorded step, one tensor per weight (the optimizer's). */
+  get grads(): Readonly<Eagle3GpuWeights> {
+    return this.#opt("grads").grads;
+  }
+
+  /** All gradients as one f32 vector aligned with `draft.params` (null when params is null). */
+  get flatGrad(): Tensor | null {
+    return this.#opt("flatGrad").flatGrad;
+  }
+
+  /** (1) f32 squared global gradient norm of the last step (the optimizer's). */
+  get normSq(): Tensor {
+    return this.optimizer?.normSq ?? this.#zeroNorm;
+  }
+
+  /** AdamW steps taken (torch `state["step"]`; the optimizer's). */
+  get optimizerSteps(): number {
+    return this.optimizer?.steps ?? 0;
+  }
+  set optimizerSteps(n: number) {
+    this.#opt("optimizerSteps").steps = n;
+  }
+
   /** Record gradients, clipping + AdamW and the metrics for one batch (nothing is read back). */
   step(rec: Recorder, batch: TttBatch, opts: TttUpdateOptions): void {
     this.recordGradients(rec, batch);
@@ -380,23 +450,25 @@ export class TttTrainer {
   }
 
   /**
-   * Record the target pass, the unrolled forward, the backward into {@link grads}, the squared
-   * gradient norm and the metrics buffer (no parameter update).
+   * Record a whole gradient computation: zero the optimizer's gradients, {@link recordObjective},
+   * the squared gradient norm and the metrics (no parameter update). Without a backward: the
+   * forward, the losses and the metrics.
    */
   recordGradients(rec: Recorder, batch: TttBatch): void {
-    const { batch: B, seqLen: S } = batch;
-    if (!Number.isInteger(B) || B < 1 || B > this.maxBatch) {
-      throw new ShapeError(`TttTrainer: batch ${B} must be in [1, ${this.maxBatch}]`);
-    }
-    if (!Number.isInteger(S) || S < 2 || S > this.maxSeqLen) {
-      throw new ShapeError(`TttTrainer: seqLen ${S} must be in [2, ${this.maxSeqLen}]`);
-    }
+    this.optimizer?.zeroGrad();
+    this.recordObjective(rec, batch);
+    this.optimizer?.recordGradNorm(rec);
+    this.recordMetrics(rec, batch);
+  }
+
+  /**
+   * Record the target pass, the unrolled forward and (with a backward) the backward, writing or
+   * adding into the optimizer's gradients per its {@link DraftOptimizer.claim} protocol: no
+   * zeroing, no norm, no metrics, no update (a second objective may add into the same gradients).
+   */
+  recordObjective(rec: Recorder, batch: TttBatch): void {
+    const { B, S } = this.#checkBatch(batch);
     const M = B * S;
-    if (batch.ids.length !== M || batch.lossMask.length !== M) {
-      throw new ShapeError(
-        `TttTrainer: ids (${batch.ids.length}) and lossMask (${batch.lossMask.length}) must hold B·S = ${M}`,
-      );
-    }
     const V = this.draft.config.vocabSize;
     const ids = new Uint32Array(M);
     for (let i = 0; i < M; i++) {
@@ -412,108 +484,89 @@ export class TttTrainer {
     this.#targetPass(rec, B, S);
     this.#stepPrep(rec, B, S);
     this.#forwardBackward(rec, B, S);
-    const gradList = this.flatGrad ?? TTT_WEIGHT_KEYS.map((k) => this.grads[k]);
-    globalNormSq(rec, this.normSq, gradList);
-    this.#recordMetrics(rec, B, S);
+  }
+
+  /** Record the metrics reduction of the last {@link recordObjective} (with the optimizer's norm). */
+  recordMetrics(rec: Recorder, batch: Pick<TttBatch, "batch" | "seqLen">): void {
+    const { B, S } = this.#checkBatch(batch);
+    const M = B * S, mpad = this.#mpad(M);
+    const inv = Array.from(
+      { length: TTT_MAX_STEPS },
+      (_, k) => k < this.steps && this.stepWeights[k] > 0 ? 1 / this.stepWeights[k] : 0,
+    );
+    rec.dispatch(
+      this.#kernel(rec, "metrics", 7, "uuuu" + "f".repeat(TTT_MAX_STEPS)),
+      [this.#lossAll, this.#wAll, this.#dArg, this.#targ, this.#lm, this.normSq, this.metrics],
+      [M, S, mpad, this.steps, ...inv],
+      [1],
+    );
   }
 
   /** Record clipping (by the norm of the last {@link recordGradients}) and one AdamW step. */
   recordUpdate(rec: Recorder, opts: TttUpdateOptions): void {
-    this.optimizerSteps++;
-    const w = this.draft.weights;
-    const o = {
-      lr: opts.lr,
-      beta1: opts.beta1 ?? 0.9,
-      beta2: opts.beta2 ?? 0.95,
-      eps: opts.eps ?? 1e-8,
-      weightDecay: opts.weightDecay ?? 0,
-      step: this.optimizerSteps,
-      clipScaleFrom: this.normSq,
-      maxNorm: opts.maxGradNorm ?? 0.5,
-    };
-    if (this.draft.params && this.flatGrad && this.#flatM && this.#flatV) {
-      adamw(rec, this.draft.params, this.flatGrad, this.#flatM, this.#flatV, o);
-    } else {
-      const ks = TTT_WEIGHT_KEYS;
-      adamw(
-        rec,
-        ks.map((k) => w[k]),
-        ks.map((k) => this.grads[k]),
-        ks.map((k) => this.#m[k]),
-        ks.map((k) => this.#v[k]),
-        o,
-      );
-    }
+    this.#opt("recordUpdate").recordUpdate(rec, opts);
   }
 
   /** Submit and read the metrics of the last recorded step. */
   async readMetrics(rec: Recorder): Promise<TttMetrics> {
     const m = await rec.readF32(this.metrics);
+    const n = TTT_MAX_STEPS;
     return {
       plosses: Array.from(m.subarray(0, this.steps)),
-      acces: Array.from(m.subarray(7, 7 + this.steps)),
-      loss: m[14],
-      gradNorm: m[15],
+      acces: Array.from(m.subarray(n, n + this.steps)),
+      loss: m[2 * n],
+      gradNorm: m[2 * n + 1],
     };
   }
 
   /** Elements of each moment vector of {@link TttOptimizerState} (Σ of the weight sizes). */
   get optimizerStateSize(): number {
-    return TTT_WEIGHT_KEYS.reduce((s, k) => s + this.draft.weights[k].size, 0);
+    return this.#opt("optimizerStateSize").stateSize;
   }
 
-  /**
-   * Read the AdamW moments and step count back (submits `rec`, waits for the GPU). Together with the
-   * draft's weights this is everything needed to continue training bit-for-bit.
-   */
-  async exportState(rec: Recorder): Promise<TttOptimizerState> {
-    const ks = TTT_WEIGHT_KEYS;
-    const pm = ks.map((k) => rec.readback(this.#m[k]));
-    const pv = ks.map((k) => rec.readback(this.#v[k]));
-    rec.submit();
-    const [bm, bv] = await Promise.all([Promise.all(pm), Promise.all(pv)]);
-    rec.checkErrors();
-    const n = this.optimizerStateSize;
-    const m = new Float32Array(n), v = new Float32Array(n);
-    let at = 0;
-    ks.forEach((k, i) => {
-      const size = this.draft.weights[k].size;
-      m.set(new Float32Array(bm[i], 0, size), at);
-      v.set(new Float32Array(bv[i], 0, size), at);
-      at += size;
-    });
-    return { step: this.optimizerSteps, m, v };
+  /** The optimizer's {@link DraftOptimizer.exportState}. */
+  exportState(rec: Recorder): Promise<TttOptimizerState> {
+    return this.#opt("exportState").exportState(rec);
   }
 
-  /**
-   * Restore AdamW moments and the step count saved by {@link exportState} (queue-ordered uploads:
-   * call it before recording the next step, never while a recorded step still needs the old moments).
-   * Throws ShapeError when the vectors do not match this draft's weights.
-   */
+  /** The optimizer's {@link DraftOptimizer.importState}. */
   importState(state: TttOptimizerState): void {
-    const n = this.optimizerStateSize;
-    if (!Number.isSafeInteger(state.step) || state.step < 0) {
-      throw new ShapeError(`TttTrainer.importState: step ${state.step} must be an integer ≥ 0`);
-    }
-    if (state.m.length !== n || state.v.length !== n) {
-      throw new ShapeError(
-        `TttTrainer.importState: moments hold ${state.m.length} / ${state.v.length} values; ` +
-          `this draft has ${n} trainable weights`,
-      );
-    }
-    let at = 0;
-    for (const k of TTT_WEIGHT_KEYS) {
-      const size = this.draft.weights[k].size;
-      writeTensor(this.#gpu, this.#m[k], state.m.subarray(at, at + size));
-      writeTensor(this.#gpu, this.#v[k], state.v.subarray(at, at + size));
-      at += size;
-    }
-    this.optimizerSteps = state.step;
+    this.#opt("importState").importState(state);
   }
 
-  /** Free the trainer's GPU memory (not the target's or the draft's). */
+  /** Free the trainer's GPU memory and its own optimizer's (not the target's, the draft's or a shared optimizer's). */
   destroy(): void {
     this.#arena.destroy();
+    if (this.#ownsOptimizer) this.optimizer?.destroy();
+  }
+
+  #opt(what: string): DraftOptimizer {
+    if (!this.optimizer) {
+      throw new ShapeError(`TttTrainer.${what}: this objective was created with backward: false`);
+    }
+    return this.optimizer;
+  }
+
+  #checkBatch(batch: Pick<TttBatch, "batch" | "seqLen">): { B: number; S: number } {
+    const { batch: B, seqLen: S } = batch;
+    if (!Number.isInteger(B) || B < 1 || B > this.maxBatch) {
+      throw new ShapeError(`TttTrainer: batch ${B} must be in [1, ${this.maxBatch}]`);
+    }
+    if (!Number.isInteger(S) || S < 2 || S > this.maxSeqLen) {
+      throw new ShapeError(`TttTrainer: seqLen ${S} must be in [2, ${this.maxSeqLen}]`);
+    }
+    const b = batch as Partial<TttBatch>;
+    if (b.ids && b.lossMask && (b.ids.length !== B * S || b.lossMask.length !== B * S)) {
+      throw new ShapeError(
+        `TttTrainer: ids (${b.ids.length}) and lossMask (${b.lossMask.length}) must hold B·S = ${B * S}`,
+      );
+    }
+    return { B, S };
+  }
+
+  /** Elements between consecutive steps' rows for a batch of B·S rows (see {@link TttHardRows}). */
+  rowStride(batch: Pick<TttBatch, "batch" | "seqLen">): number {
+    return this.#mpad(batch.batch * batch.seqLen);
   }
 
   #mpad(M: number): number {
@@ -580,77 +633,71 @@ export class TttTrainer {
 
   #stepPrep(rec: Recorder, B: number, S: number): void {
     const M = B * S, mpad = this.#mpad(M);
-    const c = Array.from({ length: 7 }, (_, k) => k < this.steps ? this.stepDecay ** k / M : 0);
+    const c = Array.from({ length: TTT_MAX_STEPS }, (_, k) => k < this.steps ? this.stepWeights[k] / M : 0);
     const t2d0 = this.draft.t2d[0] ? 1 : 0;
     rec.dispatch(
-      this.#kernel(rec, "step_prep", 6, "uuuuffffffff"),
+      this.#kernel(rec, "step_prep", 6, "uuuuf" + "f".repeat(TTT_MAX_STEPS)),
       [this.#ids, this.#lm, this.#inVocab, this.#idsAll, this.#posAll, this.#wAll],
       [M, S, mpad, this.steps, t2d0, ...c],
       grid1d(this.steps * mpad, 256, rec.gpu.limits.maxComputeWorkgroupsPerDimension),
     );
   }
 
-  #recordMetrics(rec: Recorder, B: number, S: number): void {
-    const M = B * S, mpad = this.#mpad(M);
-    const inv = Array.from({ length: 7 }, (_, k) => k < this.steps ? 1 / this.stepDecay ** k : 0);
-    rec.dispatch(
-      this.#kernel(rec, "metrics", 7, "uuuufffffff"),
-      [this.#lossAll, this.#wAll, this.#dArg, this.#targ, this.#lm, this.normSq, this.metrics],
-      [M, S, mpad, this.steps, ...inv],
-      [1],
-    );
-  }
-
   #forwardBackward(rec: Recorder, B: number, S: number): void {
-    const cfg = this.draft.config;
-    const { numHeads: nH, numKvHeads: nKV, headDim: hd, rmsNormEps: eps } = cfg;
+    const draft = this.draft, cfg = draft.config, opt = this.optimizer;
     const Vd = cfg.draftVocabSize;
-    const M = B * S, mpad = this.#mpad(M), kv = nKV * hd, N = (nH + 2 * nKV) * hd;
-    const w = this.draft.weights, gr = this.grads;
-    const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
-    const seen = new Set<keyof Eagle3GpuWeights>();
-    const acc = (k: keyof Eagle3GpuWeights): boolean => {
-      const had = seen.has(k);
-      seen.add(k);
-      return had;
-    };
+    const M = B * S, mpad = this.#mpad(M);
+    const w = draft.weights;
     // Views at element offset `off` (per-step offsets are multiples of 64 rows: 256-byte aligned).
     const view = (t: Tensor, off: number, shape: number[], dtype: "f32" | "u32" = "f32") =>
       new Tensor(t.buffer, t.offset + 4 * off, shape, dtype, t.name);
     const posK = (k: number) => view(this.#posAll, k * mpad, [M], "u32");
-    const keysOf = (t: Tensor, k: number) => view(t, k * mpad * kv, [M, kv]);
     const kAll = this.#kAll, vAll = this.#vAll;
-    const qkv = this.#qkv.rows(M), fn = this.#fn.rows(M), logits = this.#logits.rows(M);
-    const tpStep = this.#tpStep.rows(M), dH = this.#dH.rows(M), dH2 = this.#dH2.rows(M);
+    const fn = this.#fn.rows(M), logits = this.#logits.rows(M), tpStep = this.#tpStep.rows(M);
+    const rowsOf = (a: StepActs): DraftLayerActs => ({
+      emb: a.emb.rows(M),
+      en: a.en.rows(M),
+      hn: a.hn.rows(M),
+      qkv: a.qkv.rows(M),
+      q: a.q.rows(M),
+      att: a.att.rows(M),
+      y: a.y.rows(M),
+      xn: a.xn.rows(M),
+      gu: a.gu.rows(M),
+      act: a.act.rows(M),
+    });
+    const maskOf = (k: number) => {
+      const m = this.#acts[k].mask;
+      return new Tensor(m.buffer, m.offset, [M, Math.ceil((k * mpad + M) / 32)], "u32", m.name);
+    };
+    const rope = (k: number) => ({ cacheRow: k * mpad, positions: posK(k) });
+    const sc = this.#scratch;
+    const scratch: DraftLayerGradScratch | null = sc && {
+      dqkv: sc.dqkv.rows(M),
+      dAct: sc.dAct.rows(M),
+      dGateUp: sc.dGateUp.rows(M),
+      dH: sc.dH.rows(M),
+      dH2: sc.dH2.rows(M),
+      dAtt: sc.dAtt.rows(M),
+      dq: sc.dq.rows(M),
+    };
 
     // fc: h_0 = fc(g).
     linear(rec, this.#hs[0].rows(M), this.#feats.rows(M), w.fc);
     for (let k = 0; k < this.steps; k++) {
       const a = this.#acts[k];
-      const h = this.#hs[k].rows(M), out = this.#hs[k + 1].rows(M);
-      const embRaw = a.embRaw.rows(M), en = a.en.rows(M), hn = a.hn.rows(M), q = a.q.rows(M);
-      const att = a.att.rows(M), y = a.y.rows(M), xn = a.xn.rows(M), gu = a.gu.rows(M), act = a.act.rows(M);
-      const words = Math.ceil((k * mpad + M) / 32);
-      const mask = new Tensor(a.mask.buffer, a.mask.offset, [M, words], "u32", a.mask.name);
-      embedding(rec, embRaw, this.draft.embed, this.#idsAll, { idsOffset: k * mpad });
-      rmsNorm(rec, en, embRaw, w.inputNorm, eps);
-      rmsNorm(rec, hn, h, w.hiddenNorm, eps);
-      linear(rec, qkv, en, w.qkvEmb);
-      linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
-      ropeQkv(rec, q, kAll, vAll, qkv, {
-        ...dims,
-        theta: cfg.ropeTheta,
-        cacheRow: k * mpad,
-        positions: posK(k),
+      const out = this.#hs[k + 1].rows(M);
+      draftLayerForward(rec, draft, rowsOf(a), {
+        hidden: this.#hs[k].rows(M),
+        ids: this.#idsAll,
+        idsOffset: k * mpad,
+        kCache: kAll,
+        vCache: vAll,
+        rope: rope(k),
+        attention: { kvLen: k * mpad + M, mask: maskOf(k) },
+        out,
       });
-      attention(rec, att, q, kAll, vAll, { ...dims, kvLen: k * mpad + M, mask });
-      linear(rec, y, att, w.o, { residual: h });
-      rmsNorm(rec, xn, y, w.postNorm, eps);
-      linear(rec, gu, xn, w.gateUp);
-      swiglu(rec, act, gu);
-      linear(rec, out, act, w.down, { residual: y });
-      rmsNorm(rec, fn, out, w.norm, eps);
-      linear(rec, logits, fn, w.lmHead);
+      draftHeadForward(rec, draft, logits, fn, out);
       argmax(rec, this.#dArg, logits, { outOffset: k * mpad });
       // Soft targets of step k: rows t+k+1 of each sequence (the last copied row is the uniform one).
       for (let b = 0; b < B; b++) {
@@ -669,68 +716,59 @@ export class TttTrainer {
       }
       const loss = view(this.#lossAll, k * mpad, [M]);
       const wK = view(this.#wAll, k * mpad, [M]);
-      softCrossEntropy(rec, loss, logits, logits, tpStep, wK);
-      linearBackward(rec, dH, gr.lmHead, logits, fn, w.lmHead, { accumulateDw: acc("lmHead") });
-      rmsNormBackward(rec, a.dOut.rows(M), gr.norm, dH, out, w.norm, eps, { accumulateDw: acc("norm") });
+      const hr = this.hard;
+      softCrossEntropy(
+        rec,
+        loss,
+        logits,
+        logits,
+        tpStep,
+        wK,
+        hr
+          ? {
+            labels: view(hr.labels, k * mpad, [M], "u32"),
+            weights: view(hr.weights, k * mpad, [M]),
+            loss: view(hr.loss, k * mpad, [M]),
+          }
+          : undefined,
+      );
+      if (opt && scratch) {
+        draftHeadBackward(rec, draft, opt, {
+          dLogits: logits,
+          normed: fn,
+          x: out,
+          dX: a.dOut!.rows(M),
+          dNormed: scratch.dH,
+        });
+      }
     }
+    if (!opt || !scratch || !this.#dK || !this.#dV) return;
 
     for (let k = this.steps - 1; k >= 0; k--) {
       const a = this.#acts[k];
       const h = this.#hs[k].rows(M);
-      const en = a.en.rows(M), hn = a.hn.rows(M), q = a.q.rows(M), att = a.att.rows(M);
-      const y = a.y.rows(M), xn = a.xn.rows(M), gu = a.gu.rows(M), act = a.act.rows(M);
-      const dOut = a.dOut.rows(M); // complete: this step's loss + later steps (added below)
-      const dA = this.#dA.rows(M), dGU = this.#dGU.rows(M), dAtt = this.#dQ.rows(M), dq = this.#dQ2.rows(M);
-      const words = Math.ceil((k * mpad + M) / 32);
-      const mask = new Tensor(a.mask.buffer, a.mask.offset, [M, words], "u32", a.mask.name);
-      // out = y + down(act)
-      linearBackward(rec, dA, gr.down, dOut, act, w.down, { accumulateDw: acc("down") });
-      swigluBackward(rec, dGU, dA, gu);
-      linearBackward(rec, dH, gr.gateUp, dGU, xn, w.gateUp, { accumulateDw: acc("gateUp") });
-      // dY = dOut + post_attention_layernorm backward (kept in dOut)
-      rmsNormBackward(rec, dOut, gr.postNorm, dH, y, w.postNorm, eps, {
-        accumulateDw: acc("postNorm"),
-        accumulateDx: true,
-      });
-      // y = h + o(att)
-      linearBackward(rec, dAtt, gr.o, dOut, att, w.o, { accumulateDw: acc("o") });
-      const kvRows = k * mpad + M;
-      attentionBackward(
-        rec,
-        dq,
-        this.#dK.rows(kvRows),
-        this.#dV.rows(kvRows),
-        dAtt,
-        q,
-        kAll.rows(kvRows),
-        vAll.rows(kvRows),
-        att,
-        { ...dims, kvLen: kvRows, mask, accumulate: k < this.steps - 1 },
-      );
-      ropeBackward(rec, dq, { numHeads: nH, headDim: hd, theta: cfg.ropeTheta, positions: posK(k) });
-      const dKk = keysOf(this.#dK, k), dVk = keysOf(this.#dV, k);
-      ropeBackward(rec, dKk, { numHeads: nKV, headDim: hd, theta: cfg.ropeTheta, positions: posK(k) });
-      copyRows(rec, qkv, { offset: 0, stride: N }, dq, { offset: 0, stride: nH * hd }, M, nH * hd);
-      copyRows(rec, qkv, { offset: nH * hd, stride: N }, dKk, { offset: 0, stride: kv }, M, kv);
-      copyRows(rec, qkv, { offset: nH * hd + kv, stride: N }, dVk, { offset: 0, stride: kv }, M, kv);
-      // qkv = en·Wembᵀ + hn·Whiddenᵀ
-      linearBackward(rec, dH, gr.qkvEmb, qkv, en, w.qkvEmb, { accumulateDw: acc("qkvEmb") });
-      rmsNormBackward(rec, dH2, gr.inputNorm, dH, a.embRaw.rows(M), w.inputNorm, eps, {
-        accumulateDw: acc("inputNorm"),
-      });
-      linearBackward(rec, dH, gr.qkvHidden, qkv, hn, w.qkvHidden, { accumulateDw: acc("qkvHidden") });
-      // dh_k = dY + hidden_norm backward (kept in dOut)
-      rmsNormBackward(rec, dOut, gr.hiddenNorm, dH, h, w.hiddenNorm, eps, {
-        accumulateDw: acc("hiddenNorm"),
-        accumulateDx: true,
+      const dOut = a.dOut!.rows(M); // complete: this step's loss + later steps (added below)
+      draftLayerBackward(rec, draft, rowsOf(a), opt, {
+        dOut,
+        hidden: h,
+        kCache: kAll,
+        vCache: vAll,
+        dK: this.#dK,
+        dV: this.#dV,
+        accumulateKv: k < this.steps - 1,
+        rope: rope(k),
+        attention: { kvLen: k * mpad + M, mask: maskOf(k) },
+        scratch,
       });
       if (k > 0) {
         if (!this.detachHidden) {
-          const prev = this.#acts[k - 1].dOut.rows(M);
+          const prev = this.#acts[k - 1].dOut!.rows(M);
           add(rec, prev, prev, dOut);
         }
       } else {
-        linearBackward(rec, null, gr.fc, dOut, this.#feats.rows(M), w.fc, { accumulateDw: acc("fc") });
+        linearBackward(rec, null, opt.grads.fc, dOut, this.#feats.rows(M), w.fc, {
+          accumulateDw: opt.claim("fc"),
+        });
       }
     }
   }

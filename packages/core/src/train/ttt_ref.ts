@@ -11,7 +11,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { EAGLE3_TENSOR_NAMES, type Eagle3Checkpoint, type Eagle3TensorName } from "../io/eagle3.ts";
-import { tttMask } from "./attention_bwd.ts";
+import { tttMask } from "../grad/attention_bwd.ts";
 import {
   adamwRef,
   attentionBwdRef,
@@ -26,7 +26,7 @@ import {
   softCrossEntropyRef,
   swigluBwdRef,
   swigluF64,
-} from "./reference_bwd.ts";
+} from "../grad/reference_bwd.ts";
 
 /** Inputs of {@link tttStepRef}. */
 export interface TttRefInput {
@@ -54,6 +54,15 @@ export interface TttRefOptions {
   detachHidden?: boolean;
   /** Compute gradients (default true). */
   backward?: boolean;
+  /** Loss weight of each step (default stepDecay^k); plosses[k] is 0 for a step of weight 0. */
+  stepWeights?: readonly number[];
+  /**
+   * Hard labels with signed weights per (step k, row b·S + t), step-major (steps·B·S): draft ids
+   * (≥ Vd = none) of the token step k predicts at row t, x[t+k+2]; the term −h·log q(label) is added
+   * to the differentiated objective (the GTO surrogate's gradient along Ŝ) and reported in
+   * `hardLoss`, not in `loss`.
+   */
+  hard?: { labels: ArrayLike<number>; weights: ArrayLike<number> };
 }
 
 /** Output of {@link tttStepRef}. */
@@ -66,8 +75,10 @@ export interface TttRefResult {
   loss: number;
   /** Σ of all squared gradients. */
   gradNormSq: number;
-  /** Gradient of `loss` w.r.t. each trainable tensor (EAGLE layout); empty without backward. */
+  /** Gradient of `loss` (+ Σ hardLoss) w.r.t. each trainable tensor (EAGLE layout); empty without backward. */
   grads: Partial<Record<Eagle3TensorName, Float64Array>>;
+  /** (steps·B·S) −h·log q(label) per (step, row), 0 without a label (all 0 without `hard`). */
+  hardLoss: Float64Array;
 }
 
 type W = Record<Eagle3TensorName, ArrayLike<number>>;
@@ -136,6 +147,13 @@ export function tttStepRef(
   if (input.ids.length !== M || input.lossMask.length !== M) {
     throw new ShapeError("tttStepRef: ids/lossMask ≠ B·S");
   }
+  const sw = opts.stepWeights ?? Array.from({ length: steps }, (_, k) => decay ** k);
+  if (sw.length !== steps) throw new ShapeError(`tttStepRef: ${sw.length} step weights for ${steps} steps`);
+  const hard = opts.hard;
+  if (hard && (hard.labels.length !== steps * M || hard.weights.length !== steps * M)) {
+    throw new ShapeError(`tttStepRef: hard labels/weights must hold steps·B·S = ${steps * M} entries`);
+  }
+  const hardLoss = new Float64Array(steps * M);
   if (input.features.length !== M * F) throw new ShapeError(`tttStepRef: features ≠ (B·S, ${F})`);
   if (input.targetLogits.length !== M * V) throw new ShapeError(`tttStepRef: targetLogits ≠ (B·S, ${V})`);
   const qN = nH * hd, kvN = nKV * hd, scale = 1 / Math.sqrt(hd);
@@ -218,14 +236,25 @@ export function tttStepRef(
         probs.set(tg.p, t * Vd);
         const lmk = t + k < S ? lm[t + k] : 0;
         const pm = (ckpt.t2d[tg.argFull] ? 1 : 0) * lmk;
-        rw[t] = pm * decay ** k / M;
+        rw[t] = pm * sw[k] / M;
         denom[k] += lmk;
         let am = 0;
         for (let j = 1; j < Vd; j++) if (logits[t * Vd + j] > logits[t * Vd + am]) am = j;
         if (pm > 0 && am === tg.argDraft) correct[k] += pm;
       }
-      const ce = softCrossEntropyRef(logits, probs, rw, Vd);
-      for (let t = 0; t < S; t++) plosses[k] += ce.loss[t] / decay ** k;
+      const rows = k * M + b * S;
+      const ce = softCrossEntropyRef(
+        logits,
+        probs,
+        rw,
+        Vd,
+        hard && {
+          labels: Array.from({ length: S }, (_, t) => hard.labels[rows + t]),
+          weights: Array.from({ length: S }, (_, t) => hard.weights[rows + t]),
+        },
+      );
+      for (let t = 0; t < S; t++) plosses[k] += sw[k] > 0 ? ce.loss[t] / sw[k] : 0;
+      hardLoss.set(ce.hardLoss, rows);
       let dOut: Float64Array = new Float64Array(0);
       if (backward) {
         const l = linearBwdRef(ce.dLogits, fn, w["lm_head.weight"], S, H, Vd);
@@ -304,9 +333,9 @@ export function tttStepRef(
   }
   let gradNormSq = 0;
   if (backward) { for (const n of EAGLE3_TENSOR_NAMES) for (const v of G[n]) gradNormSq += v * v; }
-  const loss = plosses.reduce((s, l, k) => s + decay ** k * l, 0);
+  const loss = plosses.reduce((s, l, k) => s + sw[k] * l, 0);
   const acces = correct.map((c, k) => c / (denom[k] + 1e-6));
-  return { plosses, acces, loss, gradNormSq, grads };
+  return { plosses, acces, loss, gradNormSq, grads, hardLoss };
 }
 
 /** Options of {@link tttUpdateRef} (torch clip_grad_norm_ + AdamW, first step from zero moments). */

@@ -14,9 +14,11 @@ import { Eagle3Draft } from "../model/eagle3.ts";
 import { EAGLE3_TENSOR_NAMES, type Eagle3Checkpoint, initEagle3Checkpoint } from "../io/eagle3.ts";
 import { LlamaRef } from "../reference/llama_ref.ts";
 import { packMask } from "../ops/attention.ts";
-import { tttMask } from "./attention_bwd.ts";
+import { tttMask } from "../grad/attention_bwd.ts";
 import { tttBatchMask, TttTrainer } from "./ttt.ts";
 import { type TttRefInput, tttStepRef, tttUpdateRef } from "./ttt_ref.ts";
+import { clippedSurrogate, pathRatio } from "./gto_ref.ts";
+import { writeTensor } from "../gpu/arena.ts";
 
 const TINY = decodeURIComponent(new URL("../../../../models/tiny", import.meta.url).pathname);
 const dir = await loadModelDir(TINY);
@@ -247,6 +249,187 @@ Deno.test("ttt: the loss falls over 20 steps on one tiny batch; no GPU object pe
     assert.ok(last.loss < 0.7 * first.loss, `loss ${first.loss} → ${last.loss}`);
     assert.ok(last.plosses[0] < first.plosses[0]);
     assert.ok(last.acces[0] >= first.acces[0]);
+  } finally {
+    trainer.destroy();
+    draft.destroy();
+    model.destroy();
+  }
+});
+
+Deno.test("ttt seams: 8 steps match the f64 reference; an 8th step of weight 0 changes nothing; forward-only losses", async () => {
+  const { gpu, rec } = await testGpu();
+  const c = makeCkpt(5);
+  const want = tttStepRef(c, input, { steps: 8, backward: false });
+  const model = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 32, maxBatch: 8 });
+  const draft = Eagle3Draft.fromCheckpoint(gpu, c, { maxSeqLen: 16, maxBatch: 4 });
+  const sizes = { maxBatch: B, maxSeqLen: S };
+  const eight = TttTrainer.create(gpu, model, draft, { ...sizes, steps: 8 });
+  const seven = TttTrainer.create(gpu, model, draft, sizes);
+  const zero8 = TttTrainer.create(gpu, model, draft, {
+    ...sizes,
+    steps: 8,
+    stepWeights: [...Array.from({ length: 7 }, (_, k) => 0.8 ** k), 0],
+  });
+  const fwd = TttTrainer.create(gpu, model, draft, { ...sizes, backward: false });
+  const batch = { batch: B, seqLen: S, ids, lossMask };
+  const grads = async (t: TttTrainer) => {
+    const g: Record<string, Float32Array> = {};
+    for (const [k, x] of Object.entries(t.grads)) g[k] = await rec.readF32(x);
+    return g;
+  };
+  try {
+    eight.recordGradients(rec, batch);
+    const m8 = await eight.readMetrics(rec);
+    assert.equal(m8.plosses.length, 8);
+    assertAllClose(m8.plosses, want.plosses, { rtol: 2e-6, atol: 1e-7, name: "plosses (8 steps)" });
+    assertAllClose(m8.acces, want.acces, { rtol: 1e-6, atol: 1e-6, name: "acces (8 steps)" });
+    assertAllClose([m8.loss], [want.loss], { rtol: 2e-6, name: "loss (8 steps)" });
+
+    seven.recordGradients(rec, batch);
+    const m7 = await seven.readMetrics(rec);
+    const g7 = await grads(seven);
+    zero8.recordGradients(rec, batch);
+    const mz = await zero8.readMetrics(rec);
+    assert.deepEqual(mz.plosses.slice(0, 7), m7.plosses);
+    assert.equal(mz.plosses[7], 0, "a step of weight 0 reports ploss 0");
+    assert.equal(mz.loss, m7.loss);
+    assert.equal(mz.gradNorm, m7.gradNorm);
+    const gz = await grads(zero8);
+    for (const k of Object.keys(g7)) assert.deepEqual(gz[k], g7[k], `grad ${k}`);
+
+    fwd.recordGradients(rec, batch);
+    const mf = await fwd.readMetrics(rec);
+    assert.deepEqual(mf.plosses, m7.plosses, "forward-only losses equal the trainer's bit for bit");
+    assert.deepEqual(mf.acces, m7.acces);
+    assert.equal(mf.gradNorm, 0);
+    assert.equal(fwd.optimizer, null);
+    assert.throws(() => fwd.recordUpdate(rec, { lr: 1e-3 }), /backward: false/);
+  } finally {
+    for (const t of [eight, seven, zero8, fwd]) t.destroy();
+    draft.destroy();
+    model.destroy();
+  }
+});
+
+// GTO along the TTT rows: prefixes (sequence b, root r, accepted length l); step k at row b·S + r − 1
+// carries the hard label of Ŝ's (k+1)-th token (any draft id works for the algebra; the trainer uses
+// the data tokens' draft ids).
+const GTO_PREFIXES: [number, number, number][] = [[0, 4, 3], [1, 6, 0], [1, 9, 2]];
+const GTO_STEPS = 8;
+const gtoLabels = new Uint32Array(GTO_STEPS * M).fill(0xffffffff);
+GTO_PREFIXES.forEach(([b, root, l], p) => {
+  for (let k = 0; k < l; k++) gtoLabels[k * M + b * S + root - 1] = (37 * p + 11 * k + 3) % VD;
+});
+/** (steps·M) weights: `perPrefix[p]` on the rows of prefix p's path, 0 elsewhere. */
+function gtoWeights(perPrefix: number[]): Float64Array {
+  const w = new Float64Array(GTO_STEPS * M);
+  GTO_PREFIXES.forEach(([b, root, l], p) => {
+    for (let k = 0; k < l; k++) w[k * M + b * S + root - 1] = perPrefix[p];
+  });
+  return w;
+}
+/** log M(Ŝ_p) per prefix from the reference's hard losses with weight 1. */
+function pathLogProbs(c: Eagle3Checkpoint): number[] {
+  const res = tttStepRef(c, input, {
+    steps: GTO_STEPS,
+    backward: false,
+    stepWeights: new Array(GTO_STEPS).fill(0),
+    hard: { labels: gtoLabels, weights: gtoWeights([1, 1, 1]) },
+  });
+  return GTO_PREFIXES.map(([b, root, l]) => {
+    let s = 0;
+    for (let k = 0; k < l; k++) s -= res.hardLoss[k * M + b * S + root - 1];
+    return s;
+  });
+}
+
+Deno.test("GTO gradient in f64: hard-label TTT rows with h = −∂L_GTO/∂log M(Ŝ) match finite differences of L_GTO(θ)", () => {
+  const c = makeCkpt(13);
+  const A = [1.2, -0.5, -0.9], l = GTO_PREFIXES.map(([, , x]) => x), eps = 0.2;
+  const lm = pathLogProbs(c);
+  const logM0 = [lm[0] + 0.05 * 3, 0, lm[2] - 0.1 * 2]; // s inside [1−ε, 1+ε] for prefixes 0 and 2
+  const lossAt = (cc: Eagle3Checkpoint) => {
+    const x = pathLogProbs(cc);
+    return clippedSurrogate(x.map((v, p) => pathRatio(v, logM0[p], l[p])), A, l, eps).loss;
+  };
+  const { coeffs } = clippedSurrogate(lm.map((v, p) => pathRatio(v, logM0[p], l[p])), A, l, eps);
+  assert.ok(coeffs[0] !== 0 && coeffs[1] === 0 && coeffs[2] !== 0);
+  const an = tttStepRef(c, input, {
+    steps: GTO_STEPS,
+    stepWeights: new Array(GTO_STEPS).fill(0),
+    hard: { labels: gtoLabels, weights: gtoWeights(Array.from(coeffs, (x) => -x)) },
+  });
+  const probes: [string, number][] = [
+    ["fc.weight", 29],
+    ["midlayer.self_attn.q_proj.weight", 1500],
+    ["midlayer.self_attn.v_proj.weight", 301],
+    ["midlayer.mlp.down_proj.weight", 4000],
+    ["midlayer.hidden_norm.weight", 12],
+    ["lm_head.weight", 3 * 128 + 5],
+  ];
+  for (const [name, i] of probes) {
+    const t = c.tensors[name as keyof typeof c.tensors];
+    const orig = t[i], h = 1e-3;
+    t[i] = orig + h;
+    const up = lossAt(c);
+    t[i] = orig - h;
+    const down = lossAt(c);
+    t[i] = orig;
+    const fd = (up - down) / (Math.fround(orig + h) - Math.fround(orig - h));
+    const g = an.grads[name as keyof typeof an.grads]![i];
+    assert.ok(Math.abs(fd - g) <= 1e-8 + 1e-4 * Math.abs(g), `${name}[${i}]: analytic ${g} vs FD ${fd}`);
+  }
+});
+
+Deno.test("ttt hard-label rows on the GPU match the f64 reference (8 steps, soft + hard gradients, hard losses)", async () => {
+  const { gpu, rec } = await testGpu();
+  const c = makeCkpt(17);
+  const sw = [...Array.from({ length: 7 }, (_, k) => 0.8 ** k), 0];
+  const hw = gtoWeights([0.7, 3, -1.9]);
+  const want = tttStepRef(c, input, {
+    steps: GTO_STEPS,
+    stepWeights: sw,
+    hard: { labels: gtoLabels, weights: hw },
+  });
+  const model = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 32, maxBatch: 8 });
+  const draft = Eagle3Draft.fromCheckpoint(gpu, c, { maxSeqLen: 16, maxBatch: 4 });
+  const trainer = TttTrainer.create(gpu, model, draft, {
+    maxBatch: B,
+    maxSeqLen: S,
+    steps: GTO_STEPS,
+    stepWeights: sw,
+    hardLabels: true,
+  });
+  try {
+    const batch = { batch: B, seqLen: S, ids, lossMask };
+    const stride = trainer.rowStride(batch), hard = trainer.hard!;
+    const labels = new Uint32Array(hard.labels.size).fill(0xffffffff),
+      weights = new Float32Array(hard.weights.size);
+    for (let k = 0; k < GTO_STEPS; k++) {
+      labels.set(gtoLabels.subarray(k * M, (k + 1) * M), k * stride);
+      weights.set(hw.subarray(k * M, (k + 1) * M), k * stride);
+    }
+    writeTensor(gpu, hard.labels, labels);
+    writeTensor(gpu, hard.weights, weights);
+    trainer.recordGradients(rec, batch);
+    const got = await trainer.readMetrics(rec);
+    assertAllClose(got.plosses, want.plosses, {
+      rtol: 2e-6,
+      atol: 1e-7,
+      name: "plosses (hard terms kept apart)",
+    });
+    const hl = await rec.readF32(hard.loss);
+    const hlRows = new Float64Array(GTO_STEPS * M);
+    for (let k = 0; k < GTO_STEPS; k++) hlRows.set(hl.subarray(k * stride, k * stride + M), k * M);
+    assertAllClose(hlRows, want.hardLoss, { rtol: 1e-5, atol: 1e-6, name: "hard losses" });
+    const g: Record<string, Float32Array> = {};
+    for (const [k, t] of Object.entries(trainer.grads)) g[k] = await rec.readF32(t);
+    for (const n of EAGLE3_TENSOR_NAMES) {
+      const w = want.grads[n]!;
+      let mx = 0;
+      for (const v of w) mx = Math.max(mx, Math.abs(v));
+      assertAllClose(gpuGrad(n, g, c), w, { rtol: 1e-4, atol: 1e-5 * mx + 1e-12, name: `grad ${n}` });
+    }
   } finally {
     trainer.destroy();
     draft.destroy();

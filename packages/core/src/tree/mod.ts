@@ -5,3 +5,4 @@
  */
 export * from "./tree_ref.ts";
 export * from "./tree_ops.ts";
+export * from "./report.ts";

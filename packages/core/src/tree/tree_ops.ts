@@ -13,9 +13,16 @@
  *   logSoftmax → lp (k, Vd); treeLevel(rec, tb, lp, e + 1)
  * treeFinalize(rec, tb, { meta: tokenRing, index: rootSlot })
  * ```
- * Each `treeLevel` is two dispatches (the per-row `topk` op, then the single-workgroup `tree_level`
- * kernel); `treeFinalize` is one single-workgroup dispatch. Semantics and tie rules (descending value,
- * lower index first) are exactly those of `tree_ref.ts` ({@link buildDraftTree}).
+ * Each `treeLevel` is two dispatches (the per-row `topk` op, then `tree_level`); `treeFinalize` is one
+ * dispatch. Semantics and tie rules (descending value, lower index first) are exactly those of
+ * `tree_ref.ts` ({@link buildDraftTree}).
+ *
+ * **P trees at once** (GTO training grows one tree per prefix): `TreeBuffers` with `trees: P` holds P
+ * independent trees, one workgroup each, every per-tree tensor with a leading tree dimension (tree p's
+ * rows at p·rows-per-tree): `lp` is (P, Vd) at level 0 and (P·k, Vd) after, `outIds` holds global rows
+ * of that (P·R, H) draft output (so `gatherRows` is unchanged), and the roots are meta[index + p].
+ * P = 1 (the default) is exactly the single-tree layout the speculative decoder uses: decoding and
+ * training share the kernels.
  * @module
  */
 import { TREE_WGSL } from "@gto/kernels";
@@ -25,6 +32,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { BufferArena } from "../gpu/arena.ts";
 import { ShapeError } from "../errors.ts";
 import { topk } from "../ops/select.ts";
+import { topkLogSoftmax } from "../ops/topk.ts";
 import type { DynamicValue } from "../ops/attention.ts";
 import { grid1d } from "../ops/dispatch.ts";
 import { memoKernel } from "../ops/kernel_memo.ts";
@@ -39,6 +47,8 @@ import {
 export interface TreeBuffersOptions extends TreeConfig {
   /** Vd: size of the draft vocabulary (columns of the log-prob rows, entries of d2t). */
   draftVocab: number;
+  /** P: independent trees grown per dispatch (default 1, the decoder's case). */
+  trees?: number;
 }
 
 /**
@@ -80,23 +90,29 @@ export function treeStateLayout(cfg: ResolvedTreeConfig): TreeStateLayout {
 }
 
 /**
- * Every GPU buffer of draft-tree construction for one tree shape, allocated once from an arena this
- * object owns (call {@link TreeBuffers.destroy}). With k = topK, D = depth, N = totalTokens,
- * C = k + D·k², Vd = draftVocab, W = pathWidth = min(D + 1, N − 1) + 1:
- * - inputs of the next draft step: `frontierTokens` (k) u32, `outIds` (k) u32, `draftMasks[e]`
- *   (k, ceil(k·(e+1)/32)) u32 for e = 0..D (entry D is written by the last level but not needed);
- * - scratch: `topIds` (k, k) u32, `topVals` (k, k) f32 (the per-row top-k of the current level);
- * - `state` (layout {@link TreeBuffers.layout}): frontier and candidate arrays, node → candidate;
- * - outputs of {@link treeFinalize}: `tokens` (N) u32 (root first), `parents` (N) i32 (−1 root),
- *   `depths` (N) i32, `treeMask` (N, ceil(N/32)) u32 (ancestor-or-self bitset, the attention op's
- *   `treeMask.mask` layout), `retrieve` (N − 1, W) i32 (root→leaf paths in increasing leaf index,
- *   −1 padded; rows ≥ numLeaves all −1), `info` (4) u32 = [numLeaves, maxDepth, N, C].
+ * Every GPU buffer of draft-tree construction for P trees of one shape, allocated once from an arena
+ * this object owns (call {@link TreeBuffers.destroy}). With k = topK, D = depth, N = totalTokens,
+ * C = k + D·k², Vd = draftVocab, W = pathWidth = min(D + 1, N − 1) + 1, P = trees (tree p's rows at
+ * p·rows-per-tree in each tensor; the shapes below are those of P = 1 with the first dimension × P):
+ * - inputs of the next draft step: `frontierTokens` (P·k) u32, `outIds` (P·k) u32 (global rows of the
+ *   (P·R, H) draft output), `draftMasks[e]` (P·k, ceil(k·(e+1)/32)) u32 for e = 0..D (entry D is
+ *   written by the last level but not needed);
+ * - scratch: `topIds` (P·k, k) u32, `topVals` (P·k, k) f32 (the per-row top-k of the current level);
+ * - `state` (P·layout.size; tree p's block at p·layout.size, layout {@link TreeBuffers.layout}):
+ *   frontier and candidate arrays, node → candidate;
+ * - outputs of {@link treeFinalize}: `tokens` (P·N) u32 (root first), `parents` (P·N) i32 (−1 root,
+ *   node indices local to the tree), `depths` (P·N) i32, `treeMask` (P·N, ceil(N/32)) u32
+ *   (ancestor-or-self bitset, the attention op's `treeMask.mask` layout), `retrieve` (P·(N − 1), W)
+ *   i32 (root→leaf paths in increasing leaf index, −1 padded; rows ≥ numLeaves all −1), `info`
+ *   (P·4) u32 = [numLeaves, maxDepth, N, C] per tree.
  */
 export class TreeBuffers {
   /** The validated shape. */
   readonly config: ResolvedTreeConfig;
   /** Vd. */
   readonly draftVocab: number;
+  /** P: trees grown per dispatch. */
+  readonly trees: number;
   /** Draft → target offsets, (Vd) i32 (target = d + d2t[d]); the caller's tensor, not owned. */
   readonly d2t: Tensor;
   /** Offsets of the sections of {@link state}. */
@@ -134,35 +150,42 @@ export class TreeBuffers {
   constructor(gpu: GpuDevice, opts: TreeBuffersOptions, d2t: Tensor) {
     const cfg = resolveTreeConfig(opts, opts.draftVocab);
     d2t.expectShape([opts.draftVocab], "i32"); // (Vd)
+    const P = opts.trees ?? 1;
+    const maxP = gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (!Number.isInteger(P) || P < 1 || P > maxP) {
+      throw new ShapeError(`tree: trees must be an integer in [1, ${maxP}], got ${P}`);
+    }
     this.config = cfg;
     this.draftVocab = opts.draftVocab;
+    this.trees = P;
     this.d2t = d2t;
     this.layout = treeStateLayout(cfg);
     const { topK: k, depth: D, totalTokens: N, pathWidth: W } = cfg;
     const words = (cols: number) => Math.ceil(cols / 32);
     const maskSizes = Array.from({ length: D + 1 }, (_, e) => k * words(k * (e + 1)));
-    const total = [
+    const total = P * [
           this.layout.size,
           2 * k * k,
           2 * k,
           ...maskSizes,
           4 * N + N * words(N) + (N - 1) * W + 4,
-        ].reduce((a, b) => a + b, 0) * 4 + 256 * (D + 16);
+        ].reduce((a, b) => a + b, 0) *
+        4 + 256 * (D + 16);
     const arena = this.#arena = new BufferArena(gpu, total, "tree");
-    this.state = arena.alloc([this.layout.size], "u32", "tree.state");
-    this.topIds = arena.alloc([k, k], "u32", "tree.topIds");
-    this.topVals = arena.alloc([k, k], "f32", "tree.topVals");
-    this.frontierTokens = arena.alloc([k], "u32", "tree.frontierTokens");
-    this.outIds = arena.alloc([k], "u32", "tree.outIds");
+    this.state = arena.alloc([P * this.layout.size], "u32", "tree.state");
+    this.topIds = arena.alloc([P * k, k], "u32", "tree.topIds");
+    this.topVals = arena.alloc([P * k, k], "f32", "tree.topVals");
+    this.frontierTokens = arena.alloc([P * k], "u32", "tree.frontierTokens");
+    this.outIds = arena.alloc([P * k], "u32", "tree.outIds");
     this.draftMasks = maskSizes.map((_, e) =>
-      arena.alloc([k, words(k * (e + 1))], "u32", `tree.draftMask${e}`)
+      arena.alloc([P * k, words(k * (e + 1))], "u32", `tree.draftMask${e}`)
     );
-    this.tokens = arena.alloc([N], "u32", "tree.tokens");
-    this.parents = arena.alloc([N], "i32", "tree.parents");
-    this.depths = arena.alloc([N], "i32", "tree.depths");
-    this.treeMask = arena.alloc([N, words(N)], "u32", "tree.treeMask");
-    this.retrieve = arena.alloc([N - 1, W], "i32", "tree.retrieve");
-    this.info = arena.alloc([4], "u32", "tree.info");
+    this.tokens = arena.alloc([P * N], "u32", "tree.tokens");
+    this.parents = arena.alloc([P * N], "i32", "tree.parents");
+    this.depths = arena.alloc([P * N], "i32", "tree.depths");
+    this.treeMask = arena.alloc([P * N, words(N)], "u32", "tree.treeMask");
+    this.retrieve = arena.alloc([P * (N - 1), W], "i32", "tree.retrieve");
+    this.info = arena.alloc([P * 4], "u32", "tree.info");
   }
 
   /** Release the buffers (no recorded work may still use them). */
@@ -172,50 +195,65 @@ export class TreeBuffers {
 }
 
 /**
- * Record tree level `level` (0..depth): `lp` holds the draft log-probs (f32) of the last prefix pair
- * at level 0, (1, Vd), else of the k frontier nodes of draft expansion level − 1, (k, Vd). Appends the
- * level's candidates, selects the next frontier and writes `tb.frontierTokens`, `tb.outIds` and
- * `tb.draftMasks[level]`. Two dispatches (per-row `topk`, then `tree_level`).
+ * Record tree level `level` (0..depth) of all P trees: `lp` holds the draft log-probs (f32) of each
+ * tree's last prefix pair at level 0, (P, Vd), else of the k frontier nodes of draft expansion
+ * level − 1 of each tree, (P·k, Vd) (tree p's rows at p·k). Appends the level's candidates, selects
+ * the next frontier and writes `tb.frontierTokens`, `tb.outIds` and `tb.draftMasks[level]`. Two
+ * dispatches (per-row `topk`, then `tree_level` with one workgroup per tree). With
+ * `opts.fromLogits`, `lp` holds the raw draft logits instead and the per-row top-k runs on their
+ * log-softmax in the same single pass ({@link topkLogSoftmax}: bit for bit the trees a
+ * `logSoftmax` dispatch followed by this call would build, one dispatch and k row passes fewer).
  * Throws {@link ShapeError} on a bad level or lp shape.
  */
-export function treeLevel(rec: Recorder, tb: TreeBuffers, lp: Tensor, level: number): void {
+export function treeLevel(
+  rec: Recorder,
+  tb: TreeBuffers,
+  lp: Tensor,
+  level: number,
+  opts: { fromLogits?: boolean } = {},
+): void {
   const { topK: k, depth: D, candidates: C } = tb.config;
+  const P = tb.trees;
   if (!Number.isInteger(level) || level < 0 || level > D) {
     throw new ShapeError(`treeLevel: level must be an integer in [0, depth = ${D}], got ${level}`);
   }
   const R = level === 0 ? 1 : k;
-  lp.expectShape([R, tb.draftVocab], "f32"); // (R, Vd)
-  const ids = level === 0 ? tb.topIds.rows(1) : tb.topIds; // (R, k)
-  const vals = level === 0 ? tb.topVals.rows(1) : tb.topVals; // (R, k)
-  topk(rec, ids, vals, lp, k);
+  lp.expectShape([P * R, tb.draftVocab], "f32"); // (P·R, Vd)
+  const ids = level === 0 ? tb.topIds.rows(P) : tb.topIds; // (P·R, k)
+  const vals = level === 0 ? tb.topVals.rows(P) : tb.topVals; // (P·R, k)
+  if (opts.fromLogits) topkLogSoftmax(rec, ids, vals, lp, k);
+  else topk(rec, ids, vals, lp, k);
   const kern = memoKernel(rec, "tree_level", () => ({
     name: "tree_level",
     code: TREE_WGSL,
     entryPoint: "tree_level",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
-    params: "uuuu",
+    params: "uuuuu",
   }));
   const next = tb.draftMasks[level];
   const prev = level === 0 ? next : tb.draftMasks[level - 1];
   rec.dispatch(
     kern,
     [ids, vals, tb.d2t, tb.state, tb.frontierTokens, tb.outIds, prev, next],
-    [k, level, tb.draftVocab, C],
-    [1],
+    [k, level, tb.draftVocab, C, tb.layout.size],
+    [P],
   );
 }
 
 /**
- * Record the final re-rank and assembly: top-(N−1) candidates in candidate order, root token
- * `root.meta[root.index]` (u32) prepended; writes `tb.tokens`, `tb.parents`, `tb.depths`,
- * `tb.treeMask`, `tb.retrieve`, `tb.info` and the node sections of `tb.state`. One dispatch; call
- * after `treeLevel` of levels 0..depth. Throws {@link ShapeError} on a bad root tensor or index.
+ * Record the final re-rank and assembly of all P trees: top-(N−1) candidates in candidate order, root
+ * token `root.meta[root.index + p]` (u32) prepended for tree p; writes `tb.tokens`, `tb.parents`,
+ * `tb.depths`, `tb.treeMask`, `tb.retrieve`, `tb.info` and the node sections of `tb.state`. One
+ * dispatch (one workgroup per tree); call after `treeLevel` of levels 0..depth. Throws
+ * {@link ShapeError} on a bad root tensor or index.
  */
 export function treeFinalize(rec: Recorder, tb: TreeBuffers, root: DynamicValue): void {
   root.meta.expectShape([-1], "u32");
-  if (!Number.isInteger(root.index) || root.index < 0 || root.index >= root.meta.size) {
+  const P = tb.trees;
+  if (!Number.isInteger(root.index) || root.index < 0 || root.index + P > root.meta.size) {
     throw new ShapeError(
-      `treeFinalize: root index ${root.index} outside ${root.meta.name} [${root.meta.shape}]`,
+      `treeFinalize: root index ${root.index}` + (P > 1 ? ` + ${P} trees` : "") +
+        ` outside ${root.meta.name} [${root.meta.shape}]`,
     );
   }
   const { topK: k, candidates: C, totalTokens: N, pathWidth: W } = tb.config;
@@ -224,13 +262,13 @@ export function treeFinalize(rec: Recorder, tb: TreeBuffers, root: DynamicValue)
     code: TREE_WGSL,
     entryPoint: "tree_finalize",
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
-    params: "uuuuu",
+    params: "uuuuuu",
   }));
   rec.dispatch(
     kern,
     [tb.state, root.meta, tb.tokens, tb.parents, tb.depths, tb.treeMask, tb.retrieve, tb.info],
-    [k, C, N, W, root.index],
-    [1],
+    [k, C, N, W, root.index, tb.layout.size],
+    [P],
   );
 }
 
@@ -300,17 +338,23 @@ export interface GpuDraftTree {
 }
 
 /**
- * Read the whole tree state back (submits; waits ≥10 ms in Deno — tests and diagnostics only, never
+ * Read tree `tree` (default 0) back (submits; waits ≥10 ms in Deno — tests and diagnostics only, never
  * in a decode loop).
  */
-export async function readTree(rec: Recorder, tb: TreeBuffers): Promise<GpuDraftTree> {
+export async function readTree(rec: Recorder, tb: TreeBuffers, tree = 0): Promise<GpuDraftTree> {
+  if (!Number.isInteger(tree) || tree < 0 || tree >= tb.trees) {
+    throw new ShapeError(`readTree: tree ${tree} outside [0, ${tb.trees})`);
+  }
+  const L = tb.layout, C = tb.config.candidates, N = tb.config.totalTokens, W = tb.config.pathWidth;
+  const per = [L.size, N, N, N, N * Math.ceil(N / 32), (N - 1) * W, 4];
   const reads = [tb.state, tb.tokens, tb.parents, tb.depths, tb.treeMask, tb.retrieve, tb.info].map((t) =>
     rec.readback(t)
   );
   rec.submit();
-  const [st, tokens, parents, depth, maskBits, retrieveFull, info] = await Promise.all(reads);
+  const [st, tokens, parents, depth, maskBits, retrieveFull, info] = (await Promise.all(reads)).map((b, j) =>
+    b.slice(tree * per[j] * 4, (tree + 1) * per[j] * 4)
+  );
   rec.checkErrors();
-  const L = tb.layout, C = tb.config.candidates, N = tb.config.totalTokens, W = tb.config.pathWidth;
   const f = new Float32Array(st), i = new Int32Array(st);
   const inf = new Uint32Array(info);
   const numLeaves = inf[0], maxDepth = inf[1];

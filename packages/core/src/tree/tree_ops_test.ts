@@ -203,3 +203,89 @@ Deno.test("TreeBuffers / treeLevel / treeFinalize reject bad inputs, naming them
   tb.destroy();
   arena.destroy();
 });
+
+Deno.test("P trees per dispatch equal buildDraftTree per tree, bit for bit (P ∈ {1, 3, 17}, ties)", async () => {
+  const { gpu, rec } = await testGpu();
+  const shapes: [number, number, number, number][] = [[60, 7, 10, 300], [16, 3, 4, 37], [31, 3, 3, 40]];
+  for (const [N, D, k, Vd] of shapes) {
+    for (const P of [1, 3, 17]) {
+      const arena = new BufferArena(gpu, 1 << 22, "acts");
+      const cfg = { totalTokens: N, depth: D, topK: k };
+      const d2tHost = makeD2t(Vd, N + P);
+      const d2t = arena.upload(d2tHost, [Vd], "i32", "d2t");
+      const tb = new TreeBuffers(gpu, { ...cfg, draftVocab: Vd, trees: P }, d2t);
+      // Tree p: its own tables (every other tree with integer ties) and root.
+      const tabs = Array.from({ length: P }, (_, p) => tables(cfg, Vd, 1000 * P + 17 * p + N, p % 2 === 1));
+      const roots = Array.from({ length: P }, (_, p) => 5000 + 3 * p);
+      const refs = tabs.map((t, p) =>
+        buildDraftTree({
+          initialLogProbs: t[0],
+          root: roots[p],
+          d2t: d2tHost,
+          config: cfg,
+          expand: (l) => t[l + 1],
+        })
+      );
+      const H = 3;
+      const hidden = arena.alloc([P * k, H], "f32", "hidden");
+      for (let l = 0; l <= D; l++) {
+        const R = l === 0 ? 1 : k;
+        const lp = new Float32Array(P * R * Vd);
+        tabs.forEach((t, p) => lp.set(t[l], p * R * Vd));
+        treeLevel(rec, tb, arena.upload(lp, [P * R, Vd], "f32", `lp${l}`), l);
+        if (l === D) break;
+        // outIds are global rows of the (P·R, H) output: gatherRows picks tree p's parent rows.
+        const srcHost = Float32Array.from({ length: P * R * H }, (_, i) => i);
+        gatherRows(rec, hidden, arena.upload(srcHost, [P * R, H], "f32", `out${l}`), tb.outIds);
+        const [ids, toks, mask, got] = await Promise.all([
+          rec.read(tb.outIds),
+          rec.read(tb.frontierTokens),
+          rec.read(tb.draftMasks[l]),
+          rec.readF32(hidden),
+        ]);
+        const words = Math.ceil(k * (l + 1) / 32);
+        refs.forEach((ref, p) => {
+          const x = ref.expansions[l];
+          const label = `(${N},${D},${k}) P ${P} tree ${p} level ${l}`;
+          deepEqual(
+            arr(ids.slice(p * k, p * k + k)),
+            arr(x.parentRows.map((r) => p * R + r)),
+            `${label} outIds`,
+          );
+          deepEqual(arr(toks.slice(p * k, p * k + k)), arr(x.tokens), `${label} tokens`);
+          deepEqual(
+            arr(mask.slice(p * k * words, (p + 1) * k * words)),
+            arr(packMask(x.mask, k, k * (l + 1))),
+            `${label} draft mask`,
+          );
+          for (let r = 0; r < k; r++) {
+            equal(got[(p * k + r) * H], (p * R + x.parentRows[r]) * H, `${label} gather`);
+          }
+        });
+      }
+      const ring = arena.upload(new Uint32Array([1, 2, ...roots]), [P + 2], "u32", "roots");
+      treeFinalize(rec, tb, { meta: ring, index: 2 });
+      for (let p = 0; p < P; p++) {
+        const g = await readTree(rec, tb, p);
+        const tree = refs[p];
+        const label = `(${N},${D},${k}) P ${P} tree ${p}`;
+        deepEqual(arr(g.candidates.scores), arr(tree.candidates.scores), `${label}: candidate scores`);
+        deepEqual(arr(g.candidates.tokens), arr(tree.candidates.tokens), `${label}: candidate tokens`);
+        deepEqual(arr(g.candidates.parents), arr(tree.candidates.parents), `${label}: candidate parents`);
+        deepEqual(arr(g.nodeCandidates), arr(tree.nodeCandidates), `${label}: node set and order`);
+        deepEqual(arr(g.nodeScores), arr(tree.nodeScores), `${label}: node scores`);
+        deepEqual(arr(g.tokens), arr(tree.tokens), `${label}: tokens`);
+        deepEqual(arr(g.parents), arr(tree.parents), `${label}: parents`);
+        deepEqual(arr(g.depth), arr(tree.depth), `${label}: depths`);
+        deepEqual(arr(g.maskBits), arr(packTreeMask(tree)), `${label}: mask`);
+        equal(g.numLeaves, tree.numLeaves, `${label}: leaves`);
+        equal(g.maxDepth, tree.maxDepth, `${label}: max depth`);
+        deepEqual(arr(g.retrieve), arr(tree.retrieve), `${label}: retrieve`);
+      }
+      throws(() => treeFinalize(rec, tb, { meta: ring, index: 3 }), /root index 3/);
+      throws(() => treeLevel(rec, tb, arena.alloc([P, Vd], "f32", "lpBad"), 1), /lpBad: expected shape/);
+      tb.destroy();
+      arena.destroy();
+    }
+  }
+});

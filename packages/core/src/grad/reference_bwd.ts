@@ -289,15 +289,19 @@ export function swigluBwdRef(dOut: Arr, gateUp: Arr, I: number): Float64Array {
 
 /**
  * Per-row soft cross-entropy and its gradient: loss_m = −w_m·Σ_v p_v·log_softmax(z)_v,
- * dz = w_m·(softmax(z)·Σ_v p_v − p). logits, targetProbs (M, V), rowWeight (M).
+ * dz = w_m·(softmax(z)·Σ_v p_v − p). logits, targetProbs (M, V), rowWeight (M). With `hard`
+ * (labels (M), ≥ V = none; signed weights (M)): hardLoss_m = −h_m·log_softmax(z)[y_m] (0 without a
+ * label), dz += h_m·(softmax(z) − e_{y_m}).
  */
 export function softCrossEntropyRef(
   logits: Arr,
   targetProbs: Arr,
   rowWeight: Arr,
   V: number,
-): { loss: Float64Array; dLogits: Float64Array } {
+  hard?: { labels: Arr; weights: Arr },
+): { loss: Float64Array; dLogits: Float64Array; hardLoss: Float64Array } {
   const M = rowWeight.length;
+  const hardLoss = new Float64Array(M); // (M)
   expectLen("softCrossEntropyRef logits", logits, M * V);
   expectLen("softCrossEntropyRef targetProbs", targetProbs, M * V);
   const loss = new Float64Array(M); // (M)
@@ -318,8 +322,14 @@ export function softCrossEntropyRef(
     for (let i = 0; i < V; i++) {
       dLogits[o + i] = w * (Math.exp(logits[o + i] - lse) * sp - targetProbs[o + i]);
     }
+    const y = hard ? hard.labels[m] : V;
+    if (y < V) {
+      const h = hard!.weights[m];
+      hardLoss[m] = -h * (logits[o + y] - lse);
+      for (let i = 0; i < V; i++) dLogits[o + i] += h * (Math.exp(logits[o + i] - lse) - (i === y ? 1 : 0));
+    }
   }
-  return { loss, dLogits };
+  return { loss, dLogits, hardLoss };
 }
 
 // ---------------------------------------------------------------------------------------------

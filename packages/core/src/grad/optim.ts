@@ -1,9 +1,10 @@
 /**
- * Optimizer ops, entirely on the GPU (a training step never waits on a readback, DESIGN.md §3):
+ * Optimizer ops, entirely on the GPU (a training step never waits on a readback, docs/engine.md §2):
  * the global squared gradient norm ({@link globalNormSq}) and AdamW ({@link adamw}) with torch's
  * `clip_grad_norm_` coefficient min(1, maxNorm / (‖g‖ + 1e-6)) computed per thread from that norm.
  * The learning rate and bias corrections are CPU numbers in the uniform parameters (the step count
- * is known on the CPU without reading anything back). Kernels: `kernels/optim.wgsl`.
+ * is known on the CPU without reading anything back). {@link zeroFill} zeroes gradients in recording
+ * order. Kernels: `kernels/optim.wgsl`.
  * @module
  */
 import { OPTIM_WGSL } from "@gto/kernels";
@@ -139,6 +140,21 @@ export function adamw(
       [p, gs[i], ms[i], vs[i], clipScaleFrom ?? p],
       [n, 0, 0, lr, beta1, beta2, eps, weightDecay, bc1, Math.sqrt(bc2), maxNorm ?? 0, clipScaleFrom ? 1 : 0],
       grid1d(n, 256, rec.gpu.limits.maxComputeWorkgroupsPerDimension),
+    );
+  }
+}
+
+/** Record t = 0 for every f32 tensor of `tensors` (one dispatch each; ordered with the recorded work). */
+export function zeroFill(rec: Recorder, tensors: Tensor | readonly Tensor[]): void {
+  const k = memoKernel(rec, "optim_zero_fill", spec("zero_fill"));
+  for (const t of list(tensors)) {
+    if (t.dtype !== "f32") throw new ShapeError(`zeroFill: ${t.name} must be f32, got ${t.dtype}`);
+    if (t.size === 0) continue;
+    rec.dispatch(
+      k,
+      [t, t, t, t, t],
+      [t.size, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+      grid1d(t.size, 256, rec.gpu.limits.maxComputeWorkgroupsPerDimension),
     );
   }
 }

@@ -154,6 +154,28 @@ Deno.test("soft cross-entropy gradient matches finite differences of its loss", 
   fdCheck("softCE dLogits", loss, z, dLogits);
 });
 
+Deno.test("soft cross-entropy with signed hard-label weights matches finite differences", () => {
+  const M = 4, V = 6;
+  const z = f64(randn(M * V, 63, 2)), rand = rng(64);
+  const p = new Float64Array(M * V).map(() => rand() / V);
+  const wt = [1, 0, 0.8, 0.3];
+  const hard = { labels: [2, 5, V, 0], weights: [0.7, -1.3, 5, -0.2] }; // row 2: no label
+  const { dLogits } = softCrossEntropyRef(z, p, wt, V, hard);
+  const loss = () => {
+    const r = softCrossEntropyRef(z, p, wt, V, hard);
+    return r.loss.reduce((a, b) => a + b, 0) + r.hardLoss.reduce((a, b) => a + b, 0);
+  };
+  fdCheck("softCE + hard dLogits", loss, z, dLogits);
+  // The hard loss is −h·log q_y; the soft loss is unchanged by the hard term.
+  const r = softCrossEntropyRef(z, p, wt, V, hard);
+  const lse = (m: number) =>
+    Math.log(Array.from({ length: V }, (_, v) => Math.exp(z[m * V + v])).reduce((x, y) => x + y));
+  ok(Math.abs(r.hardLoss[1] - 1.3 * (z[V + 5] - lse(1))) < 1e-12, "row 1");
+  ok(r.hardLoss[2] === 0, "no label, no term");
+  const soft = softCrossEntropyRef(z, p, wt, V);
+  ok(r.loss.every((l, m) => l === soft.loss[m]), "soft loss unchanged");
+});
+
 Deno.test("adamwRef follows torch's AdamW formula on a hand-computed step", () => {
   // step 1, β1 0.9, β2 0.95: m = 0.1g, v = 0.05g², m̂ = g, v̂ = g² → p −= lr·g/(|g| + ε) (after decay)
   const p = Float64Array.of(1, -2), m = new Float64Array(2), v = new Float64Array(2);

@@ -226,10 +226,26 @@ export function swigluBackward(rec: Recorder, dGateUp: Tensor, dOut: Tensor, gat
 }
 
 /**
+ * Optional hard-label term of {@link softCrossEntropy}: per row a label y_m (u32, ≥ Vd = none) and a
+ * signed weight h_m (f32): hard loss_m = −h_m·log_softmax(logits)[y_m] (written to `loss`, apart
+ * from the soft loss), dLogits += h_m·(softmax − e_y). GTO adds its surrogate's gradient along the
+ * accepted path this way, and reads a frozen draft's path log-probs from `loss` with h = 1.
+ */
+export interface HardLabels {
+  /** (M) u32 label per row (≥ Vd: no hard term on that row). */
+  labels: Tensor;
+  /** (M) f32 signed weight per row. */
+  weights: Tensor;
+  /** (M) f32 out: the hard term's loss per row (0 on rows without a label). */
+  loss: Tensor;
+}
+
+/**
  * Soft cross-entropy, forward and backward fused, one 256-thread workgroup per row:
- * loss (M) = −w_m·Σ_v p·log_softmax(logits) and dLogits (M, Vd) = w_m·(softmax(logits)·Σp − p).
- * logits, targetProbs (M, Vd), rowWeight (M) (mask × step weight × 1/count): f32. dLogits may be
- * logits itself (in place); loss must not overlap the inputs. One dispatch.
+ * loss (M) = −w_m·Σ_v p·log_softmax(logits) and dLogits (M, Vd) = w_m·(softmax(logits)·Σp − p),
+ * plus the optional {@link HardLabels} term. logits, targetProbs (M, Vd), rowWeight (M) (mask × step
+ * weight × 1/count): f32. dLogits may be logits itself (in place); loss must not overlap the inputs.
+ * One dispatch.
  */
 export function softCrossEntropy(
   rec: Recorder,
@@ -238,6 +254,7 @@ export function softCrossEntropy(
   logits: Tensor,
   targetProbs: Tensor,
   rowWeight: Tensor,
+  hard?: HardLabels,
 ): void {
   if (logits.shape.length !== 2) {
     throw new ShapeError(`${logits.name}: expected (M, Vd), got [${logits.shape}]`);
@@ -252,14 +269,36 @@ export function softCrossEntropy(
   noOverlap("softCrossEntropy", dLogits, targetProbs, rowWeight);
   const same = dLogits.buffer === logits.buffer && dLogits.offset === logits.offset;
   if (!same) noOverlap("softCrossEntropy", dLogits, logits);
+  if (hard) {
+    hard.labels.expectShape([M], "u32"); // (M)
+    hard.weights.expectShape([M], "f32"); // (M)
+    hard.loss.expectShape([M], "f32"); // (M)
+    noOverlap("softCrossEntropy", dLogits, hard.labels, hard.weights, hard.loss);
+    noOverlap("softCrossEntropy", loss, hard.labels, hard.weights, hard.loss);
+    noOverlap("softCrossEntropy", hard.loss, logits, targetProbs, rowWeight, hard.labels, hard.weights);
+  }
   if (M === 0) return;
   if (V === 0) throw new ShapeError(`softCrossEntropy: ${logits.name} has an empty vocabulary`);
   const k = memoKernel(rec, "soft_xent", () => ({
     name: "soft_xent",
     code: CROSS_ENTROPY_BWD_WGSL,
     entryPoint: "soft_xent",
-    storage: ["rw", "rw", "rw", "rw", "rw"],
-    params: "uu",
+    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    params: "uuu",
   }));
-  rec.dispatch(k, [logits, targetProbs, rowWeight, loss, dLogits], [V, M], rowGrid(rec, M));
+  rec.dispatch(
+    k,
+    [
+      logits,
+      targetProbs,
+      rowWeight,
+      loss,
+      dLogits,
+      hard?.labels ?? rowWeight,
+      hard?.weights ?? rowWeight,
+      hard?.loss ?? rowWeight,
+    ],
+    [V, M, hard ? 1 : 0],
+    rowGrid(rec, M),
+  );
 }

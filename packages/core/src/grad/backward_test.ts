@@ -118,6 +118,48 @@ Deno.test("swigluBackward matches the reference (separate output and in place)",
   arena.destroy();
 });
 
+Deno.test("softCrossEntropy with hard labels (signed weights, no-label rows) matches the reference, in place", async () => {
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "act");
+  for (const [M, V] of [[5, 7], [3, 1000]]) {
+    const z = randn(M * V, V + 1, 3), r = rng(V + 2);
+    const p = new Float32Array(M * V).map(() => r() / V);
+    const wt = Float32Array.from({ length: M }, (_, m) => (m === 1 ? 0 : 0.5 / M));
+    const labels = Uint32Array.from({ length: M }, (_, m) => (m === 2 ? 0xffffffff : (m * 37) % V));
+    const hw = Float32Array.from({ length: M }, (_, m) => (m % 2 ? -0.7 : 1.1) * (m + 1));
+    const tz = arena.upload(z, [M, V], "f32", "logits"), tp = arena.upload(p, [M, V], "f32", "p");
+    const tw = arena.upload(wt, [M], "f32", "w");
+    const hard = {
+      labels: arena.upload(labels, [M], "u32", "labels"),
+      weights: arena.upload(hw, [M], "f32", "hw"),
+      loss: arena.alloc([M], "f32", "hardLoss"),
+    };
+    const loss = arena.alloc([M], "f32", "loss"), dz = arena.alloc([M, V], "f32", "dLogits");
+    const ref = softCrossEntropyRef(z, p, wt, V, { labels, weights: hw });
+    softCrossEntropy(rec, loss, dz, tz, tp, tw, hard);
+    assertAllClose(await rec.readF32(loss), ref.loss, { name: `loss ${M}x${V}`, rtol: 1e-5, atol: 1e-6 });
+    assertAllClose(await rec.readF32(hard.loss), ref.hardLoss, {
+      name: `hard ${M}x${V}`,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
+    assertAllClose(await rec.readF32(dz), ref.dLogits, { name: `dz ${M}x${V}`, rtol: 1e-4, atol: 1e-7 });
+    softCrossEntropy(rec, loss, tz, tz, tp, tw, hard);
+    assertAllClose(await rec.readF32(loss), ref.loss, {
+      name: `loss in place ${M}x${V}`,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
+    assertAllClose(await rec.readF32(tz), ref.dLogits, {
+      name: `dz in place ${M}x${V}`,
+      rtol: 1e-4,
+      atol: 1e-7,
+    });
+    arena.reset();
+  }
+  arena.destroy();
+});
+
 Deno.test("softCrossEntropy: loss and dLogits match the reference (masked rows, in place)", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 22, "act");

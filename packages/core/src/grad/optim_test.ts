@@ -5,7 +5,7 @@ import { assertAllClose, randn, testGpu } from "../testing/mod.ts";
 import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import { ShapeError } from "../errors.ts";
 import { adamw, globalNormSq } from "./optim.ts";
-import { lrSchedule } from "./schedule.ts";
+import { lrSchedule } from "../train/schedule.ts";
 import { adamwRef, clipScaleRef } from "./reference_bwd.ts";
 
 function sumSq(...as: Float32Array[]): number {

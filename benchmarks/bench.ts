@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: kernel throughput (matmul GFLOP/s, matrix-vector GB/s), per-dispatch overhead,
- * and prefill / plain-decode tokens/s of LLaMA targets, on whatever adapter WebGPU gives us. Prints
+ * prefill / plain-decode tokens/s of LLaMA targets, speculative cycles and Phase-I training tokens/s,
+ * on whatever adapter WebGPU gives us. Prints
  * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
  * @module
  */
@@ -9,11 +10,12 @@ import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
+import { benchTrain, trainTable } from "./train_bench.ts";
 import { median } from "./stats.ts";
 
 interface BenchSettings {
   quick: boolean;
-  only: "kernels" | "dispatch" | "decode" | "spec";
+  only: "kernels" | "dispatch" | "decode" | "spec" | "train";
   model: string[];
   decodeTokens: number;
   draft: string;
@@ -29,8 +31,8 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
     key: "only",
     kind: "enum",
     arg: "WHAT",
-    choices: ["kernels", "dispatch", "decode", "spec"],
-    help: "kernels | dispatch | decode | spec (default: all four).",
+    choices: ["kernels", "dispatch", "decode", "spec", "train"],
+    help: "kernels | dispatch | decode | spec | train (default: all five).",
   },
   {
     flag: "model",
@@ -204,6 +206,14 @@ if (!only || only === "spec") {
   }
   console.log("\n" + specTable(rows));
   out.spec = rows;
+}
+
+if (!only || only === "train") {
+  // One Phase-I TTT step (B = 1) on tiny with a fresh draft, as `deno task train` runs it.
+  const tiny = decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);
+  const rows = await benchTrain(gpu, tiny, { seqLens: quick ? [128] : [128, 256], reps: quick ? 2 : 3 });
+  console.log("\n" + trainTable(rows));
+  out.train = rows;
 }
 
 if (args.json) {

@@ -13,6 +13,7 @@ import {
   LlamaModel,
   loadModelDir,
   Recorder,
+  TokenRing,
   writeTensor,
 } from "@gto/core";
 import { median } from "./stats.ts";
@@ -54,33 +55,36 @@ export async function benchDecode(
     maxBatch: Math.max(P, 16),
   });
   const rec = new Recorder(gpu, new KernelCache(gpu));
-  const ring = model.allocTokenRing();
+  const kv = model.createKvCache(), ringOwner = new TokenRing(gpu, model.maxSeqLen);
+  const ring = ringOwner.tensor;
   const V = dir.config.vocabSize;
   const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 13) % V);
   // Prefill: one forward over P tokens + last-row logits.
   const prefill: number[] = [];
   writeTensor(gpu, ring, new Uint32Array(prompt));
-  model.forward(rec, ring, 0, P, 0, { logits: "last" });
+  model.forward(rec, kv, ring, 0, P, 0, { logits: "last" });
   await rec.finish(); // warm-up (pipelines)
   for (let r = 0; r < reps; r++) {
     const t = performance.now();
-    model.forward(rec, ring, 0, P, 0, { logits: "last" });
+    model.forward(rec, kv, ring, 0, P, 0, { logits: "last" });
     await rec.finish();
     prefill.push(P / ((performance.now() - t) / 1000));
   }
   // Decode: short prompt, N tokens, no eos.
   const short = prompt.slice(0, 8);
-  await generate(model, rec, ring, short, { maxTokens: 8, eosIds: [] }); // warm-up
+  await generate(model, rec, kv, ring, short, { maxTokens: 8, eosIds: [] }); // warm-up
   const decode: number[] = [];
   let dispatches = 0;
   for (let r = 0; r < reps; r++) {
     const d0 = rec.stats.dispatches;
     const t = performance.now();
-    const res = await generate(model, rec, ring, short, { maxTokens: N, eosIds: [], stepsPerRead: 32 });
+    const res = await generate(model, rec, kv, ring, short, { maxTokens: N, eosIds: [], stepsPerRead: 32 });
     const wall = (performance.now() - t) / 1000;
     dispatches = (rec.stats.dispatches - d0) / N;
     decode.push(res.tokens.length / wall);
   }
+  kv.destroy();
+  ringOwner.destroy();
   model.destroy();
   rec.destroy();
   return {

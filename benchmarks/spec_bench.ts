@@ -15,6 +15,7 @@ import {
   loadModelDir,
   Recorder,
   SpecDecoder,
+  TokenRing,
   type TreeConfig,
 } from "@gto/core";
 
@@ -68,10 +69,11 @@ export async function benchSpec(
       : text,
   );
   const spec = new SpecDecoder(target, draft, rec, { tree: opts.tree });
-  // Plain: warm-up, then timed.
-  await generate(target, rec, target.allocTokenRing(), prompt, { maxTokens: 4, eosIds: [] });
+  // Plain: warm-up, then timed (in the speculative decoder's target cache, with a ring of its own).
+  const kv = spec.kv.target, ring = new TokenRing(gpu, kv.capacity);
+  await generate(target, rec, kv, ring.tensor, prompt, { maxTokens: 4, eosIds: [] });
   let t = performance.now();
-  const plain = await generate(target, rec, target.allocTokenRing(), prompt, {
+  const plain = await generate(target, rec, kv, ring.tensor, prompt, {
     maxTokens,
     eosIds: [],
     stepsPerRead: 32,
@@ -83,6 +85,7 @@ export async function benchSpec(
   const specTps = res.tokens.length / ((performance.now() - t) / 1000);
   const prof = await spec.profile(prompt, { reps: opts.reps ?? 10 });
   const tr = spec.tree;
+  ring.destroy();
   spec.destroy();
   draft.destroy();
   target.destroy();

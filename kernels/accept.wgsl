@@ -14,18 +14,16 @@
 //   9 draft_base  `draft_len` before the last cycle (draft extension base)
 //   10 root       the next cycle's root token (the last bonus; after prefill, the target argmax)
 //
-// entry accept_greedy (one workgroup of 64 threads; N ≤ 64 tree nodes, leaves ≤ 64):
-//   am: (N) target argmax after each tree node; tokens: (N) tree tokens (root first);
-//   paths: (leaves_max, DP) root→leaf node indices, −1 padded; n_leaves: (1);
-//   Path i accepts its longest prefix with tokens[path[j]] == am[path[j−1]]; the first path with the
-//   most accepted wins. New tokens: the accepted drafts then the bonus am[last accepted node]; they go
-//   to ring[committed + 1 ..]. eos (ends, excluded) and max_tokens truncate and set done.
-//   Writes path_out (DP): accepted node indices, padded by repeating the last one; seq (DP + 1):
-//   [root, accepted drafts.., bonus] padded; hist: hist[L] += 1 (accepted-length histogram),
-//   hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per position), and the per-cycle
-//   log hist[2·DP + 1 + cycle] = L for the first log_cap cycles.
+// entry commit_path (one thread; the decode loop's commit after the pure `greedy_path` kernel in
+//   greedy_path.wgsl): path_acc (2) = [L accepted drafts, bonus]; path_out (DP) the accepted node
+//   indices (root first, padded); tokens: (N) tree tokens. New tokens: the accepted drafts then the
+//   bonus; they go to ring[committed + 1 ..]. eos (ends, excluded) and max_tokens truncate and set
+//   done. Writes seq (DP + 1): [root, accepted drafts.., bonus] padded; hist: hist[L] += 1
+//   (accepted-length histogram), hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per
+//   position), and the per-cycle log hist[2·DP + 1 + cycle] = L for the first log_cap cycles; advances
+//   the state. No-op once done. Slots 2 and 3 are unused by this entry point.
 // entry accept_sample (T > 0; one workgroup of 256 threads): probs (N, V) filtered target
-//   distribution after each node; parents (N) i32 (bound at the `paths` slot; slot 3 is unused).
+//   distribution after each node; parents (N) i32 (slot 2; slot 3 is unused).
 //   Walk (thread 0; the tree is tiny): from the root, try the children of the current node in
 //   increasing index; child x is accepted with probability p(x) / (1 − r), r = mass of the siblings
 //   already rejected here (u·(1 − r) < p(x)); a rejected child's p(x) is zeroed in place (probs is
@@ -55,20 +53,17 @@ struct AcceptParams {
   log_cap: u32,  // entries of the per-cycle accept-length log at hist[2·dp + 1 ..]
 }
 
-@group(0) @binding(0) var<storage, read_write> am: array<u32>;
+@group(0) @binding(0) var<storage, read_write> path_acc: array<u32>; // commit_path: [L, bonus]
 @group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> paths: array<i32>;
-@group(0) @binding(3) var<storage, read_write> n_leaves: array<u32>;
 @group(0) @binding(4) var<storage, read_write> state: array<u32>;
 @group(0) @binding(5) var<storage, read_write> ring: array<u32>;
 @group(0) @binding(6) var<storage, read_write> path_out: array<u32>;
 @group(0) @binding(7) var<storage, read_write> seq: array<u32>;
 @group(0) @binding(8) var<storage, read_write> hist: array<u32>;
 @group(0) @binding(9) var<storage, read_write> eos: array<u32>;
-@group(0) @binding(0) var<storage, read_write> probs: array<f32>; // accept_sample (at the `am` slot)
+@group(0) @binding(0) var<storage, read_write> probs: array<f32>; // accept_sample (at the `path_acc` slot)
 @group(0) @binding(10) var<uniform> ap: AcceptParams;
-
-var<workgroup> acc_len: array<u32, 64>;
 
 fn is_eos(t: u32) -> bool {
   for (var i = 0u; i < ap.n_eos; i++) {
@@ -79,46 +74,16 @@ fn is_eos(t: u32) -> bool {
   return false;
 }
 
-@compute @workgroup_size(64)
-fn accept_greedy(@builtin(local_invocation_index) lid: u32) {
-  let nl = min(n_leaves[0], ap.leaves_max);
-  var len = 0u;
-  if (lid < nl) {
-    let row = lid * ap.dp;
-    for (var j = 1u; j < ap.dp; j++) {
-      let node = paths[row + j];
-      if (node < 0) {
-        break;
-      }
-      let prev = u32(paths[row + j - 1u]);
-      if (tokens[u32(node)] != am[prev]) {
-        break;
-      }
-      len = j;
-    }
-  }
-  acc_len[lid] = len;
-  workgroupBarrier();
-  if (lid != 0u || state[2] != 0u) {
+@compute @workgroup_size(1)
+fn commit_path() {
+  if (state[2] != 0u) {
     return;
   }
-  var best = 0u;
-  var best_len = 0u;
-  for (var i = 0u; i < nl; i++) {
-    if (acc_len[i] > best_len) {
-      best_len = acc_len[i];
-      best = i;
-    }
+  let best_len = path_acc[0];
+  for (var j = 0u; j <= best_len; j++) {
+    seq[j] = tokens[path_out[j]];
   }
-  let row = best * ap.dp;
-  for (var j = 0u; j < ap.dp; j++) {
-    path_out[j] = u32(paths[row + min(j, best_len)]);
-  }
-  seq[0] = tokens[0];
-  for (var j = 1u; j <= best_len; j++) {
-    seq[j] = tokens[u32(paths[row + j])];
-  }
-  finish_cycle(best_len, am[u32(paths[row + best_len])]);
+  finish_cycle(best_len, path_acc[1]);
 }
 
 // After path_out[0..L] and seq[0..L] are set: pad them, emit drafts 1..L then the bonus into the ring

@@ -29,7 +29,13 @@
 //            row is set, tree key jt living at physical row tree_base + (jt / blk)·blk_stride + g·blk +
 //            jt % blk (blocks of blk keys per group, e.g. one block per draft expansion). The key loop
 //            runs over the virtual index [0, pre + tree_len), so a query scans only the keys it can
-//            see (its own prefix plus its own tree), never the other groups'. p.kv_len is unused.
+//            see (its own prefix plus its own tree), never the other groups'. p.kv_len is unused;
+//            p.use_mask == 4 → training-time test (EAGLE-3 TTT, train/ttt.ts): the Tq = B·S queries of
+//            one unrolled step are B sequences of S = p.q_per_group; query t = b·S + u sees the causal
+//            keys of its own sequence, rows b·S .. t, and row j·p.blk_stride + t of each earlier step
+//            j = 1..p.tree_len (its own position's key). The loop runs over the virtual index
+//            [0, u + 1 + tree_len) of exactly those keys (no mask is read), instead of a bitset over
+//            all tree_len·blk_stride + Tq rows.
 //   Specialised by {{WG}} (threads = keys per tile, 128 or 256) and {{D4}} (head dim / 4, ≤ 32).
 //   `out` may alias `q`: a workgroup reads its q row before it writes the same row, and no other.
 
@@ -42,11 +48,12 @@ struct Params {
   use_mask: u32,   // 0: causal; 1: bitset mask
   mask_words: u32, // u32 words per mask row
   kv_meta: i32,    // index into meta added to kv_len, or −1
-  tree_len: u32,   // use_mask == 2: number of tree keys at the end of the valid rows; 3: per group
-  q_per_group: u32, // use_mask == 3: queries per group
+  tree_len: u32,   // use_mask == 2: number of tree keys at the end of the valid rows; 3: per group;
+                   // 4: earlier unrolled steps
+  q_per_group: u32, // use_mask == 3: queries per group; 4: tokens per sequence
   tree_base: u32,   // use_mask == 3: physical row of tree key 0 of group 0
   blk: u32,         // use_mask == 3: tree keys per block per group
-  blk_stride: u32,  // use_mask == 3: rows between consecutive blocks
+  blk_stride: u32,  // use_mask == 3: rows between consecutive blocks; 4: rows between steps' keys
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4f>;
@@ -69,8 +76,14 @@ var<workgroup> gm: array<f32, WG>;   // final combine: running max per thread
 var<workgroup> gl: array<f32, WG>;   //                running sum per thread
 var<workgroup> ga: array<vec4f, WG>; //                accumulator per thread
 
-// Physical cache row of virtual key v (identity except for the tree keys of mode 3).
-fn key_row(v: u32, pre: u32, grp: u32) -> u32 {
+// Physical cache row of virtual key v of query t (identity except in modes 3 and 4).
+fn key_row(v: u32, pre: u32, grp: u32, t: u32) -> u32 {
+  if (p.use_mask == 4u) {
+    if (v < pre) {
+      return grp * p.q_per_group + v;
+    }
+    return (v - pre + 1u) * p.blk_stride + t;
+  }
   if (p.use_mask != 3u || v < pre) {
     return v;
   }
@@ -93,6 +106,10 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   if (p.use_mask == 3u) {
     grp = t / p.q_per_group;
     prefix = min(dyn_state[u32(p.kv_meta) + grp], p.tree_base);
+    kv_len = prefix + p.tree_len;
+  } else if (p.use_mask == 4u) {
+    grp = t / p.q_per_group;
+    prefix = t - grp * p.q_per_group + 1u;
     kv_len = prefix + p.tree_len;
   } else {
     if (p.kv_meta >= 0) {
@@ -121,12 +138,12 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
       var vis = true;
       if (p.use_mask == 1u) {
         vis = ((mask[t * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) != 0u;
-      } else if (p.use_mask >= 2u && j >= prefix) {
+      } else if ((p.use_mask == 2u || p.use_mask == 3u) && j >= prefix) {
         let jt = j - prefix;
         vis = ((mask[t * p.mask_words + (jt >> 5u)] >> (jt & 31u)) & 1u) != 0u;
       }
       if (vis) {
-        let kb = key_row(j, prefix, grp) * row4 + koff;
+        let kb = key_row(j, prefix, grp, t) * row4 + koff;
         var dot4 = vec4f(0.0);
         for (var d = 0u; d < D4; d++) {
           dot4 = fma(qs[d], kc[kb + d], dot4);
@@ -153,7 +170,7 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
         if (sj > VISIBLE) {
           let pj = exp(sj - m);
           l += pj;
-          acc = fma(vec4f(pj), vc[key_row(j0 + jj, prefix, grp) * row4 + koff + d4], acc);
+          acc = fma(vec4f(pj), vc[key_row(j0 + jj, prefix, grp, t) * row4 + koff + d4], acc);
         }
       }
     }

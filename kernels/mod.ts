@@ -70,8 +70,14 @@ export const CROSS_ENTROPY_BWD_WGSL: string = crossEntropyBwd;
 export const OPTIM_WGSL: string = optim;
 import accept from "./accept.wgsl" with { type: "text" };
 
-/** Speculative-decoding bookkeeping: `accept_greedy`, `kv_compact`. */
+/** Speculative-decoding bookkeeping: `commit_path`, `accept_sample`, `kv_compact`. */
 export const ACCEPT_WGSL: string = accept;
+import greedyPath from "./greedy_path.wgsl" with { type: "text" };
+/** T=0 tree acceptance as a pure function of P verified trees: `greedy_path`. */
+export const GREEDY_PATH_WGSL: string = greedyPath;
+import trace from "./trace.wgsl" with { type: "text" };
+/** Opt-in per-cycle trace of speculative decoding: `trace_record`. */
+export const TRACE_WGSL: string = trace;
 import tree from "./tree.wgsl" with { type: "text" };
 /** EAGLE-3 draft-tree construction: `tree_level`, `tree_finalize`, `gather_rows`. */
 export const TREE_WGSL: string = tree;

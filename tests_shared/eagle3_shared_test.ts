@@ -46,6 +46,7 @@ Deno.test("EAGLE-3 reference draft: first-cycle root children match the EAGLE au
   deepEqual(draft.config.auxLayerIds, [2, 4, 5]);
   equal(Vd, 2048);
   const io = new BufferArena(gpu, 4 << 20, "eagle3-shared-io");
+  const kv = model.createKvCache(), draftKv = draft.createKvCache();
   const feats = io.alloc([256, 3 * H], "f32", "feats"); // (T, 3H)
   const hidden = io.alloc([256, H], "f32", "fc_out"); // (T, H)
   const ids = io.alloc([257], "u32", "ids");
@@ -61,7 +62,7 @@ Deno.test("EAGLE-3 reference draft: first-cycle root children match the EAGLE au
       const prompt = tr.input_ids, N = prompt.length;
       const c0 = tr.cycles[0];
       gpu.device.queue.writeBuffer(ids.buffer, ids.offset, Uint32Array.from(prompt));
-      const logits = model.forward(rec, ids, 0, N, 0, {
+      const logits = model.forward(rec, kv, ids, 0, N, 0, {
         logits: "last",
         capture: [2, 4, 5].map((layer, k) => ({ layer, dst: feats, offset: k * H, stride: 3 * H })),
       })!;
@@ -75,6 +76,7 @@ Deno.test("EAGLE-3 reference draft: first-cycle root children match the EAGLE au
       const h = hidden.rows(N);
       draft.fuse(rec, h, feats.rows(N));
       const { out } = draft.forward(rec, {
+        kv: draftKv,
         hidden: h,
         ids,
         idsOffset: 1,
@@ -110,6 +112,8 @@ Deno.test("EAGLE-3 reference draft: first-cycle root children match the EAGLE au
       );
     }
   } finally {
+    kv.destroy();
+    draftKv.destroy();
     draft.destroy();
     model.destroy();
     io.destroy();

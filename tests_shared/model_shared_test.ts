@@ -5,7 +5,7 @@
  * continuation. These fail — never skip — when ../shared is missing.
  */
 import { equal } from "node:assert/strict";
-import { generate, KernelCache, LlamaModel, loadModelDir, Recorder } from "@gto/core";
+import { generate, KernelCache, LlamaModel, loadModelDir, Recorder, TokenRing } from "@gto/core";
 import { checkModelAgainstReference } from "../packages/core/src/testing/reference_check.ts";
 import { testGpu } from "../packages/core/src/testing/mod.ts";
 
@@ -39,13 +39,16 @@ Deno.test("stories260K greedy continuation of 'Once upon a time' is the document
   const rec = new Recorder(gpu, new KernelCache(gpu));
   const prompt = dir.tokenizer.encode("Once upon a time");
   equal(prompt[0], 1, "stories260K prompt starts with <s>");
-  const out = await generate(model, rec, model.allocTokenRing(), prompt, {
+  const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
+  const out = await generate(model, rec, kv, ring.tensor, prompt, {
     maxTokens: 40,
     eosIds: dir.config.eosTokenIds,
   });
   const text = dir.tokenizer.decode(out.tokens, { skipSpecialTokens: true });
   const expected = ", there was a little girl named Lily. She loved to play outside in the park.";
   equal(text.slice(0, expected.length), expected, `got ${JSON.stringify(text)}`);
+  kv.destroy();
+  ring.destroy();
   model.destroy();
   rec.destroy();
 });

@@ -9,7 +9,9 @@
  * playground trace endpoint (trace on = trace off at T=0).
  */
 import assert from "node:assert/strict";
-import OpenAI from "openai";
+// Test-only: pinned here, not in an import map, so `deno task serve` never installs it.
+// deno-lint-ignore no-import-prefix
+import OpenAI from "npm:openai@7.59.0";
 import { runCli } from "../../packages/core/src/testing/cli.ts";
 import { startServer } from "./testing/server.ts";
 import { parseSse } from "./testing/http.ts";

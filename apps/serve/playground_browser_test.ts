@@ -8,7 +8,9 @@
  * `$GTO_SCREENSHOT`).
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+// Test-only: pinned here, not in an import map, so `deno task serve` never installs it.
+// deno-lint-ignore no-import-prefix
+import { chromium } from "npm:playwright-core@1.65.1";
 import { createApp } from "./app.ts";
 import { FakeEngine } from "./fake_engine.ts";
 import { startServer } from "./testing/server.ts";

@@ -28,6 +28,29 @@ export interface StepRow {
   tokens_per_s: number;
   /** Seconds of training so far (over all resumed runs). */
   elapsed_s: number;
+  /** GTO Phase II metrics of the logged step (`--phase gto` only). */
+  gto?: {
+    /** Prefixes (trees) trained on. */
+    prefixes: number;
+    /** Mean tree reward of M and of M₀. */
+    reward_m: number;
+    reward_m0: number;
+    /** Mean R, mean |A|, fraction of groups with std < δ. */
+    mean_r: number;
+    mean_abs_a: number;
+    flat_groups: number;
+    /** Fraction of prefixes whose PPO clip is active; ratio range over prefixes with l > 0. */
+    clip_fraction: number;
+    ratio_min: number;
+    ratio_max: number;
+    /** The token loss and L_GTO. */
+    loss_token: number;
+    loss_gto: number;
+    /** Mean data-path accepted length l; tree-simulated τ = mean(l_greedy + 1); Ŝ agreement. */
+    mean_l: number;
+    simulated_tau: number;
+    agreement: number;
+  };
 }
 
 /** One evaluation. */

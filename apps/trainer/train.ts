@@ -17,6 +17,11 @@
  *             m, v) + trainer_state.json (step, epoch/position, settings, data fingerprint), written
  *             to a temporary directory and renamed; OUT/latest names the newest; final draft OUT/draft/
  * ```
+ * Phase II (`--phase gto`, issue 9): the same loop with `GtoObjective.step` instead (trees of the
+ * draft M and of the frozen --init-draft M₀ at K·m response prefixes per sequence, debiased group
+ * advantages, PPO-clip surrogate on the longest accepted sequence, added to the token loss with weight
+ * ω in the same optimizer step); the GTO metrics join each logged row under `gto`.
+ *
  * Exact resume: the data order is a function of (seed, step), the learning rate of the step index,
  * and the draft weights + AdamW moments + step count are restored bit for bit, so N steps in one run
  * and N/2 + N/2 with a resume give identical per-step losses (tested).
@@ -39,6 +44,8 @@ import {
 } from "@gto/core";
 import {
   buildDraftVocab,
+  GtoObjective,
+  type GtoStepMetrics,
   loadCorpusPrompts,
   lrSchedule,
   OPTIMIZER_TENSOR_NAMES,
@@ -316,7 +323,13 @@ export async function runTraining(
   const gpu = deps.gpu ?? await requestGpu();
   const rec = deps.rec ?? new Recorder(gpu, new KernelCache(gpu));
   const maxSeqLen = Math.min(tc.maxPositionEmbeddings, Math.max(2048, cfg.seqLen));
-  const model = await LlamaModel.load(gpu, dir, { maxSeqLen, maxBatch: Math.max(256, cfg.tree.totalTokens) });
+  const gtoPhase = cfg.phase === "gto";
+  // GTO verifies up to 1024 tree rows per target forward (GtoObjective's automatic chunk).
+  const gtoRows = gtoPhase ? (cfg.verifyChunk !== null ? cfg.verifyChunk * cfg.tree.totalTokens : 1024) : 0;
+  const model = await LlamaModel.load(gpu, dir, {
+    maxSeqLen: Math.max(maxSeqLen, gtoRows),
+    maxBatch: Math.max(256, cfg.tree.totalTokens, gtoRows),
+  });
   const owned: { destroy(): void }[] = [model];
   try {
     await Deno.mkdir(cfg.out, { recursive: true });
@@ -400,7 +413,10 @@ export async function runTraining(
     }
 
     // Draft.
-    const draftOpts = { maxSeqLen: model.maxSeqLen };
+    const gtoTrees = cfg.gtoGroups * cfg.groupSize * cfg.tree.topK; // P·k rows per GTO expansion
+    const draftOpts = gtoPhase
+      ? { maxSeqLen: Math.max(model.maxSeqLen, gtoTrees), maxBatch: Math.max(256, cfg.seqLen, gtoTrees) }
+      : { maxSeqLen: model.maxSeqLen };
     let draft: Eagle3Draft;
     if (resume) {
       draft = await Eagle3Draft.load(gpu, resume.dir, dir, draftOpts);
@@ -420,8 +436,47 @@ export async function runTraining(
     owned.push(draft);
     const B = Math.min(cfg.batch, train.length);
     if (B < cfg.batch) say(`warning: --batch ${cfg.batch} > ${train.length} samples; using ${B}`);
-    const trainer = TttTrainer.create(gpu, model, draft, { maxBatch: B, maxSeqLen: cfg.seqLen });
-    owned.push(trainer);
+    let gto: GtoObjective | null = null;
+    let trainer: TttTrainer;
+    if (gtoPhase) {
+      const draft0 = await Eagle3Draft.load(gpu, cfg.initDraft!, dir, draftOpts);
+      owned.push(draft0);
+      if (draft0.config.draftVocabSize !== draft.config.draftVocabSize) {
+        throw new ConfigError(
+          `--init-draft ${cfg.initDraft}: its vocabulary differs from the resumed draft's`,
+        );
+      }
+      gto = GtoObjective.create(gpu, model, draft, draft0, {
+        maxBatch: B,
+        maxSeqLen: cfg.seqLen,
+        groups: cfg.gtoGroups,
+        groupSize: cfg.groupSize,
+        omega: cfg.omega,
+        clipEps: cfg.clipEps,
+        stdFloor: cfg.stdFloor,
+        std: cfg.gtoStd,
+        aggregate: cfg.aggregate,
+        eta: cfg.eta,
+        debias: !cfg.noDebias,
+        tree: cfg.tree,
+        ...(cfg.verifyChunk !== null ? { verifyChunk: cfg.verifyChunk } : {}),
+        seed: cfg.seed,
+      });
+      owned.push(gto);
+      trainer = gto.ttt;
+      say(
+        `GTO: M0 = ${cfg.initDraft} (frozen); K ${cfg.gtoGroups} × m ${cfg.groupSize} prefixes per sequence, ` +
+          `omega ${cfg.omega}, clip ${cfg.clipEps}, std floor ${cfg.stdFloor} (${cfg.gtoStd}), ` +
+          `${cfg.aggregate}${cfg.aggregate === "lse" ? ` eta ${cfg.eta}` : ""}, ` +
+          `${
+            cfg.noDebias ? "no debias" : "debiased"
+          }, tree ${cfg.tree.totalTokens}/${cfg.tree.depth}/${cfg.tree.topK}, ` +
+          `lr ${cfg.lr}`,
+      );
+    } else {
+      trainer = TttTrainer.create(gpu, model, draft, { maxBatch: B, maxSeqLen: cfg.seqLen });
+      owned.push(trainer);
+    }
     let step = 0, elapsedBase = 0, tokensSeen = 0;
     if (resume) {
       const file = join(resume.dir, "trainer_state.safetensors");
@@ -534,7 +589,14 @@ export async function runTraining(
       const S = Math.max(2, Math.min(cfg.seqLen, Math.ceil(longest / 16) * 16));
       const batch = packBatch(samples, S, 0);
       const lr = lrSchedule(step, { warmup, total: cfg.steps, peak: cfg.lr, min: cfg.minLr });
-      trainer.step(rec, batch, { lr, weightDecay: cfg.weightDecay, maxGradNorm: cfg.clip });
+      const update = { lr, weightDecay: cfg.weightDecay, maxGradNorm: cfg.clip };
+      if (gto) {
+        const promptLens = samples.map((x) => Math.min(x.promptIds.length, S));
+        const lengths = samples.map((x) => Math.min(x.promptIds.length + x.responseIds.length, S));
+        gto.step(rec, { ...batch, promptLens, lengths }, step, update);
+      } else {
+        trainer.step(rec, batch, update);
+      }
       rec.submit();
       step++;
       windowTokens += B * S;
@@ -543,6 +605,7 @@ export async function runTraining(
       const stop = deps.shouldStop?.() ?? false;
       if (step % cfg.logEvery === 0 || step === stopAt || stop) {
         const m = await trainer.readMetrics(rec);
+        const g: GtoStepMetrics | null = gto ? await gto.readMetrics(rec) : null;
         const secs = windowSecs + (performance.now() - windowStart) / 1000;
         trainSeconds += secs;
         const row: StepRow = {
@@ -555,11 +618,32 @@ export async function runTraining(
           grad_norm: m.gradNorm,
           tokens_per_s: Number((windowTokens / Math.max(secs, 1e-9)).toFixed(2)),
           elapsed_s: Number(elapsed().toFixed(3)),
+          ...(g
+            ? {
+              gto: {
+                prefixes: g.prefixes,
+                reward_m: g.rewardM,
+                reward_m0: g.rewardM0,
+                mean_r: g.meanR,
+                mean_abs_a: g.meanAbsA,
+                flat_groups: g.flatGroups,
+                clip_fraction: g.clipFraction,
+                ratio_min: g.ratioMin,
+                ratio_max: g.ratioMax,
+                loss_token: m.loss,
+                loss_gto: g.lossGto,
+                mean_l: g.meanLength,
+                simulated_tau: g.simulatedTau,
+                agreement: g.agreement,
+              },
+            }
+            : {}),
         };
         await log.append(row);
         last = row;
         fields = [
           `loss ${m.loss.toFixed(4)}`,
+          ...(g ? [`R ${g.meanR.toFixed(4)}`, `τsim ${g.simulatedTau.toFixed(3)}`] : []),
           `acc0 ${m.acces[0].toFixed(3)}`,
           `${row.tokens_per_s.toFixed(0)} tok/s`,
         ];

@@ -173,7 +173,7 @@ function drawTree(c) {
   );
   $("cycle-head").textContent =
     `cycle ${c.index + 1} of ${state.cycles.length} · ${n} tree nodes · depth ${maxDepth} · ` +
-    `accepted ${c.accepted.length - 1} + bonus = ${c.new_tokens.length} tokens · t = ${
+    `accepted ${c.accepted.length - 1} draft(s) + bonus · ${c.new_tokens.length} token(s) committed · t = ${
       (c.t_ms / 1000).toFixed(2)
     } s`;
 }

@@ -6,4 +6,4 @@
  */
 
 /** True once the real engine calls `onCycle` for every verification cycle. */
-export const TRACE_DELIVERED = false;
+export const TRACE_DELIVERED = true;

@@ -1,17 +1,20 @@
 /**
- * Plain autoregressive decoding with a GPU-resident loop. Token ids live in a GPU token ring: the
+ * Plain autoregressive decoding with a GPU-resident loop over a caller-owned KV cache and token ring
+ * (so one model can decode several sequences). Token ids live in the GPU token ring: the
  * prompt is uploaded once, each step embeds ring[p], runs the target, and the selector (argmax at
  * T=0, the GPU sampler otherwise) writes ring[p+1]. The CPU never waits per token: it encodes
  * `stepsPerRead` steps per submit, queues a readback of the new ring entries, submits, and only then
  * awaits the *previous* batch's readback (double buffering), checking it for eos. Steps encoded after
  * an eos are wasted GPU work and discarded. Positions are known on the CPU (pos = prompt + step), so
- * they travel in uniform params.
+ * they travel in uniform params. An `AbortSignal` is checked whenever a batch has been read back, so
+ * a cancelled call returns within one batch (finishReason `abort`).
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import { writeTensor } from "../gpu/arena.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import { ShapeError } from "../errors.ts";
 import { argmax, sample } from "../ops/select.ts";
 
@@ -37,7 +40,12 @@ export interface GenerateOptions extends SamplingOptions {
   stepsPerRead?: number;
   /** Called with each batch of new tokens as soon as it is read back (streaming). */
   onTokens?: (ids: number[]) => void;
+  /** Checked after each readback batch: once aborted, generation ends there (finishReason `abort`). */
+  signal?: AbortSignal;
 }
+
+/** Why a generation ended: an eos id, the token budget, or the caller's `AbortSignal`. */
+export type FinishReason = "stop" | "length" | "abort";
 
 /** What {@link generate} returns. */
 export interface GenerateResult {
@@ -45,8 +53,8 @@ export interface GenerateResult {
   tokens: number[];
   /** Prompt length in tokens. */
   promptTokens: number;
-  /** `stop` when an eos id was produced, `length` when maxTokens was reached. */
-  finishReason: "stop" | "length";
+  /** `stop` when an eos id was produced, `length` when maxTokens was reached, `abort` when cancelled. */
+  finishReason: FinishReason;
   /** Seconds spent on the prompt (prefill + first token). */
   prefillSeconds: number;
   /** Seconds from the first token to the end. */
@@ -54,12 +62,13 @@ export interface GenerateResult {
 }
 
 /**
- * Generate up to `maxTokens` tokens after `prompt` with `model`. The model's KV cache is overwritten.
- * Requires prompt + maxTokens ≤ model.maxSeqLen.
+ * Generate up to `maxTokens` tokens after `prompt` with `model`, using (and overwriting) `kv` and the
+ * u32 token `ring` (e.g. a `TokenRing`'s tensor). Requires prompt + maxTokens ≤ kv.capacity ≤ ring size.
  */
 export async function generate(
   model: LlamaModel,
   rec: Recorder,
+  kv: KvCache,
   ring: Tensor,
   prompt: readonly number[],
   opts: GenerateOptions,
@@ -70,11 +79,12 @@ export async function generate(
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new ShapeError(`generate: maxTokens=${maxTokens} must be ≥ 1`);
   }
-  if (P + maxTokens > model.maxSeqLen) {
+  if (P + maxTokens > kv.capacity) {
     throw new ShapeError(
-      `generate: prompt (${P}) + max tokens (${maxTokens}) exceeds the context (${model.maxSeqLen} tokens)`,
+      `generate: prompt (${P}) + max tokens (${maxTokens}) exceeds the context (${kv.capacity} tokens)`,
     );
   }
+  kv.expect(model.config.numLayers, model.config.numKvHeads * model.config.headDim, 0, "generate");
   ring.expectShape([-1], "u32");
   if (ring.size < P + maxTokens) {
     throw new ShapeError(`generate: token ring ${ring.name} holds ${ring.size} < ${P + maxTokens}`);
@@ -105,17 +115,20 @@ export async function generate(
     }
   };
   const t0 = performance.now();
+  if (opts.signal?.aborted) {
+    return { tokens: [], promptTokens: P, finishReason: "abort", prefillSeconds: 0, decodeSeconds: 0 };
+  }
   writeTensor(model.gpu, ring, new Uint32Array(prompt));
   for (let at = 0; at < P; at += model.maxBatch) {
     const T = Math.min(model.maxBatch, P - at);
-    const logits = model.forward(rec, ring, at, T, at, { logits: at + T === P ? "last" : "none" });
+    const logits = model.forward(rec, kv, ring, at, T, at, { logits: at + T === P ? "last" : "none" });
     if (logits) select(logits, P, 0);
   }
   const view = (from: number, n: number) =>
     new Tensor(ring.buffer, ring.offset + 4 * from, [n], "u32", `${ring.name}[${from}:${from + n}]`);
   // Batch 0: just the first token (so prefill time is measured); later batches K tokens each.
   const tokens: number[] = [];
-  let finish: "stop" | "length" = "length";
+  let finish: FinishReason = "length";
   let inflight: Promise<ArrayBuffer> | null = rec.readback(view(P, 1));
   rec.submit();
   let produced = 1; // tokens whose selection has been encoded
@@ -145,7 +158,7 @@ export async function generate(
       const n = Math.min(K, maxTokens - produced);
       for (let s = 0; s < n; s++) {
         const p = P + produced - 1; // position of the token being fed
-        const logits = model.forward(rec, ring, p, 1, p, { logits: "last" })!;
+        const logits = model.forward(rec, kv, ring, p, 1, p, { logits: "last" })!;
         select(logits, p + 1, produced);
         produced++;
       }
@@ -159,6 +172,10 @@ export async function generate(
       prefillSeconds = (tDecode - t0) / 1000;
     }
     inflight = next;
+    if (!done && opts.signal?.aborted) {
+      finish = "abort";
+      done = true;
+    }
     if (done) {
       if (inflight) await inflight; // let the GPU finish before the caller reuses the model
       break;

@@ -14,6 +14,7 @@ import { LlamaRef } from "../reference/llama_ref.ts";
 import { rng, testGpu } from "../testing/mod.ts";
 import { ShapeError } from "../errors.ts";
 import { generate, type GenerateOptions, type GenerateResult } from "./generate.ts";
+import { TokenRing } from "./ring.ts";
 
 const TINY = fileURLToPath(new URL("../../../../models/tiny", import.meta.url));
 const dir = await loadModelDir(TINY);
@@ -24,8 +25,9 @@ const { gpu, rec } = await testGpu();
 const MAX_SEQ = 64;
 const model = await LlamaModel.load(gpu, dir, { maxSeqLen: MAX_SEQ, maxBatch: 64, weightDtype: "f32" });
 const chunked = await LlamaModel.load(gpu, dir, { maxSeqLen: MAX_SEQ, maxBatch: 16, weightDtype: "f32" });
-const ring = model.allocTokenRing();
-const chunkedRing = chunked.allocTokenRing();
+// Each model decodes in its own caller-owned KV cache and token ring.
+const kv = model.createKvCache(), chunkedKv = chunked.createKvCache();
+const ring = new TokenRing(gpu, MAX_SEQ).tensor, chunkedRing = new TokenRing(gpu, MAX_SEQ).tensor;
 
 /** `n` token ids in [6, V) (past the special ids) from `seed`. */
 function randomPrompt(n: number, seed: number): number[] {
@@ -50,7 +52,8 @@ async function run(
   opts: GenerateOptions,
 ): Promise<GenerateResult> {
   const streamed: number[] = [];
-  const res = await generate(m, rec, m === model ? ring : chunkedRing, prompt, {
+  const [mkv, mring] = m === model ? [kv, ring] : [chunkedKv, chunkedRing];
+  const res = await generate(m, rec, mkv, mring, prompt, {
     ...opts,
     onTokens: (ids) => streamed.push(...ids),
   });
@@ -127,7 +130,7 @@ Deno.test("generate: sampling is reproducible per seed, in range, and top-k 1 eq
 Deno.test("generate: bad input throws ShapeError naming the problem", async () => {
   const bad = (prompt: number[], opts: GenerateOptions, re: RegExp) =>
     assert.rejects(
-      generate(model, rec, ring, prompt, opts),
+      generate(model, rec, kv, ring, prompt, opts),
       (e: unknown) => e instanceof ShapeError && re.test(e.message),
       `expected ShapeError ${re}`,
     );
@@ -150,4 +153,22 @@ Deno.test("generate: bad input throws ShapeError naming the problem", async () =
   // The model still works after the rejected calls.
   const res = await run(model, PROMPTS[1], { maxTokens: 7, stepsPerRead: 4 });
   assert.deepEqual(res.tokens, expected[1].slice(0, 7));
+});
+
+Deno.test("generate: an AbortSignal ends generation after the batch being read (finishReason abort)", async () => {
+  const prompt = PROMPTS[5];
+  const ac = new AbortController();
+  // Abort as the first batch (the prefill's token) arrives: the batch encoded behind it is discarded.
+  const cut = await generate(model, rec, kv, ring, prompt, {
+    maxTokens: 17,
+    stepsPerRead: 4,
+    signal: ac.signal,
+    onTokens: () => ac.abort(),
+  });
+  assert.equal(cut.finishReason, "abort");
+  assert.deepEqual(cut.tokens, expected[5].slice(0, 1));
+  const none = await generate(model, rec, kv, ring, prompt, { maxTokens: 17, signal: ac.signal });
+  assert.deepEqual([none.tokens, none.finishReason], [[], "abort"]);
+  const res = await run(model, prompt, { maxTokens: 17, stepsPerRead: 4 });
+  assert.deepEqual(res.tokens, expected[5], "the model works after an abort");
 });

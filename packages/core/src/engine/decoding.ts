@@ -5,34 +5,24 @@
  * decoders change (KV caches as values, `signal`, the per-cycle trace) only this file adapts.
  *
  * Halting early (abort, a matched stop string) is the caller's `onTokens` returning true after a
- * readback. The decoders see it within that readback batch: the work already submitted (at most
- * the next batch, double buffering) finishes on the GPU and is discarded, and the call returns
- * with `finishReason: "halted"`.
+ * readback; it aborts the decoder's `signal`, so the loop ends within that readback batch: the work
+ * already submitted (at most the next batch, double buffering) finishes on the GPU and is
+ * discarded, and the call returns with `finishReason: "halted"` (speculative statistics included).
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "../speculative/decoder.ts";
-import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/tree_ref.ts";
+import type { CycleTrace } from "../speculative/trace.ts";
+import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
 
-/** Per-cycle draft-tree trace of speculative decoding (see ENGINE_API / `GenerateOptions.onCycle`). */
-export interface CycleTrace {
-  /** Tree node token ids, node 0 = root (the last committed token). */
-  tokens: number[];
-  /** Parent node index per node, −1 for the root. */
-  parents: number[];
-  /** Depth per node (root 0). */
-  depths: number[];
-  /** Node indices of the accepted path, root first. */
-  accepted: number[];
-  /** The bonus / correction token emitted after the accepted path. */
-  bonus: number;
-  /** Token ids this cycle committed (accepted drafts + bonus), in order. */
-  newTokens: number[];
-}
+/** Per-cycle draft-tree trace of speculative decoding (the decoder's; see `SpecGenerateOptions.onCycle`). */
+export type { CycleTrace } from "../speculative/trace.ts";
 
 /** One decode call. */
 export interface DecodeRequest {
@@ -78,7 +68,7 @@ export interface DecodeOutcome {
   tokens: number[];
   /** eos (`stop`), max tokens (`length`), or `onTokens` asked to stop (`halted`). */
   finishReason: "stop" | "length" | "halted";
-  /** Speculative calls that ran to the end. */
+  /** Speculative calls (the cycles run, also when halted). */
   speculative?: SpeculativeStats;
 }
 
@@ -87,13 +77,7 @@ export function requiredRows(
   tree: ResolvedTreeConfig | null,
   context: number,
 ): { target: number; draft: number } {
-  if (!tree) return { target: context, draft: 0 };
-  // The verified tree sits past the committed tokens (N rows) and the accepted path is compacted
-  // within pathWidth rows; the draft grows k rows per expansion past its prefix.
-  return {
-    target: context + tree.totalTokens + tree.pathWidth,
-    draft: context + tree.topK * tree.depth + tree.pathWidth,
-  };
+  return tree ? SpecDecoder.requiredRows(tree, context, 0) : { target: context, draft: 0 };
 }
 
 /** Resolve and validate a tree shape for a draft vocabulary (throws ShapeError naming the field). */
@@ -101,14 +85,14 @@ export function resolveTree(tree: TreeConfig | undefined, draftVocab?: number): 
   return resolveTreeConfig(tree ?? {}, draftVocab);
 }
 
-/** Thrown out of `onTokens` to leave a decoder's loop; never escapes this module. */
-class Halt {}
-
 /** Plain and speculative decoding over one target (+ optional draft), buffers allocated once. */
 export class Decoders {
   readonly #target: LlamaModel;
   readonly #rec: Recorder;
   readonly #spec: SpecDecoder | null;
+  readonly #kv: KvCache; // plain decoding's target cache (the speculative decoder's when there is one)
+  readonly #ownsKv: boolean;
+  readonly #ring: TokenRing; // plain decoding's token ring
 
   /** Build the decoders; `draft` null = plain only. `maxEos` bounds the stop ids per call. */
   constructor(
@@ -120,6 +104,9 @@ export class Decoders {
     this.#target = target;
     this.#rec = rec;
     this.#spec = draft ? new SpecDecoder(target, draft, rec, { tree: opts.tree, maxEos: opts.maxEos }) : null;
+    this.#ownsKv = !this.#spec;
+    this.#kv = this.#spec?.kv.target ?? target.createKvCache();
+    this.#ring = new TokenRing(target.gpu, this.#kv.capacity);
   }
 
   /** The resolved tree (null without a draft). */
@@ -137,14 +124,15 @@ export class Decoders {
       seed: req.seed,
       eosIds: req.eosIds,
     };
-    const onTokens = (ids: number[]) => {
-      if (req.onTokens(ids)) throw new Halt();
-    };
+    // `onTokens` asking to stop aborts the decoder's own signal: the loop ends after this readback
+    // batch, lets the batch already submitted finish, and still reports its statistics.
+    const halt = new AbortController();
     const tokens: number[] = [];
     const collect = (ids: number[]) => {
       tokens.push(...ids);
-      onTokens(ids);
+      if (req.onTokens(ids)) halt.abort();
     };
+    const finish = (f: "stop" | "length" | "abort") => (f === "abort" ? "halted" as const : f);
     try {
       if (req.speculative) {
         if (!this.#spec) throw new Error("Decoders.run: speculative decoding without a draft");
@@ -152,10 +140,12 @@ export class Decoders {
           ...sampling,
           cyclesPerRead: req.readEvery,
           onTokens: collect,
+          onCycle: req.onCycle,
+          signal: halt.signal,
         });
         return {
-          tokens: r.tokens,
-          finishReason: r.finishReason,
+          tokens: r.finishReason === "abort" ? tokens : r.tokens,
+          finishReason: finish(r.finishReason),
           speculative: {
             cycles: r.cycles,
             acceptanceLength: r.acceptanceLength,
@@ -164,18 +154,18 @@ export class Decoders {
           },
         };
       }
-      const r = await generate(this.#target, this.#rec, this.#target.allocTokenRing(), req.prompt, {
+      const r = await generate(this.#target, this.#rec, this.#kv, this.#ring.tensor, req.prompt, {
         ...sampling,
         stepsPerRead: req.readEvery,
         onTokens: collect,
+        signal: halt.signal,
       });
-      return { tokens: r.tokens, finishReason: r.finishReason };
+      return { tokens: r.finishReason === "abort" ? tokens : r.tokens, finishReason: finish(r.finishReason) };
     } catch (e) {
-      // The loop left with a batch still in flight (double buffering): drain it before the buffers
-      // are reused or freed, also when the error is a caller's (a throwing callback).
+      // A callback threw: the loop left with a batch still in flight (double buffering); drain it
+      // before the buffers are reused or freed.
       await this.#drain();
-      if (!(e instanceof Halt)) throw e;
-      return { tokens, finishReason: "halted" };
+      throw e;
     }
   }
 
@@ -186,12 +176,14 @@ export class Decoders {
    * resolving means the earlier ones have run.
    */
   async #drain(): Promise<void> {
-    const ring = this.#target.allocTokenRing();
+    const ring = this.#ring.tensor;
     await this.#rec.read(new Tensor(ring.buffer, ring.offset, [1], "u32", "drain"));
   }
 
-  /** Free the speculative decoder's buffers (not the models). */
+  /** Free the decoders' buffers and caches (not the models). */
   destroy(): void {
     this.#spec?.destroy();
+    if (this.#ownsKv) this.#kv.destroy();
+    this.#ring.destroy();
   }
 }

@@ -103,7 +103,7 @@ export interface GenerateResult {
   finishReason: "stop" | "length" | "abort";
   /** Token counts. */
   usage: { promptTokens: number; completionTokens: number };
-  /** Acceptance of speculative decoding (absent for plain calls and calls ended early). */
+  /** Acceptance of speculative decoding over the cycles run (absent for plain calls). */
   speculative?: {
     /** Verification cycles. */
     cycles: number;
@@ -457,13 +457,16 @@ export class Engine {
       onTokens,
       onCycle: o.onCycle,
     });
-    let finishReason: GenerateResult["finishReason"] = out.finishReason === "halted"
-      ? (stops.stopped ? "stop" : "abort")
+    // A stop string wins even when the decoder also finished in that batch (eos / max tokens).
+    let finishReason: GenerateResult["finishReason"] = stops.stopped
+      ? "stop"
+      : out.finishReason === "halted"
+      ? "abort"
       : out.finishReason;
     let text: string;
     // A call that ran to its end reports the decoder's tokens (it may drop a prefill eos it had
-    // already streamed); one that was halted reports what was read back up to the halt.
-    const tokens = out.finishReason === "halted" ? kept : out.tokens;
+    // already streamed); one ended by a stop string or the signal, what was read back up to then.
+    const tokens = stops.stopped || out.finishReason === "halted" ? kept : out.tokens;
     if (!streaming) text = decode(tokens);
     else {
       if (!stops.stopped) {
@@ -485,9 +488,7 @@ export class Engine {
       tokens,
       finishReason,
       usage: usage(tokens.length),
-      ...(out.speculative && finishReason !== "abort" && !stops.stopped
-        ? { speculative: out.speculative }
-        : {}),
+      ...(out.speculative ? { speculative: out.speculative } : {}),
       timing: { firstTokenSeconds: firstToken ?? total, totalSeconds: total },
     };
   }

@@ -15,9 +15,10 @@ import { encodeChat } from "../io/chat.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { KernelCache } from "../gpu/kernel.ts";
-import { defaultDraftFor, Engine, type GenerateOptions } from "./engine.ts";
+import { type CycleTrace, defaultDraftFor, Engine, type GenerateOptions } from "./engine.ts";
 import { EngineInputError } from "./validate.ts";
 import type { ChatMessage } from "../io/chat.ts";
 
@@ -101,10 +102,13 @@ Deno.test("Engine: T=0 equals plain generate(), and the speculative path (random
     const messages: ChatMessage[] = [{ role: "user", content: "Count from one to five." }];
     const prompt = encodeChat(dir, messages);
     const model = await LlamaModel.load(gpu, dir, { maxSeqLen: 128 });
-    const want = await generate(model, rec, model.allocTokenRing(), prompt, {
+    const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
+    const want = await generate(model, rec, kv, ring.tensor, prompt, {
       maxTokens: 40,
       eosIds: dir.config.eosTokenIds,
     });
+    kv.destroy();
+    ring.destroy();
     model.destroy();
     rec.destroy();
 
@@ -128,6 +132,24 @@ Deno.test("Engine: T=0 equals plain generate(), and the speculative path (random
       const s = spec.speculative!;
       assert.ok(s.cycles >= 1 && s.acceptanceLength >= 1, JSON.stringify(s));
       assert.equal(s.acceptedPerPosition.length, 3, "tree 8,2,3: paths of up to 3 drafts");
+      // The per-cycle trace: opt-in, output unchanged, one trace per cycle, and the cycles' committed
+      // tokens are the output after the prefill's first token.
+      const traces: CycleTrace[] = [];
+      const traced = await engine.chat(messages, { maxTokens: 40, onCycle: (c) => traces.push(c) });
+      assert.deepEqual(traced.tokens, want.tokens);
+      assert.equal(traces.length, traced.speculative!.cycles);
+      traces.forEach((t, i) => {
+        assert.equal(t.tokens.length, 8);
+        assert.deepEqual([t.parents[0], t.depths[0], t.accepted[0]], [-1, 0, 0]);
+        if (i < traces.length - 1) {
+          // Accepted drafts + the bonus (only the last cycle may be cut at eos / max tokens).
+          assert.equal(t.newTokens.length, t.accepted.length);
+          assert.equal(t.newTokens.at(-1), t.bonus);
+          assert.equal(traces[i + 1].tokens[0], t.bonus, "the bonus is the next cycle's root");
+        }
+      });
+      const committed = traces.flatMap((t) => t.newTokens);
+      assert.deepEqual(committed.slice(0, traced.tokens.length - 1), traced.tokens.slice(1));
       // Stop strings and abort on the speculative path too.
       const full = spec.text;
       const cut = full.indexOf(" ", 3);
@@ -135,6 +157,7 @@ Deno.test("Engine: T=0 equals plain generate(), and the speculative path (random
         const stopped = await engine.chat(messages, { maxTokens: 40, stop: [full.slice(cut, cut + 2)] });
         assert.equal(stopped.text, full.slice(0, cut));
         assert.equal(stopped.finishReason, "stop");
+        assert.ok(stopped.speculative!.cycles >= 1, "statistics of the cycles run before the stop");
       }
       // A tree larger than a fixed cache would hold (the old `--tree 60,20,10` failure): the KV
       // caches are sized at load from the tree and maxContext; a request filling maxContext runs.

@@ -1,6 +1,7 @@
 /**
- * Backward of GQA attention for training, with the causal mask or any per-query bitset mask — in
- * particular the EAGLE-3 training-time-test (TTT) mask built by {@link tttMask}. Two dispatches of
+ * Backward of GQA attention for training, with the causal mask, any per-query bitset mask (e.g.
+ * the EAGLE-3 training-time-test (TTT) mask built by {@link tttMask}), or the TTT visibility
+ * computed in the kernel (`ttt`, scanning only the keys each query sees). Two dispatches of
  * `kernels/attention_bwd.wgsl`: `dq_main` (one workgroup per (query, head); recomputes the scores'
  * log-sum-exp, so the forward needs no extra output, and stores (lse, D) per (query, head) in a
  * scratch) and `dkv_main` (one workgroup per (key, kv head), summing over the queries and the query
@@ -8,10 +9,12 @@
  * @module
  */
 import { ATTENTION_BWD_WGSL } from "@gto/kernels";
+import { specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { memoKernel } from "../ops/kernel_memo.ts";
+import { checkTttMask, type TttMask } from "../ops/attention.ts";
 import { scratchF32 } from "./scratch.ts";
 
 /** Largest head dim of the attention backward kernels. */
@@ -31,15 +34,26 @@ export interface AttentionBackwardOptions {
   scale?: number;
   /** u32 (Tq, ceil(kvLen/32)) bitset mask (`packMask`); default causal (query t sees keys ≤ kvLen − Tq + t). */
   mask?: Tensor;
+  /**
+   * Training-time-test visibility (see `TttMask` in ops/attention.ts): scans only the keys each
+   * query sees, instead of a bitset over all rows.
+   */
+  ttt?: TttMask;
   /** Add into dk, dv instead of overwriting them (keys shared by several unrolled steps). */
   accumulate?: boolean;
+  /**
+   * Threads per workgroup (tests): default 64 on software adapters when headDim ≤ 64 (llvmpipe runs
+   * a workgroup as fibers switched at every barrier; half the fibers per barrier), else 128.
+   */
+  workgroupSize?: 64 | 128;
   /** Scratch (Tq, nH, 2) f32 for (lse, D); default an internal per-device scratch. */
   stats?: Tensor;
 }
 
 /**
  * Gradients of out = attention(q, k, v) (see `attention`): dq (Tq, nH·hd) is written; dk, dv
- * (S, nKV·hd) rows [0, kvLen) are written (or added with `accumulate`), later rows untouched.
+ * (S, nKV·hd) rows [0, kvLen) are written (or added with `accumulate`; with `ttt`, rows
+ * [0, steps·stepStride + Tq)), later rows untouched.
  * Inputs: dout, q, out (Tq, nH·hd) — `out` is the forward output (for D = dout·out); k, v
  * (S, nKV·hd). f32 throughout. Gradient tensors must not overlap the inputs or each other.
  */
@@ -75,8 +89,23 @@ export function attentionBackward(
     throw new ShapeError(`attentionBackward: kvLen ${kvLen} must be in [1, ${S}] (rows of ${k.name})`);
   }
   const words = Math.ceil(kvLen / 32);
+  const ttt = opts.ttt;
+  if (mask && ttt) throw new ShapeError("attentionBackward: give mask or ttt, not both");
   if (mask) mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
-  else if (Tq > kvLen) throw new ShapeError(`attentionBackward: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
+  const wg = opts.workgroupSize ?? (rec.gpu.isFallback && hd <= 64 ? 64 : 128);
+  if (wg !== 64 && wg !== 128 || hd > wg) {
+    throw new ShapeError(`attentionBackward: workgroupSize ${wg} must be 64 or 128 and ≥ headDim ${hd}`);
+  }
+  if (ttt) {
+    checkTttMask("attentionBackward", ttt, Tq, kvLen);
+    if (ttt.steps * (nH / nKV) > wg) {
+      throw new ShapeError(
+        `attentionBackward: ttt steps ${ttt.steps} × ${nH / nKV} query heads per kv head exceed ${wg}`,
+      );
+    }
+  } else if (!mask && Tq > kvLen) {
+    throw new ShapeError(`attentionBackward: causal mask needs Tq ${Tq} ≤ kvLen ${kvLen}`);
+  }
   if (!Number.isFinite(scale)) throw new ShapeError(`attentionBackward: scale ${scale} is not finite`);
   const grads = [dq, dk, dv];
   for (const g of grads) {
@@ -93,26 +122,39 @@ export function attentionBackward(
   stats.expectShape([Tq, nH, 2], "f32"); // (Tq, nH, 2)
   if (Tq === 0) return;
   const spec = (entry: string) => () => ({
-    name: `attention_bwd_${entry}`,
-    code: ATTENTION_BWD_WGSL,
+    name: `attention_bwd_${entry}_wg${wg}`,
+    code: specialize(ATTENTION_BWD_WGSL, { WG: wg }),
     entryPoint: entry,
     storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"] as ("rw")[],
-    params: "uuuufuuuu",
+    params: "uuuufuuuuuuu",
   });
-  const params = [Tq, nH, nKV, kvLen, scale, mask ? 1 : 0, words, hd, opts.accumulate ? 1 : 0];
+  const mode = mask ? 1 : ttt ? 4 : 0;
+  const params = [
+    ...[Tq, nH, nKV, kvLen, scale, mode, words, hd, opts.accumulate ? 1 : 0],
+    ...(ttt ? [ttt.seqLen, ttt.stepStride, ttt.steps] : [0, 0, 0]),
+  ];
   const m = mask ?? q;
   rec.dispatch(
-    memoKernel(rec, "attn_bwd_dq", spec("dq_main")),
+    memoKernel(rec, `attn_bwd_dq${wg}`, spec("dq_main")),
     [q, k, v, m, dout, stats, out, dq],
     params,
     [nH, Tq],
   );
+  // ttt: dkv_main over the step-0 keys, dkv_diag over the later steps' (single-query) keys.
   rec.dispatch(
-    memoKernel(rec, "attn_bwd_dkv", spec("dkv_main")),
+    memoKernel(rec, `attn_bwd_dkv${wg}`, spec("dkv_main")),
     [q, k, v, m, dout, stats, dk, dv],
     params,
-    [nKV, kvLen],
+    [nKV, ttt ? Tq : kvLen],
   );
+  if (ttt && ttt.steps > 0) {
+    rec.dispatch(
+      memoKernel(rec, `attn_bwd_dkv_diag${wg}`, spec("dkv_diag")),
+      [q, k, v, m, dout, stats, dk, dv],
+      params,
+      [nKV, ttt.stepStride],
+    );
+  }
 }
 
 /**

@@ -19,10 +19,10 @@
  *   clip coefficient from the GPU norm)
  * Embeddings are frozen, so there is no embedding backward. Accumulation flags (`accumulateDw`,
  * `accumulateDx`, `accumulate`) let shared weights and multi-path activations sum their gradients
- * without extra add dispatches. CPU f64 references of all of it: `reference_bwd.ts`.
+ * without extra add dispatches. CPU f64 references of all of it: `reference_bwd.ts` (exported from
+ * `@gto/core/reference`).
  * @module
  */
 export * from "./backward.ts";
 export * from "./attention_bwd.ts";
 export * from "./optim.ts";
-export * from "./reference_bwd.ts";

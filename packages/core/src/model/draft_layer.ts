@@ -32,7 +32,13 @@ import { linear } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue, type TreeMask } from "../ops/attention.ts";
+import {
+  attention,
+  type DynamicValue,
+  type SegmentedMask,
+  type TreeMask,
+  type TttMask,
+} from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { linearBackward, rmsNormBackward, ropeBackward, swigluBackward } from "../grad/backward.ts";
@@ -141,6 +147,10 @@ export interface DraftLayerAttention {
   treeMask?: TreeMask;
   /** Full (T, ⌈kvLen/32⌉) bitset mask. */
   mask?: Tensor;
+  /** Training-time-test visibility (unrolled step k over B sequences; scans only visible keys). */
+  ttt?: TttMask;
+  /** Per-tree prefixes plus own tree keys (GTO: P trees per forward; forward only). */
+  segmented?: SegmentedMask;
 }
 
 /** Inputs and outputs of {@link draftLayerForward}. */
@@ -261,7 +271,7 @@ export interface DraftLayerBackwardIo {
   accumulateKv: boolean;
   /** The forward's rope record (static rows and positions only). */
   rope: DraftLayerRope;
-  /** The forward's attention record (static kvLen; `mask` or causal). */
+  /** The forward's attention record (static kvLen; causal, `mask` or `ttt`). */
   attention: DraftLayerAttention;
   /** Gradient scratch. */
   scratch: DraftLayerGradScratch;
@@ -322,6 +332,7 @@ export function draftLayerBackward(
       headDim: hd,
       kvLen,
       mask: io.attention.mask,
+      ttt: io.attention.ttt,
       accumulate: io.accumulateKv,
     },
   );

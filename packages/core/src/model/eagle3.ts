@@ -7,8 +7,9 @@
  *
  * Layout on the GPU: the trainable weights share one arena (one buffer when it fits a binding, so
  * {@link Eagle3Draft.params} can expose them as one flat f32 vector for optimisers); the frozen
- * embedding and the d2t maps live in another; the KV cache (S rows) and a workspace for `maxBatch`
- * rows are allocated at load, so no GPU object is created per call.
+ * embedding and the d2t maps live in another; a workspace for `maxBatch` rows is allocated at load,
+ * so no GPU object is created per call. The KV cache is the caller's ({@link KvCache}, one layer; see
+ * {@link Eagle3Draft.createKvCache}), passed to every forward.
  *
  * The concat is never materialised: q/k/v_proj (N, 2H) are stored as their two column halves
  * `qkvEmb` (N, H) and `qkvHidden` (N, H) with q, k, v rows stacked (N = (nH + 2·nKV)·hd), and the
@@ -35,7 +36,7 @@ import {
 } from "../io/eagle3.ts";
 import { ShapeError } from "../errors.ts";
 import { linear } from "../ops/linear.ts";
-import type { DynamicValue, TreeMask } from "../ops/attention.ts";
+import type { DynamicValue, SegmentedMask, TreeMask } from "../ops/attention.ts";
 import {
   draftHeadForward,
   type DraftLayerActs,
@@ -43,11 +44,16 @@ import {
   type Eagle3GpuWeights,
 } from "./draft_layer.ts";
 
+import { KvCache } from "./kv_cache.ts";
+
 export type { Eagle3GpuWeights } from "./draft_layer.ts";
 
 /** Options for loading or creating an {@link Eagle3Draft}. */
 export interface Eagle3Options {
-  /** Draft KV-cache capacity in rows (default min(max_position_embeddings, 2048)). */
+  /**
+   * Default capacity of {@link Eagle3Draft.createKvCache} in rows (default min(max_position_embeddings,
+   * 2048)); also bounds `maxBatch`.
+   */
   maxSeqLen?: number;
   /** Most rows one forward may process (prefill chunk / tree frontier; default 256). */
   maxBatch?: number;
@@ -58,6 +64,8 @@ export interface Eagle3CreateOptions extends Eagle3Options, Eagle3InitOptions {}
 
 /** Inputs of {@link Eagle3Draft.forward}. */
 export interface Eagle3ForwardArgs {
+  /** The draft KV cache (one layer; see {@link Eagle3Draft.createKvCache}). */
+  kv: KvCache;
   /** (≥T, H) f32 hidden input (fc(features) or a previous `out`); rows [0, T) are used. */
   hidden: Tensor;
   /** u32 token ids (target vocabulary); ids[idsOffset + t] pairs with hidden row t. */
@@ -84,6 +92,8 @@ export interface Eagle3ForwardArgs {
   treeMask?: TreeMask;
   /** Full (T, ⌈kvLen/32⌉) bitset mask (static kvLen only); default causal. */
   mask?: Tensor;
+  /** Per-tree prefixes plus each tree's own keys (GTO: P trees per forward; see `SegmentedMask`). */
+  segmented?: SegmentedMask;
   /** Where to write the (T, H) output (default the draft's workspace); may be `hidden` itself. */
   out?: Tensor;
   /** Compute logits for all rows (default) or none. */
@@ -104,7 +114,7 @@ export class Eagle3Draft {
   readonly config: Eagle3Config;
   /** The device. */
   readonly gpu: GpuDevice;
-  /** KV-cache capacity in rows. */
+  /** Default KV-cache capacity in rows. */
   readonly maxSeqLen: number;
   /** Most rows per forward. */
   readonly maxBatch: number;
@@ -125,10 +135,6 @@ export class Eagle3Draft {
   readonly d2tHost: Int32Array;
   /** Host t2d (V): 1 where the target id is in the draft vocabulary. */
   readonly t2d: Uint8Array;
-  /** (S, nKV·hd) key cache (after RoPE). */
-  readonly kCache: Tensor;
-  /** (S, nKV·hd) value cache. */
-  readonly vCache: Tensor;
   readonly #embedHost: Float32Array;
   readonly #weightArena: BufferArena;
   readonly #frozen: BufferArena;
@@ -223,12 +229,9 @@ export class Eagle3Draft {
       "draft_to_target",
     );
 
-    const S = this.maxSeqLen, B = this.maxBatch;
-    const kvCols = nKV * hd;
-    const actBytes = 4 * (2 * S * kvCols + B * (4 * H + N + 2 * nH * hd + 3 * I + Vd)) + 16 * 256;
+    const B = this.maxBatch;
+    const actBytes = 4 * B * (4 * H + N + 2 * nH * hd + 3 * I + Vd) + 16 * 256;
     this.#act = new BufferArena(gpu, actBytes, "eagle3-activations");
-    this.kCache = this.#act.alloc([S, kvCols], "f32", "draft_k_cache");
-    this.vCache = this.#act.alloc([S, kvCols], "f32", "draft_v_cache");
     this.#emb = this.#act.alloc([B, H], "f32", "draft_emb");
     this.#hn = this.#act.alloc([B, H], "f32", "draft_hidden_norm");
     this.#qkv = this.#act.alloc([B, N], "f32", "draft_qkv");
@@ -269,6 +272,15 @@ export class Eagle3Draft {
     return new Eagle3Draft(gpu, initEagle3Checkpoint(target, opts), opts);
   }
 
+  /**
+   * A zero-filled one-layer KV cache for this draft with `capacity` rows (default {@link maxSeqLen});
+   * the caller owns it. Allocate once per sequence slot, never per step.
+   */
+  createKvCache(capacity: number = this.maxSeqLen, label = "draft_kv"): KvCache {
+    const { numKvHeads, headDim } = this.config;
+    return KvCache.allocate(this.gpu, { layers: 1, capacity, rowWidth: numKvHeads * headDim }, label);
+  }
+
   /** Record out (T, H) = fc(feats), feats (T, n·Ht) the concatenated target features. */
   fuse(rec: Recorder, out: Tensor, feats: Tensor): void {
     linear(rec, out, feats, this.weights.fc);
@@ -285,7 +297,7 @@ export class Eagle3Draft {
 
   /**
    * Record one draft-layer forward over T rows (see the module doc for the computation). Keys and
-   * values go to cache rows cacheRow.. (+ dynamicRow); attention covers rows [0, kvLen) (+
+   * values go to rows cacheRow.. (+ dynamicRow) of `args.kv`; attention covers rows [0, kvLen) (+
    * dynamicLen), causal by default (query t sees rows ≤ kvLen − T + t) or with `treeMask` / `mask`.
    */
   forward(rec: Recorder, args: Eagle3ForwardArgs): Eagle3ForwardResult {
@@ -304,6 +316,8 @@ export class Eagle3Draft {
     const out = args.out ? args.out.expectShape([-1, H], "f32") : this.#out;
     if (out.shape[0] < T) throw new ShapeError(`Eagle3Draft.forward: ${out.name} has fewer than ${T} rows`);
     const o = out.shape[0] === T ? out : out.rows(T);
+    const { numKvHeads: nKV, headDim: hd } = this.config;
+    const kv = args.kv.expect(1, nKV * hd, 0, "Eagle3Draft.forward");
     // Decoding's workspace: the embedding is normalised in place and y is the output buffer.
     const emb = this.#emb.rows(T);
     const acts: DraftLayerActs = {
@@ -322,8 +336,8 @@ export class Eagle3Draft {
       hidden,
       ids: args.ids,
       idsOffset: args.idsOffset,
-      kCache: this.kCache,
-      vCache: this.vCache,
+      kCache: kv.k[0],
+      vCache: kv.v[0],
       rope: {
         cacheRow: args.cacheRow,
         pos0: args.pos0 ?? args.cacheRow,
@@ -336,6 +350,7 @@ export class Eagle3Draft {
         dynamicLen: args.dynamicLen,
         treeMask: args.treeMask,
         mask: args.mask,
+        segmented: args.segmented,
       },
       out: o,
     });
@@ -398,7 +413,7 @@ export class Eagle3Draft {
     await saveEagle3Checkpoint(dir, await this.toCheckpoint(rec));
   }
 
-  /** Free the GPU memory (weights, embedding, KV cache, workspace). */
+  /** Free the GPU memory (weights, embedding, workspace; KV caches belong to their creators). */
   destroy(): void {
     this.#weightArena.destroy();
     this.#frozen.destroy();

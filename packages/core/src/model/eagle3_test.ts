@@ -67,6 +67,7 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
   const draft = Eagle3Draft.fromCheckpoint(gpu, ckpt, { maxSeqLen: 64, maxBatch: 16 });
   const ref = new Eagle3Ref(ckpt, 64);
   const io = new BufferArena(gpu, 1 << 20, "eagle3-test-io");
+  const kv = draft.createKvCache();
   const r = rng(11);
   const P = 7;
   try {
@@ -80,6 +81,7 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
     const ids = Array.from({ length: P }, () => Math.floor(r() * V));
     const idsT = io.upload(Uint32Array.from([99, ...ids]), [P + 1], "u32", "ids");
     const { out, logits } = draft.forward(rec, {
+      kv,
       hidden: hidden0,
       ids: idsT,
       idsOffset: 1,
@@ -122,6 +124,7 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
       mask: refMask,
     });
     const a = draft.forward(rec, {
+      kv,
       hidden: thT,
       ids: tidsT,
       T: N,
@@ -143,6 +146,7 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
     const rel = io.upload(Uint32Array.from(depth), [N], "u32", "tree_rel_pos");
     const inplace = io.upload(th, [N, H], "f32", "tree_hidden_inplace");
     const b = draft.forward(rec, {
+      kv,
       hidden: inplace,
       out: inplace,
       ids: tidsT,
@@ -177,6 +181,7 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
     ok(flat.length >= nn, `params ${flat.length} < ${nn}`);
   } finally {
     draft.destroy();
+    kv.destroy();
     io.destroy();
   }
 });
@@ -215,6 +220,7 @@ Deno.test("eagle3: save → load round trip gives identical tensors and identica
   const a = Eagle3Draft.fromCheckpoint(gpu, ckpt, { maxSeqLen: 32, maxBatch: 8 });
   const dir = await tempDir();
   const io = new BufferArena(gpu, 1 << 18, "eagle3-rt-io");
+  const kv = a.createKvCache(); // shared by a and b (same shape)
   try {
     await a.save(rec, dir);
     const names = (await loadSafetensors(dir)).names().sort();
@@ -243,7 +249,7 @@ Deno.test("eagle3: save → load round trip gives identical tensors and identica
       const ids = io.upload(Uint32Array.from([1, 20, 300, 4000, 8191]), [T], "u32", "ids");
       const outs: Float32Array[] = [];
       for (const d of [a, b]) {
-        const r = d.forward(rec, { hidden: h, ids, T, cacheRow: 0, kvLen: T });
+        const r = d.forward(rec, { kv, hidden: h, ids, T, cacheRow: 0, kvLen: T });
         outs.push(await rec.readF32(r.logits!), await rec.readF32(r.out));
       }
       deepEqual(outs[2], outs[0]);
@@ -253,6 +259,7 @@ Deno.test("eagle3: save → load round trip gives identical tensors and identica
     }
   } finally {
     a.destroy();
+    kv.destroy();
     io.destroy();
   }
 });

@@ -1,8 +1,10 @@
 /**
  * The LLaMA target on the GPU: weights uploaded once into one weight arena (with Q/K/V and gate/up
- * fused into single matrices so each is one dispatch), a KV cache per layer, and a fixed activation
- * workspace sized for `maxBatch` tokens. `forward` only *records* dispatches — nothing is read back —
- * so callers can encode many decode steps per submit (docs/engine.md §2).
+ * fused into single matrices so each is one dispatch) and a fixed activation workspace sized for
+ * `maxBatch` tokens. The KV cache is not part of the model: the caller owns a {@link KvCache} per
+ * sequence ({@link LlamaModel.createKvCache}) and passes it to every forward, so several sequences
+ * can share one model. `forward` only *records* dispatches — nothing is read back — so callers can
+ * encode many decode steps per submit (docs/engine.md §2).
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
  * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small
@@ -22,9 +24,10 @@ import { linear, MATVEC_MAX_M } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
-import { attention, type DynamicValue } from "../ops/attention.ts";
+import { attention, type DynamicValue, type SegmentedMask } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
+import { KvCache } from "./kv_cache.ts";
 
 /** Options for {@link LlamaModel.load}. */
 export interface LlamaLoadOptions {
@@ -33,7 +36,10 @@ export interface LlamaLoadOptions {
    * f16/bf16 and the device has shader-f16, else f32. Computation is always f32.
    */
   weightDtype?: "auto" | "f32" | "f16";
-  /** KV-cache capacity in tokens (default: min(max_position_embeddings, 2048)). */
+  /**
+   * Default capacity of {@link LlamaModel.createKvCache} in tokens (default: min(max_position_embeddings,
+   * 2048)); also bounds `maxBatch`.
+   */
   maxSeqLen?: number;
   /** Most tokens one `forward` call may process (prefill chunk / tree size; default 256). */
   maxBatch?: number;
@@ -68,9 +74,14 @@ export interface ForwardOptions {
    */
   treeMask?: Tensor;
   /**
+   * Many trees per forward (GTO training): per-tree prefixes plus each tree's own keys (see
+   * `SegmentedMask`); the T rows are written at pos0.. as usual, their positions come from `positions`.
+   */
+  segmented?: SegmentedMask;
+  /**
    * A GPU-resident committed length (`meta[index]`) added to pos0, to every position and to the
    * attention length, so a speculative loop needs no CPU round trip. The caller keeps
-   * pos0 + meta[index] + T ≤ maxSeqLen.
+   * pos0 + meta[index] + T ≤ the cache's capacity.
    */
   dynamic?: DynamicValue;
 }
@@ -92,7 +103,7 @@ export class LlamaModel {
   readonly gpu: GpuDevice;
   /** Storage dtype of the weight matrices. */
   readonly weightDtype: "f32" | "f16";
-  /** KV-cache capacity in tokens. */
+  /** Default KV-cache capacity in tokens (see {@link LlamaLoadOptions.maxSeqLen}). */
   readonly maxSeqLen: number;
   /** Most tokens per forward. */
   readonly maxBatch: number;
@@ -104,10 +115,6 @@ export class LlamaModel {
   readonly #embed: Tensor; // (V, H)
   readonly #finalNorm: Tensor; // (H)
   readonly #lmHead: Tensor; // (V, H)
-  /** Per-layer key cache (S, nKV·hd). */
-  readonly kCache: readonly Tensor[];
-  /** Per-layer value cache (S, nKV·hd). */
-  readonly vCache: readonly Tensor[];
   // Workspace, maxBatch rows each.
   readonly #x: Tensor; // (B, H) residual stream
   readonly #xn: Tensor; // (B, H) normed
@@ -119,7 +126,6 @@ export class LlamaModel {
   readonly #last: Tensor; // (1, H)
   /** Logits workspace (B, V); `forward` returns a view of it. */
   readonly logits: Tensor;
-  #ring: Tensor | null = null;
 
   private constructor(gpu: GpuDevice, dir: ModelDir, opts: LlamaLoadOptions) {
     const cfg = dir.config;
@@ -185,18 +191,9 @@ export class LlamaModel {
     this.#lmHead = cfg.tieWordEmbeddings ? this.#embed : mat(["lm_head.weight"], [V], H, "lm_head");
     this.weightBytes = this.#weights.used;
 
-    const S = this.maxSeqLen, B = this.maxBatch;
-    const kvCols = nKV * hd;
-    const actBytes = 4 * (2 * cfg.numLayers * S * kvCols +
-          B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H + S) + 64 * 256;
+    const B = this.maxBatch;
+    const actBytes = 4 * (B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H) + 64 * 256;
     this.#act = new BufferArena(gpu, actBytes, "activations");
-    const kc: Tensor[] = [], vc: Tensor[] = [];
-    for (let l = 0; l < cfg.numLayers; l++) {
-      kc.push(this.#act.alloc([S, kvCols], "f32", `k_cache.${l}`));
-      vc.push(this.#act.alloc([S, kvCols], "f32", `v_cache.${l}`));
-    }
-    this.kCache = kc;
-    this.vCache = vc;
     this.#x = this.#act.alloc([B, H], "f32", "x");
     this.#xn = this.#act.alloc([B, H], "f32", "x_norm");
     this.#qkv = this.#act.alloc([B, (nH + 2 * nKV) * hd], "f32", "qkv");
@@ -229,12 +226,22 @@ export class LlamaModel {
   }
 
   /**
+   * A zero-filled KV cache for this model with `capacity` rows (default {@link maxSeqLen}); the caller
+   * owns it (destroy it when done). Allocate once per sequence slot, never per step.
+   */
+  createKvCache(capacity: number = this.maxSeqLen, label = "kv"): KvCache {
+    const { numLayers, numKvHeads, headDim } = this.config;
+    return KvCache.allocate(this.gpu, { layers: numLayers, capacity, rowWidth: numKvHeads * headDim }, label);
+  }
+
+  /**
    * Record a forward over the T tokens ids[idsOffset, idsOffset+T) (u32 GPU tensor) at positions
-   * pos0..pos0+T−1, writing their keys/values into KV-cache rows pos0.. and attending causally to
+   * pos0..pos0+T−1, writing their keys/values into rows pos0.. of `kv` and attending causally to
    * rows [0, pos0+T). Returns the logits view — (T, V) for `all`, (1, V) for `last` — or null.
    */
   forward(
     rec: Recorder,
+    kv: KvCache,
     ids: Tensor,
     idsOffset: number,
     T: number,
@@ -246,9 +253,10 @@ export class LlamaModel {
     if (!Number.isInteger(T) || T < 1 || T > this.maxBatch) {
       throw new ShapeError(`forward: T=${T} tokens; this model was loaded for 1..${this.maxBatch} per call`);
     }
-    if (pos0 < 0 || pos0 + T > this.maxSeqLen) {
+    kv.expect(cfg.numLayers, nKV * hd, 0, "forward");
+    if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + T > kv.capacity) {
       throw new ShapeError(
-        `forward: positions ${pos0}..${pos0 + T - 1} exceed the KV cache (${this.maxSeqLen})`,
+        `forward: positions ${pos0}..${pos0 + T - 1} exceed the KV cache (${kv.capacity})`,
       );
     }
     const x = this.#x.rows(T), xn = this.#xn.rows(T), qkv = this.#qkv.rows(T), q = this.#q.rows(T);
@@ -285,7 +293,7 @@ export class LlamaModel {
         rmsNorm(rec, xn, x, w.attnNorm, eps);
         linear(rec, qkv, xn, w.qkv);
       }
-      ropeQkv(rec, q, this.kCache[l], this.vCache[l], qkv, {
+      ropeQkv(rec, q, kv.k[l], kv.v[l], qkv, {
         ...dims,
         theta: cfg.ropeTheta,
         cacheRow: pos0,
@@ -294,11 +302,12 @@ export class LlamaModel {
         dynamicRow: opts.dynamic,
         dynamicPos: opts.dynamic,
       });
-      attention(rec, att, q, this.kCache[l], this.vCache[l], {
+      attention(rec, att, q, kv.k[l], kv.v[l], {
         ...dims,
         kvLen: pos0 + T,
         treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
         dynamicLen: opts.dynamic,
+        segmented: opts.segmented,
       });
       linear(rec, x, att, w.o, { residual: x });
       if (fused) linear(rec, act, x, w.gateUp, { norm: { weight: w.mlpNorm, eps }, swiglu: true });
@@ -328,13 +337,7 @@ export class LlamaModel {
     return logits;
   }
 
-  /** A u32 token ring of `maxSeqLen` entries for {@link generate} (allocated with the workspace). */
-  allocTokenRing(): Tensor {
-    this.#ring ??= this.#act.alloc([this.maxSeqLen], "u32", "token_ring");
-    return this.#ring;
-  }
-
-  /** Free the GPU memory (weights, KV cache, workspace). */
+  /** Free the GPU memory (weights and workspace; KV caches belong to their creators). */
   destroy(): void {
     this.#weights.destroy();
     this.#act.destroy();

@@ -92,6 +92,43 @@ export interface SegmentedMask {
 }
 
 /**
+ * Training-time-test masking (EAGLE-3 TTT, `train/ttt.ts`): the Tq = B·seqLen queries of unrolled
+ * step k are B sequences of `seqLen` tokens whose step-0 keys are cache rows [0, Tq); query
+ * t = b·seqLen + u sees the causal keys of its own sequence, rows b·seqLen..t, and its own
+ * position's key of each earlier step, row j·stepStride + t for j = 1..steps (the keys of step j
+ * live at rows [j·stepStride, j·stepStride + Tq)). The kernels scan exactly those u + 1 + steps keys
+ * (no mask buffer), where the equivalent bitset ({@link packMask} of the TTT mask) makes every query
+ * scan all steps·stepStride + Tq rows.
+ */
+export interface TttMask {
+  /** Tokens per sequence S (divides Tq). */
+  seqLen: number;
+  /** Earlier unrolled steps k whose diagonal key each query sees (0 = causal within the sequence). */
+  steps: number;
+  /** Cache rows between consecutive steps' keys (≥ Tq). */
+  stepStride: number;
+}
+
+/**
+ * Validate a {@link TttMask} for Tq queries over kvLen cache rows (`op` names the caller); the rows
+ * it reaches, [0, steps·stepStride + Tq), must lie within kvLen. Throws ShapeError.
+ */
+export function checkTttMask(op: string, ttt: TttMask, Tq: number, kvLen: number): void {
+  const { seqLen: S, steps, stepStride } = ttt;
+  if (!Number.isInteger(S) || S < 1 || Tq % S !== 0) {
+    throw new ShapeError(`${op}: ttt seqLen ${S} must divide Tq ${Tq}`);
+  }
+  if (!Number.isInteger(steps) || steps < 0 || !Number.isInteger(stepStride) || stepStride < Tq) {
+    throw new ShapeError(`${op}: ttt steps ${steps} must be ≥ 0 and stepStride ${stepStride} ≥ Tq ${Tq}`);
+  }
+  if (steps * stepStride + Tq > kvLen) {
+    throw new ShapeError(
+      `${op}: ttt keys reach row ${steps * stepStride + Tq - 1}, beyond kvLen ${kvLen}`,
+    );
+  }
+}
+
+/**
  * Scaled-dot-product attention with GQA over a KV cache.
  * `q` (Tq, nH·hd); `kCache`, `vCache` (S, nKV·hd) of which rows [0, kvLen) are valid (later rows
  * are never read); `out` (Tq, nH·hd), which may be `q` itself. Head h uses kv head
@@ -102,7 +139,7 @@ export interface SegmentedMask {
  * With `opts.treeMask`, prefix + tree masking ({@link TreeMask}). With `opts.dynamicLen`, the valid
  * length is kvLen + meta[index] read on the GPU (causal or treeMask only). With `opts.segmented`,
  * per-group prefixes plus per-group tree keys ({@link SegmentedMask}; `kvLen` is then unused but must
- * be a valid row count).
+ * be a valid row count). With `opts.ttt`, the training-time-test visibility ({@link TttMask}).
  * A query with no visible key outputs zeros. hd must be a multiple of 4 and ≤ 128; tensors f32.
  */
 export function attention(
@@ -121,6 +158,7 @@ export function attention(
     treeMask?: TreeMask;
     dynamicLen?: DynamicValue;
     segmented?: SegmentedMask;
+    ttt?: TttMask;
     /** Force the workgroup size (tests; default: 64 on software adapters, else 256 or 128 by size). */
     workgroupSize?: 32 | 64 | 128 | 256;
     /**
@@ -131,7 +169,8 @@ export function attention(
     split?: AttentionSplit;
   },
 ): void {
-  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen, segmented } = opts;
+  const { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, mask, treeMask, dynamicLen, segmented, ttt } =
+    opts;
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
   if (!Number.isInteger(nH) || !Number.isInteger(nKV) || nKV <= 0 || nH <= 0 || nH % nKV !== 0) {
     throw new ShapeError(`attention: numHeads ${nH} must be a positive multiple of numKvHeads ${nKV}`);
@@ -163,8 +202,8 @@ export function attention(
   } else if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
     throw new ShapeError(`attention: kvLen ${kvLen} must be in [1, ${S}] (rows of ${kCache.name})`);
   }
-  if ([mask, treeMask, segmented].filter((m) => m).length > 1) {
-    throw new ShapeError("attention: give at most one of mask, treeMask, segmented");
+  if ([mask, treeMask, segmented, ttt].filter((m) => m).length > 1) {
+    throw new ShapeError("attention: give at most one of mask, treeMask, segmented, ttt");
   }
   let words = Math.ceil(kvLen / 32);
   let mode = 0;
@@ -212,6 +251,13 @@ export function attention(
     seg = [qpg, treeBase, blk, stride];
     meta = prefix.meta;
     metaIndex = prefix.index;
+  } else if (ttt) {
+    if (dynamicLen) throw new ShapeError("attention: the ttt mask needs a static kvLen; drop dynamicLen");
+    checkTttMask("attention", ttt, Tq, kvLen);
+    mode = 4;
+    treeLen = ttt.steps;
+    words = 0;
+    seg = [ttt.seqLen, 0, 1, ttt.stepStride]; // q_per_group, tree_base, blk, blk_stride
   } else if (mask) {
     mask.expectShape([Tq, words], "u32"); // (Tq, ceil(kvLen/32))
     mode = 1;

@@ -1,7 +1,8 @@
 /**
- * GPU ops of a speculative cycle's bookkeeping (kernels/accept.wgsl): T=0 acceptance, which also
- * writes the new tokens into the token ring and advances the state, and KV compaction, which moves
- * the accepted path's target KV rows into place. Both read everything from GPU buffers.
+ * GPU ops of a speculative cycle's bookkeeping (kernels/accept.wgsl): the commit of an accepted path
+ * (`commitPath`, after the pure T=0 `greedyPath` of greedy_path.ts: new tokens into the token ring,
+ * histograms, state advanced), T>0 acceptance with its commit (`acceptSample`), and KV compaction,
+ * which moves the accepted path's target KV rows into place. All read everything from GPU buffers.
  * @module
  */
 import { ACCEPT_WGSL } from "@gto/kernels";
@@ -10,21 +11,15 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { STATE_WORDS } from "./state.ts";
 
-/** Buffers {@link acceptGreedy} reads and writes. */
+/** The decode loop's buffers an acceptance commit reads and writes. */
 export interface AcceptBuffers {
-  /** (N) u32 target argmax after each tree node. */
-  argmax: Tensor;
   /** (N) u32 tree tokens, root first. */
   tokens: Tensor;
-  /** (leavesMax, DP) i32 root→leaf paths, −1 padded. */
-  paths: Tensor;
-  /** (1) u32 number of valid paths. */
-  leafCount: Tensor;
   /** (STATE_WORDS) u32 decoder state (see state.ts). */
   state: Tensor;
   /** u32 token ring. */
   ring: Tensor;
-  /** (DP) u32 out: accepted node indices, padded with the last. */
+  /** (DP) u32: accepted node indices, padded with the last (input of commitPath, output of acceptSample). */
   path: Tensor;
   /** (DP + 1) u32 out: root, accepted drafts, bonus; padded with the bonus. */
   seq: Tensor;
@@ -37,6 +32,12 @@ export interface AcceptBuffers {
   eos: Tensor;
 }
 
+/** Buffers of {@link commitPath}: the loop's, plus `greedyPath`'s result. */
+export interface CommitBuffers extends AcceptBuffers {
+  /** (1, 2) or (2) u32: [accepted drafts L, bonus token] (`greedyPath`'s `result` for one tree). */
+  result: Tensor;
+}
+
 function histLogCap(hist: Tensor, dp: number): number {
   hist.expectShape([-1], "u32");
   if (hist.size < 2 * dp + 1) {
@@ -45,34 +46,38 @@ function histLogCap(hist: Tensor, dp: number): number {
   return hist.size - (2 * dp + 1);
 }
 
-/** Record T=0 acceptance of one verified tree (no-op on the GPU once `done` is set). */
-export function acceptGreedy(rec: Recorder, b: AcceptBuffers, numEos: number): void {
+/**
+ * Record the decode loop's commit of an accepted path (`b.path`, `b.result` from `greedyPath`): the
+ * new tokens go into the ring (cut at eos / max tokens, which set `done`), `seq`, the histograms and
+ * the state advance. One single-thread dispatch; a no-op on the GPU once `done` is set.
+ */
+export function commitPath(rec: Recorder, b: CommitBuffers, numEos: number): void {
   const N = b.tokens.size;
-  if (N > 64) throw new ShapeError(`acceptGreedy: ${N} tree nodes; at most 64 supported`);
-  b.argmax.expectShape([N], "u32");
-  if (b.paths.shape.length !== 2) throw new ShapeError(`${b.paths.name}: expected (leaves, DP)`);
-  const [leavesMax, dp] = b.paths.shape;
-  b.paths.expectShape([leavesMax, dp], "i32");
-  if (leavesMax > 64) throw new ShapeError(`acceptGreedy: ${leavesMax} paths; at most 64 supported`);
-  b.leafCount.expectShape([1], "u32");
-  b.state.expectShape([STATE_WORDS], "u32");
+  b.tokens.expectShape(b.tokens.shape, "u32");
+  if (b.path.shape.length !== 1) throw new ShapeError(`${b.path.name}: expected (DP), got [${b.path.shape}]`);
+  const dp = b.path.shape[0];
   b.path.expectShape([dp], "u32");
+  if (b.result.size !== 2) throw new ShapeError(`${b.result.name}: expected 2 entries [L, bonus]`);
+  b.result.expectShape(b.result.shape, "u32");
+  b.state.expectShape([STATE_WORDS], "u32");
   b.seq.expectShape([dp + 1], "u32");
   const logCap = histLogCap(b.hist, dp);
   if (numEos > b.eos.size) {
-    throw new ShapeError(`acceptGreedy: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
+    throw new ShapeError(`commitPath: ${numEos} eos ids but ${b.eos.name} holds ${b.eos.size}`);
   }
   const k = rec.kernels.get({
-    name: "accept_greedy",
+    name: "commit_path",
     code: ACCEPT_WGSL,
-    entryPoint: "accept_greedy",
-    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    entryPoint: "commit_path",
+    storage: ["rw", "rw", "unused", "unused", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
   });
+  // Slots 2 and 3 (accept_sample's parents / nothing) are not used by commit_path and left out of its
+  // layout (binding `tokens` there again would alias a writable binding, which WebGPU/Dawn reject).
   rec.dispatch(
     k,
-    [b.argmax, b.tokens, b.paths, b.leafCount, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
-    [N, dp, leavesMax, numEos, 0, 0, logCap],
+    [b.result, b.tokens, null, null, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [N, dp, 0, numEos, 0, 0, logCap],
     [1],
   );
 }
@@ -124,8 +129,8 @@ export function acceptSample(
     storage: ["rw", "rw", "rw", "unused", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
   });
-  // Same slots as accept_greedy with `am`→probs and `paths`→parents; slot 3 (n_leaves) is not used
-  // by this entry point and left out of its layout (a placeholder would alias a writable binding).
+  // Same slots as commit_path with its result → probs and slot 2 → parents; slot 3 is not used by
+  // this entry point and left out of its layout (a placeholder would alias a writable binding).
   rec.dispatch(
     k,
     [b.probs, b.tokens, b.parents, null, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
@@ -134,7 +139,7 @@ export function acceptSample(
   );
 }
 
-/** Record the KV compaction of one layer after {@link acceptGreedy}. */
+/** Record the KV compaction of one layer after {@link commitPath} / {@link acceptSample}. */
 export function kvCompact(rec: Recorder, kCache: Tensor, vCache: Tensor, state: Tensor, path: Tensor): void {
   kCache.expectShape([-1, -1], "f32");
   vCache.expectShape(kCache.shape, "f32");

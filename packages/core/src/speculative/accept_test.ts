@@ -1,5 +1,6 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { acceptGreedy, kvCompact } from "./accept.ts";
+import { commitPath, kvCompact } from "./accept.ts";
+import { greedyPath } from "./greedy_path.ts";
 import { acceptGreedyRef } from "./accept_ref.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
 import { rng, testGpu } from "../testing/mod.ts";
@@ -22,7 +23,7 @@ function randomTree(n: number, seed: number): { parents: number[]; paths: number
   return { parents, paths, dp };
 }
 
-Deno.test("acceptGreedy + kvCompact match the reference on random trees", async () => {
+Deno.test("greedyPath + commitPath + kvCompact match the reference on random trees", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 20, "accept");
   for (let seed = 1; seed <= 12; seed++) {
@@ -57,6 +58,7 @@ Deno.test("acceptGreedy + kvCompact match the reference on random trees", async 
       state: arena.upload(state, [STATE_WORDS], "u32", "state"),
       ring: arena.upload(ring0, [ring0.length], "u32", "ring"),
       path: arena.alloc([dp], "u32", "path"),
+      result: arena.alloc([1, 2], "u32", "result"),
       seq: arena.alloc([dp + 1], "u32", "seq"),
       hist: arena.upload(new Uint32Array(2 * dp + 1 + 4), [2 * dp + 1 + 4], "u32", "hist"),
       eos: arena.upload(new Uint32Array([eosId, 98]), [2], "u32", "eos"),
@@ -65,7 +67,9 @@ Deno.test("acceptGreedy + kvCompact match the reference on random trees", async 
     const kInit = new Float32Array(S * rowW).map((_, i) => i);
     const kc = arena.upload(kInit, [S, rowW], "f32", "k"),
       vc = arena.upload(kInit.map((x) => -x), [S, rowW], "f32", "v");
-    acceptGreedy(rec, b, 2);
+    // The pure path (P = 1 tree; (1, DP) output), then the loop's commit over the same path buffer.
+    greedyPath(rec, { ...b, leafCount: { meta: b.leafCount, index: 0 }, path: b.path.reshape([1, dp]) });
+    commitPath(rec, b, 2);
     kvCompact(rec, kc, vc, b.state, b.path);
     const name = `seed ${seed} n=${n}`;
     const st = await rec.read(b.state) as Uint32Array;

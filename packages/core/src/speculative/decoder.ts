@@ -17,7 +17,13 @@
  * The first cycle replaces the draft extension by the prompt prefill (target + draft). The CPU encodes
  * `cyclesPerRead` cycles per submit and reads the state and ring back once per batch, double-buffered:
  * the next batch is encoded and submitted before the previous batch's readback is awaited. Cycles
- * after `done` are wasted GPU work and change nothing.
+ * after `done` are wasted GPU work and change nothing. An `AbortSignal` is checked after each batch.
+ *
+ * The phases are public functions over explicit buffers — tree growth `growDraftTree` (tree/grow.ts),
+ * verification `verifyTree` (verify.ts), the pure T=0 path `greedyPath` (greedy_path.ts) — and this
+ * class adds only what belongs to the loop: the state words, the token ring, the commit
+ * (`commitPath`, `acceptSample`), KV compaction and the draft extension. The KV caches are values
+ * (`KvCache`): passed in, or allocated once here.
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
@@ -25,18 +31,38 @@ import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import { ShapeError } from "../errors.ts";
 import { argmax, filteredProbs, sample } from "../ops/select.ts";
-import { logSoftmax } from "../ops/softmax.ts";
 import { copyRows } from "../ops/elementwise.ts";
-import { gatherRows, TreeBuffers, treeFinalize, treeLevel } from "../tree/tree_ops.ts";
-import type { ResolvedTreeConfig, TreeConfig } from "../tree/tree_ref.ts";
-import { acceptGreedy, acceptSample, kvCompact } from "./accept.ts";
+import { gatherRows, TreeBuffers } from "../tree/tree_ops.ts";
+import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
+import { allocGrowScratch, growDraftTree, type GrowScratch, growScratchBytes } from "../tree/grow.ts";
+import { acceptSample, commitPath, kvCompact } from "./accept.ts";
+import { greedyPath } from "./greedy_path.ts";
+import { featureTaps, verifyTree } from "./verify.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
-import type { SamplingOptions } from "../decode/generate.ts";
+import { type CycleTrace, decodeTraces, recordTrace, traceWords } from "./trace.ts";
+import type { FinishReason, SamplingOptions } from "../decode/generate.ts";
 
 /** Cycles whose accepted length is logged individually. */
 const LOG_CAP = 4096;
+
+/** The two KV caches of a speculative decoder (target: L layers, draft: one layer). */
+export interface SpecKvCaches {
+  /** The target's cache (`target.createKvCache(rows)`). */
+  target: KvCache;
+  /** The draft's cache (`draft.createKvCache(rows)`). */
+  draft: KvCache;
+}
+
+/** KV rows a generation needs, from {@link SpecDecoder.requiredRows}. */
+export interface SpecKvRows {
+  /** Target cache rows: prompt + new tokens + one verified tree + a path. */
+  target: number;
+  /** Draft cache rows: prompt + new tokens + the tree's k·depth expansion rows + a path. */
+  draft: number;
+}
 
 /** Options of {@link SpecDecoder}. */
 export interface SpecDecoderOptions {
@@ -44,6 +70,13 @@ export interface SpecDecoderOptions {
   tree?: TreeConfig;
   /** Most eos ids honoured (default 8). */
   maxEos?: number;
+  /**
+   * The KV caches to decode in (the caller's; size them with {@link SpecDecoder.requiredRows}).
+   * Default: allocated here with `target.maxSeqLen` / `draft.maxSeqLen` rows, freed by `destroy`.
+   */
+  kv?: SpecKvCaches;
+  /** Most `cyclesPerRead` with `onCycle` tracing (sizes the trace buffer; default 32). */
+  maxTraceCycles?: number;
 }
 
 /** Options of {@link SpecDecoder.generate}. */
@@ -56,6 +89,14 @@ export interface SpecGenerateOptions extends SamplingOptions {
   cyclesPerRead?: number;
   /** Called with each batch of new tokens as soon as it is read back. */
   onTokens?: (ids: number[]) => void;
+  /** Checked after each readback batch: once aborted, generation ends there (finishReason `abort`). */
+  signal?: AbortSignal;
+  /**
+   * Opt-in per-cycle trace (tree, accepted path, bonus, committed tokens), called for each cycle of a
+   * batch as the batch is read back, before that batch's `onTokens`. Costs one small copy dispatch
+   * per cycle and rides on the batch's readback; needs cyclesPerRead ≤ `maxTraceCycles`.
+   */
+  onCycle?: (cycle: CycleTrace) => void;
 }
 
 /** What {@link SpecDecoder.generate} returns. */
@@ -64,8 +105,8 @@ export interface SpecGenerateResult {
   tokens: number[];
   /** Prompt length. */
   promptTokens: number;
-  /** `stop` (eos) or `length` (maxTokens). */
-  finishReason: "stop" | "length";
+  /** `stop` (eos), `length` (maxTokens) or `abort` (the signal). */
+  finishReason: FinishReason;
   /** Verification cycles run. */
   cycles: number;
   /** τ: new tokens per verification cycle, bonus included (Σ_L hist[L]·(L+1) / cycles). */
@@ -106,9 +147,13 @@ export class SpecDecoder {
   readonly tree: ResolvedTreeConfig;
   /** Dp: path length bound (root + deepest accepted draft). */
   readonly pathWidth: number;
+  /** The KV caches decoded in. */
+  readonly kv: Readonly<SpecKvCaches>;
+  readonly #ownsKv: boolean;
   readonly #rec: Recorder;
   readonly #arena: BufferArena;
   readonly #tb: TreeBuffers;
+  readonly #grow: GrowScratch;
   readonly #state: Tensor; // (STATE_WORDS) u32
   readonly #ring: Tensor; // (S) u32
   readonly #promptFeats: Tensor; // (S, nTaps·Ht)
@@ -118,18 +163,27 @@ export class SpecDecoder {
   readonly #am: Tensor; // (N) u32
   readonly #probs: Tensor; // (N, V) f32
   readonly #path: Tensor; // (Dp) u32
+  readonly #pathP: Tensor; // (1, Dp) u32 view of #path (greedyPath's (P, Dp))
+  readonly #result: Tensor; // (1, 2) u32 [accepted drafts, bonus]
   readonly #seq: Tensor; // (Dp + 1) u32
   readonly #hist: Tensor; // (2·Dp + 1 + LOG_CAP) u32: histograms, then per-cycle accept lengths
   readonly #eos: Tensor; // (maxEos) u32
   readonly #lastHidden: Tensor; // (1, H)
   readonly #lastLogits: Tensor; // (1, Vd)
-  readonly #lp0: Tensor; // (1, Vd)
-  readonly #hidden: Tensor; // (k, H)
-  readonly #lp: Tensor; // (k, Vd)
-  readonly #leafCount: Tensor; // view of tb.info[0] (1) u32
+  readonly #trace: Tensor; // (maxTraceCycles, traceWords(N, Dp)) u32
   readonly #maxEos: number;
 
-  /** Allocate every buffer of the loop for `target` + `draft`. */
+  /**
+   * KV rows a generation of `maxTokens` after a `promptLen`-token prompt needs with `tree` (size the
+   * caches with it: `target.createKvCache(rows.target)`, `draft.createKvCache(rows.draft)`).
+   */
+  static requiredRows(tree: TreeConfig, promptLen: number, maxTokens: number): SpecKvRows {
+    const t = resolveTreeConfig(tree);
+    const n = promptLen + maxTokens;
+    return { target: n + t.totalTokens + t.pathWidth, draft: n + t.topK * t.depth + t.pathWidth };
+  }
+
+  /** Allocate every buffer of the loop for `target` + `draft` (and the KV caches unless given). */
   constructor(target: LlamaModel, draft: Eagle3Draft, rec: Recorder, opts: SpecDecoderOptions = {}) {
     const tc = target.config, dc = draft.config;
     if (dc.vocabSize !== tc.vocabSize) {
@@ -155,14 +209,29 @@ export class SpecDecoder {
       throw new ShapeError(`draft maxBatch ${draft.maxBatch} is below the tree width ${Math.max(k, Dp)}`);
     }
     if (N > 64) throw new ShapeError(`tree of ${N} tokens: acceptance supports at most 64`);
-    const S = target.maxSeqLen, F = dc.auxLayerIds.length * tc.hiddenSize, H = dc.hiddenSize;
-    const V = tc.vocabSize, Vd = dc.draftVocabSize;
+    if (opts.kv) {
+      opts.kv.target.expect(tc.numLayers, tc.numKvHeads * tc.headDim, 0, "SpecDecoder target");
+      opts.kv.draft.expect(1, dc.numKvHeads * dc.headDim, 0, "SpecDecoder draft");
+    }
+    this.#ownsKv = !opts.kv;
+    this.kv = opts.kv ?? { target: target.createKvCache(), draft: draft.createKvCache() };
+    const S = this.kv.target.capacity, F = dc.auxLayerIds.length * tc.hiddenSize, H = dc.hiddenSize;
+    const V = tc.vocabSize;
     const fusedRows = Math.max(Dp, Math.min(draft.maxBatch, target.maxBatch));
-    const floats = S * F + N * F + Dp * F + fusedRows * H + N * V + 2 * Vd + k * H + k * Vd + H;
-    this.#arena = new BufferArena(target.gpu, 4 * (floats + 4 * Dp + N + 64) + 32 * 256, "spec");
+    const maxTrace = opts.maxTraceCycles ?? 32;
+    if (!Number.isInteger(maxTrace) || maxTrace < 1) {
+      throw new ShapeError(`SpecDecoder: maxTraceCycles ${maxTrace} must be an integer ≥ 1`);
+    }
+    const floats = S * F + N * F + Dp * F + fusedRows * H + N * V + 2 * dc.draftVocabSize + H + S +
+      maxTrace * traceWords(N, Dp);
+    this.#arena = new BufferArena(
+      target.gpu,
+      4 * (floats + 4 * Dp + N + 64) + 32 * 256 + growScratchBytes(draft, tree),
+      "spec",
+    );
     const a = this.#arena;
     this.#state = a.alloc([STATE_WORDS], "u32", "spec.state");
-    this.#ring = target.allocTokenRing();
+    this.#ring = a.alloc([S], "u32", "spec.ring");
     this.#promptFeats = a.alloc([S, F], "f32", "spec.promptFeats");
     this.#verifyFeats = a.alloc([N, F], "f32", "spec.verifyFeats");
     this.#draftFeats = a.alloc([Dp, F], "f32", "spec.draftFeats");
@@ -170,26 +239,15 @@ export class SpecDecoder {
     this.#am = a.alloc([N], "u32", "spec.argmax");
     this.#probs = a.alloc([N, V], "f32", "spec.probs");
     this.#path = a.alloc([Dp], "u32", "spec.path");
+    this.#pathP = this.#path.reshape([1, Dp]);
+    this.#result = a.alloc([1, 2], "u32", "spec.acceptResult");
     this.#seq = a.alloc([Dp + 1], "u32", "spec.seq");
     this.#hist = a.alloc([2 * Dp + 1 + LOG_CAP], "u32", "spec.hist");
     this.#eos = a.alloc([this.#maxEos], "u32", "spec.eos");
     this.#lastHidden = a.alloc([1, H], "f32", "spec.lastHidden");
-    this.#lastLogits = a.alloc([1, Vd], "f32", "spec.lastLogits");
-    this.#lp0 = a.alloc([1, Vd], "f32", "spec.lp0");
-    this.#hidden = a.alloc([k, H], "f32", "spec.frontierHidden");
-    this.#lp = a.alloc([k, Vd], "f32", "spec.lp");
-    this.#leafCount = new Tensor(this.#tb.info.buffer, this.#tb.info.offset, [1], "u32", "tree.numLeaves");
-  }
-
-  /** Hidden-state taps of the target, written into `dst` rows [0, T) at column blocks of Ht. */
-  #taps(dst: Tensor, rowOffset: number) {
-    const Ht = this.target.config.hiddenSize, F = dst.shape[1];
-    return this.draft.config.auxLayerIds.map((layer, j) => ({
-      layer,
-      dst,
-      offset: rowOffset * F + j * Ht,
-      stride: F,
-    }));
+    this.#lastLogits = a.alloc([1, dc.draftVocabSize], "f32", "spec.lastLogits");
+    this.#grow = allocGrowScratch(a, draft, tree);
+    this.#trace = a.alloc([maxTrace, traceWords(N, Dp)], "u32", "spec.trace");
   }
 
   /**
@@ -200,9 +258,9 @@ export class SpecDecoder {
     const rec = this.#rec, target = this.target, draft = this.draft;
     for (let at = 0; at < P; at += target.maxBatch) {
       const T = Math.min(target.maxBatch, P - at);
-      const logits = target.forward(rec, this.#ring, at, T, at, {
+      const logits = target.forward(rec, this.kv.target, this.#ring, at, T, at, {
         logits: at + T === P ? "last" : "none",
-        capture: this.#taps(this.#promptFeats, at),
+        capture: featureTaps(draft.config.auxLayerIds, target.config.hiddenSize, this.#promptFeats, at),
       });
       if (logits) {
         const temperature = opts.temperature ?? 0;
@@ -236,6 +294,7 @@ export class SpecDecoder {
       draft.fuse(rec, fused, feats);
       const last = at + T === P;
       const r = draft.forward(rec, {
+        kv: this.kv.draft,
         hidden: fused,
         ids: this.#ring,
         idsOffset: at + 1,
@@ -277,6 +336,7 @@ export class SpecDecoder {
     draft.fuse(rec, fused, this.#draftFeats);
     const base = { meta: this.#state, index: STATE.draftBase };
     const r = draft.forward(rec, {
+      kv: this.kv.draft,
       hidden: fused,
       ids: this.#seq,
       idsOffset: 1,
@@ -293,47 +353,34 @@ export class SpecDecoder {
     gatherRows(rec, this.#lastLogits, r.logits!, this.#state, STATE.lastAccept);
   }
 
-  /** Record tree growth from the last pair (rows draftLen ..) and the final re-rank. */
+  /** Record tree growth from the last pair (draft rows draftLen ..) and the final re-rank. */
   #encodeTree(): void {
-    const rec = this.#rec, draft = this.draft, tb = this.#tb;
-    const { topK: k, depth: D } = this.tree;
-    logSoftmax(rec, this.#lp0, this.#lastLogits);
-    treeLevel(rec, tb, this.#lp0, 0);
-    const len = { meta: this.#state, index: STATE.draftLen };
-    let prevOut = this.#lastHidden; // (1, H) at e = 0 (outIds are all 0), then the last expansion's (k, H)
-    for (let e = 0; e < D; e++) {
-      gatherRows(rec, this.#hidden, prevOut, tb.outIds);
-      const r = draft.forward(rec, {
-        hidden: this.#hidden,
-        ids: tb.frontierTokens,
-        T: k,
-        cacheRow: k * e,
-        dynamicRow: len,
-        pos0: e,
-        dynamicPos: len,
-        kvLen: k * (e + 1),
-        dynamicLen: len,
-        treeMask: { mask: tb.draftMasks[e], treeLen: k * (e + 1) },
-        logits: "all",
-      });
-      logSoftmax(rec, this.#lp, r.logits!);
-      treeLevel(rec, tb, this.#lp, e + 1);
-      prevOut = r.out;
-    }
-    treeFinalize(rec, tb, { meta: this.#state, index: STATE.root });
+    growDraftTree(this.#rec, this.draft, this.#tb, {
+      kv: this.kv.draft,
+      lastHidden: this.#lastHidden,
+      lastLogits: this.#lastLogits,
+      prefix: { meta: this.#state, index: STATE.draftLen },
+      root: { meta: this.#state, index: STATE.root },
+      scratch: this.#grow,
+    });
   }
 
-  /** Record verification, acceptance and KV compaction. */
+  /** Record verification (greedy: with the target argmax); returns the tree logits (N, V). */
+  #encodeVerification(greedy: boolean): Tensor {
+    return verifyTree(this.#rec, this.target, this.#tb, {
+      kv: this.kv.target,
+      committed: { meta: this.#state, index: STATE.committed },
+      features: { layers: this.draft.config.auxLayerIds, dst: this.#verifyFeats },
+      argmax: greedy ? this.#am : undefined,
+    });
+  }
+
+  /** Record verification, acceptance (the pure path + the loop's commit) and KV compaction. */
   #encodeVerify(opts: SpecGenerateOptions, numEos: number): void {
-    const rec = this.#rec, target = this.target, tb = this.#tb, N = this.tree.totalTokens;
-    const logits = target.forward(rec, tb.tokens, 0, N, 0, {
-      logits: "all",
-      positions: tb.depths,
-      treeMask: tb.treeMask,
-      dynamic: { meta: this.#state, index: STATE.committed },
-      capture: this.#taps(this.#verifyFeats, 0),
-    })!;
-    const common = {
+    const rec = this.#rec, tb = this.#tb;
+    const temperature = opts.temperature ?? 0;
+    const logits = this.#encodeVerification(temperature <= 0);
+    const loop = {
       tokens: tb.tokens,
       state: this.#state,
       ring: this.#ring,
@@ -342,27 +389,28 @@ export class SpecDecoder {
       hist: this.#hist,
       eos: this.#eos,
     };
-    const temperature = opts.temperature ?? 0;
     if (temperature <= 0) {
-      argmax(rec, this.#am, logits);
-      acceptGreedy(
-        rec,
-        { ...common, argmax: this.#am, paths: tb.retrieve, leafCount: this.#leafCount },
-        numEos,
-      );
+      greedyPath(rec, {
+        argmax: this.#am,
+        tokens: tb.tokens,
+        paths: tb.retrieve,
+        leafCount: { meta: tb.info, index: 0 },
+        path: this.#pathP,
+        result: this.#result,
+      });
+      commitPath(rec, { ...loop, result: this.#result }, numEos);
     } else {
       filteredProbs(rec, this.#probs, logits, { temperature, topK: opts.topK ?? 0, topP: opts.topP ?? 1 });
       acceptSample(
         rec,
-        { ...common, probs: this.#probs, parents: tb.parents },
+        { ...loop, probs: this.#probs, parents: tb.parents },
         this.pathWidth,
         numEos,
         opts.seed ?? 0,
       );
     }
-    for (let l = 0; l < target.config.numLayers; l++) {
-      kvCompact(rec, target.kCache[l], target.vCache[l], this.#state, this.#path);
-    }
+    const kv = this.kv.target;
+    for (let l = 0; l < kv.layers; l++) kvCompact(rec, kv.k[l], kv.v[l], this.#state, this.#path);
   }
 
   /**
@@ -371,18 +419,18 @@ export class SpecDecoder {
    */
   async generate(prompt: readonly number[], opts: SpecGenerateOptions): Promise<SpecGenerateResult> {
     const t0 = performance.now();
-    const rec = this.#rec, target = this.target, draft = this.draft;
+    const rec = this.#rec, target = this.target;
     const P = prompt.length, maxTokens = opts.maxTokens;
-    const N = this.tree.totalTokens, Dp = this.pathWidth, k = this.tree.topK;
+    const Dp = this.pathWidth;
     if (P === 0) throw new ShapeError("generate: the prompt is empty (needs at least one token)");
     if (!Number.isInteger(maxTokens) || maxTokens < 1) {
       throw new ShapeError(`generate: maxTokens=${maxTokens} must be ≥ 1`);
     }
-    const needTarget = P + maxTokens + N + Dp, needDraft = P + maxTokens + k * this.tree.depth + Dp;
-    if (needTarget > target.maxSeqLen || needDraft > draft.maxSeqLen) {
+    const need = SpecDecoder.requiredRows(this.tree, P, maxTokens);
+    if (need.target > this.kv.target.capacity || need.draft > this.kv.draft.capacity) {
       throw new ShapeError(
-        `generate: prompt (${P}) + max tokens (${maxTokens}) + tree needs ${needTarget} target / ${needDraft} draft ` +
-          `KV rows; the models were loaded with ${target.maxSeqLen} / ${draft.maxSeqLen}`,
+        `generate: prompt (${P}) + max tokens (${maxTokens}) + tree needs ${need.target} target / ${need.draft} draft ` +
+          `KV rows; the caches hold ${this.kv.target.capacity} / ${this.kv.draft.capacity}`,
       );
     }
     const V = target.config.vocabSize;
@@ -399,6 +447,12 @@ export class SpecDecoder {
     if (!Number.isInteger(K) || K < 1) {
       throw new ShapeError(`generate: cyclesPerRead=${K} must be an integer ≥ 1`);
     }
+    const tracing = opts.onCycle !== undefined;
+    if (tracing && K > this.#trace.shape[0]) {
+      throw new ShapeError(
+        `generate: cyclesPerRead=${K} with onCycle exceeds maxTraceCycles ${this.#trace.shape[0]}`,
+      );
+    }
     if ((opts.temperature ?? 0) > 0) {
       const seed = opts.seed ?? 0;
       if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -406,6 +460,20 @@ export class SpecDecoder {
       }
     }
 
+    if (opts.signal?.aborted) {
+      return {
+        tokens: [],
+        promptTokens: P,
+        finishReason: "abort",
+        cycles: 0,
+        acceptanceLength: 0,
+        acceptedPerPosition: new Array(Dp - 1).fill(0),
+        acceptHistogram: new Array(Dp).fill(0),
+        acceptLengths: [],
+        prefillSeconds: 0,
+        totalSeconds: (performance.now() - t0) / 1000,
+      };
+    }
     const gpu = target.gpu;
     const state = new Uint32Array(STATE_WORDS);
     state[STATE.committed] = P;
@@ -432,34 +500,57 @@ export class SpecDecoder {
         else this.#encodeDraftExtension();
         this.#encodeTree();
         this.#encodeVerify(opts, eos.length);
+        if (tracing) {
+          const tb = this.#tb;
+          recordTrace(
+            rec,
+            {
+              tokens: tb.tokens,
+              parents: tb.parents,
+              depths: tb.depths,
+              path: this.#path,
+              seq: this.#seq,
+              state: this.#state,
+            },
+            this.#trace,
+            c,
+          );
+        }
       }
       const reads = [rec.readback(this.#state), rec.readback(ringOut), rec.readback(this.#hist)];
+      if (tracing) reads.push(rec.readback(this.#trace.rows(K)));
       rec.submit();
       return Promise.all(reads);
     };
 
     const tokens: number[] = [];
-    let finish: "stop" | "length" = "length";
+    let finish: FinishReason = "length";
+    let aborted = false;
     let prefillSeconds = 0;
     let inflight = encodeBatch(true);
     let st = state, hist = new Uint32Array(2 * Dp + 1 + LOG_CAP);
+    let traced = { cycles: 0, outLen: 1 }; // cycles traced so far; output length before the next cycle
     for (let batch = 0;; batch++) {
       // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
       const next = batch * K < maxTokens + 2 ? encodeBatch(false) : null;
-      const [sBuf, rBuf, hBuf] = await inflight;
+      const [sBuf, rBuf, hBuf, tBuf] = await inflight;
       rec.checkErrors();
       if (batch === 0) prefillSeconds = (performance.now() - t0) / 1000;
       st = new Uint32Array(sBuf);
       hist = new Uint32Array(hBuf);
       const ring = new Uint32Array(rBuf);
       const outLen = Math.min(st[STATE.outLen], maxTokens);
-      if (outLen > tokens.length) {
-        const fresh = Array.from(ring.subarray(tokens.length, outLen));
-        tokens.push(...fresh);
-        opts.onTokens?.(fresh);
+      const fresh = outLen > tokens.length ? Array.from(ring.subarray(tokens.length, outLen)) : [];
+      tokens.push(...fresh);
+      if (tracing) {
+        const d = decodeTraces(new Uint32Array(tBuf), K, this.tree.totalTokens, Dp, tokens, traced);
+        traced = d;
+        for (const t of d.traces) opts.onCycle!(t);
       }
-      if (st[STATE.done]) {
-        if (next) await next;
+      if (fresh.length > 0) opts.onTokens?.(fresh);
+      if (st[STATE.done] || opts.signal?.aborted) {
+        aborted = !st[STATE.done];
+        if (next) await next; // let the GPU finish before the caller reuses the buffers
         rec.checkErrors();
         break;
       }
@@ -468,7 +559,7 @@ export class SpecDecoder {
       }
       inflight = next;
     }
-    finish = st[STATE.outLen] < maxTokens ? "stop" : "length";
+    finish = aborted ? "abort" : st[STATE.outLen] < maxTokens ? "stop" : "length";
     if (maxTokens <= 1 && tokens.length === 1 && eos.includes(tokens[0])) {
       tokens.length = 0; // done before any cycle: the prefill's token was eos
       finish = "stop";
@@ -539,16 +630,7 @@ export class SpecDecoder {
       this.#encodeDraftExtension();
       this.#encodeTree();
     });
-    const N = this.tree.totalTokens, tb = this.#tb;
-    const verification = await time(() => {
-      this.target.forward(rec, tb.tokens, 0, N, 0, {
-        logits: "all",
-        positions: tb.depths,
-        treeMask: tb.treeMask,
-        dynamic: { meta: this.#state, index: STATE.committed },
-        capture: this.#taps(this.#verifyFeats, 0),
-      });
-    });
+    const verification = await time(() => this.#encodeVerification(false));
     const cycle = await time(() => {
       this.#encodeDraftExtension();
       this.#encodeTree();
@@ -572,9 +654,13 @@ export class SpecDecoder {
     return { probs: this.#probs, tree: this.#tb, state: this.#state, path: this.#path, seq: this.#seq };
   }
 
-  /** Free the decoder's own buffers (not the models). */
+  /** Free the decoder's own buffers and the KV caches it allocated (not the models, not given caches). */
   destroy(): void {
     this.#tb.destroy();
     this.#arena.destroy();
+    if (this.#ownsKv) {
+      this.kv.target.destroy();
+      this.kv.draft.destroy();
+    }
   }
 }

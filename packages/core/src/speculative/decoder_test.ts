@@ -5,12 +5,14 @@
  * tokens reached mid-cycle. The draft vocabulary is made of tokens the target actually produces, so
  * random drafts still get some drafts accepted and the acceptance/compaction paths are exercised.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { loadModelDir } from "../io/model_dir.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "./decoder.ts";
+import type { CycleTrace } from "./trace.ts";
 import { rng, testGpu } from "../testing/mod.ts";
 import { LlamaRef } from "../reference/llama_ref.ts";
 import { chiSquareTest } from "../testing/stats.ts";
@@ -21,7 +23,7 @@ async function setup() {
   const { gpu, rec } = await testGpu();
   const dir = await loadModelDir(TINY);
   const target = await LlamaModel.load(gpu, dir, { maxSeqLen: 256, maxBatch: 64 });
-  const ring = target.allocTokenRing();
+  const kv = target.createKvCache(), ring = new TokenRing(gpu, target.maxSeqLen).tensor;
   const r = rng(5);
   const prompts = [
     dir.tokenizer.encode(dir.chatTemplate!.render([{ role: "user", content: "What is 7 times 8?" }], {
@@ -33,7 +35,7 @@ async function setup() {
   ];
   const greedy: number[][] = [];
   for (const p of prompts) {
-    greedy.push((await generate(target, rec, ring, p, { maxTokens: 48, eosIds: [] })).tokens);
+    greedy.push((await generate(target, rec, kv, ring, p, { maxTokens: 48, eosIds: [] })).tokens);
   }
   // Draft vocabulary: the 96 most frequent tokens of the greedy outputs, then the lowest other ids.
   const freq = new Map<number, number>();
@@ -45,11 +47,11 @@ async function setup() {
   const d2t = new Int32Array(ids.map((t, i) => t - i));
   const t2d = new Uint8Array(V);
   for (const t of ids) t2d[t] = 1;
-  return { gpu, rec, dir, target, ring, prompts, greedy, draftVocab: { d2t, t2d } };
+  return { gpu, rec, dir, target, kv, ring, prompts, greedy, draftVocab: { d2t, t2d } };
 }
 
 Deno.test("T=0 speculative decoding is token-identical to plain greedy (random drafts, trees, lengths, eos)", async () => {
-  const { gpu, rec, dir, target, prompts, greedy, draftVocab } = await setup();
+  const { gpu, rec, dir, target, kv, prompts, greedy, draftVocab } = await setup();
   // The default EAGLE-3 tree is slow on the software adapter (~8 draft forwards + a 60-token
   // verification per cycle), so it runs on fewer lengths; the small trees cover the rest.
   const configs = [
@@ -107,6 +109,132 @@ Deno.test("T=0 speculative decoding is token-identical to plain greedy (random d
   }
   ok(acceptedSomething > 0, "no draft was ever accepted: the acceptance paths were not exercised");
   console.log(`drafts accepted in ${acceptedSomething} cycles`);
+  kv.destroy();
+  target.destroy();
+});
+
+Deno.test("SpecDecoder: caller-owned caches sized by requiredRows, too-small caches rejected, abort", async () => {
+  const { gpu, rec, dir, target, kv, ring, prompts, greedy, draftVocab } = await setup();
+  const tree = { totalTokens: 8, depth: 2, topK: 3 };
+  const draft = Eagle3Draft.create(gpu, dir, { draftVocab, seed: 2, maxSeqLen: 64, maxBatch: 64 });
+  const p = prompts[1], maxTokens = 20;
+  const rows = SpecDecoder.requiredRows(tree, p.length, maxTokens);
+  deepEqual(rows, { target: p.length + maxTokens + 8 + 4, draft: p.length + maxTokens + 3 * 2 + 4 });
+  const caches = { target: target.createKvCache(rows.target), draft: draft.createKvCache(rows.draft) };
+  const spec = new SpecDecoder(target, draft, rec, { tree, kv: caches });
+  equal(spec.kv.target, caches.target);
+  const full = await spec.generate(p, { maxTokens, eosIds: [], cyclesPerRead: 2 });
+  deepEqual(full.tokens, greedy[1].slice(0, maxTokens), "exactly sized caches");
+  await rejects(
+    spec.generate(p, { maxTokens: maxTokens + 1, eosIds: [] }),
+    /needs \d+ target \/ \d+ draft KV rows; the caches hold/,
+  );
+  // Abort after the first readback batch (prefill + one cycle): a greedy prefix, finishReason abort.
+  const ac = new AbortController();
+  const cut = await spec.generate(p, {
+    maxTokens,
+    eosIds: [],
+    cyclesPerRead: 1,
+    signal: ac.signal,
+    onTokens: () => ac.abort(),
+  });
+  equal(cut.finishReason, "abort");
+  ok(cut.tokens.length >= 1 && cut.tokens.length < maxTokens, `aborted after ${cut.tokens.length} tokens`);
+  deepEqual(cut.tokens, greedy[1].slice(0, cut.tokens.length));
+  const none = await spec.generate(p, { maxTokens, eosIds: [], signal: ac.signal });
+  deepEqual([none.tokens, none.finishReason, none.cycles], [[], "abort", 0]);
+  const again = await spec.generate(p, { maxTokens, eosIds: [], cyclesPerRead: 3 });
+  deepEqual(again.tokens, full.tokens, "the decoder works after an abort");
+  spec.destroy();
+  // The caches are the caller's: still alive after the decoder is gone.
+  const plain = await generate(target, rec, caches.target, ring, p, { maxTokens: 5, eosIds: [] });
+  deepEqual(plain.tokens, greedy[1].slice(0, 5));
+  caches.target.destroy();
+  caches.draft.destroy();
+  draft.destroy();
+  kv.destroy();
+  target.destroy();
+});
+
+/** Structural checks of one generation's traces against its output; returns cycles with drafts accepted. */
+function checkTraces(traces: CycleTrace[], output: number[], N: number, name: string): number {
+  let accepted = 0;
+  traces.forEach((t, c) => {
+    const at = `${name} cycle ${c}`;
+    deepEqual([t.tokens.length, t.parents.length, t.depths.length], [N, N, N], at);
+    deepEqual([t.parents[0], t.depths[0]], [-1, 0], `${at}: root`);
+    for (let n = 1; n < N; n++) {
+      ok(t.parents[n] >= 0 && t.parents[n] < n, `${at}: parent of ${n}`);
+      equal(t.depths[n], t.depths[t.parents[n]] + 1, `${at}: depth of ${n}`);
+    }
+    equal(t.accepted[0], 0, `${at}: the accepted path starts at the root`);
+    for (let j = 1; j < t.accepted.length; j++) {
+      equal(t.parents[t.accepted[j]], t.accepted[j - 1], `${at}: path`);
+    }
+    if (t.accepted.length > 1) accepted++;
+    const full = [...t.accepted.slice(1).map((n) => t.tokens[n]), t.bonus];
+    if (c < traces.length - 1) deepEqual(t.newTokens, full, `${at}: newTokens = accepted drafts + bonus`);
+    else deepEqual(t.newTokens, full.slice(0, t.newTokens.length), `${at}: last cycle's newTokens (cut)`);
+    if (c > 0) equal(t.tokens[0], traces[c - 1].bonus, `${at}: root = the previous bonus`);
+  });
+  if (traces.length > 0) {
+    deepEqual(
+      [traces[0].tokens[0], ...traces.flatMap((t) => t.newTokens)],
+      output,
+      `${name}: traces → output`,
+    );
+  }
+  return accepted;
+}
+
+Deno.test("SpecDecoder onCycle: tracing leaves T=0 output unchanged; traces are consistent", async () => {
+  const { gpu, rec, dir, target, kv, prompts, greedy, draftVocab } = await setup();
+  // A wide first level (10 of the 128 draft-vocabulary tokens) so the random draft gets drafts accepted.
+  const tree = { totalTokens: 24, depth: 2, topK: 10 };
+  const draft = Eagle3Draft.create(gpu, dir, { draftVocab, seed: 3, maxSeqLen: 256, maxBatch: 64 });
+  const spec = new SpecDecoder(target, draft, rec, { tree, maxTraceCycles: 4 });
+  let accepted = 0;
+  for (const [i, eosAt] of [[1, -1], [0, -1], [1, 20]]) {
+    const g = greedy[i], maxTokens = 30;
+    const eosIds = eosAt >= 0 ? [g[eosAt]] : [];
+    const name = `prompt ${i}${eosAt >= 0 ? ` eos ${g[eosAt]}` : ""}`;
+    const plain = await spec.generate(prompts[i], { maxTokens, eosIds, cyclesPerRead: 3 });
+    const traces: CycleTrace[] = [], order: string[] = [];
+    const res = await spec.generate(prompts[i], {
+      maxTokens,
+      eosIds,
+      cyclesPerRead: 3,
+      onCycle: (c) => (traces.push(c), order.push("c")),
+      onTokens: () => order.push("t"),
+    });
+    deepEqual(res.tokens, plain.tokens, `${name}: tracing changes nothing`);
+    const want = eosAt >= 0 ? g.slice(0, g.indexOf(g[eosAt])) : g.slice(0, maxTokens);
+    deepEqual(res.tokens, want, `${name}: greedy`);
+    equal(traces.length, res.cycles, `${name}: one trace per cycle`);
+    deepEqual(traces.map((t) => t.accepted.length - 1), res.acceptLengths, `${name}: accepted lengths`);
+    equal(order[0], "c", "a batch's cycles are reported before its tokens");
+    accepted += checkTraces(traces, res.tokens, 24, name);
+  }
+  ok(accepted > 0, "no traced cycle accepted a draft");
+  console.log(`traced cycles with drafts accepted: ${accepted}`);
+  // T > 0: the same structure (sampled paths follow parents; traces concatenate to the output).
+  const traces: CycleTrace[] = [];
+  const s = await spec.generate(prompts[0], {
+    maxTokens: 20,
+    eosIds: [],
+    temperature: 1,
+    seed: 7,
+    cyclesPerRead: 4,
+    onCycle: (c) => traces.push(c),
+  });
+  checkTraces(traces, s.tokens, 24, "T=1");
+  await rejects(
+    spec.generate(prompts[0], { maxTokens: 4, cyclesPerRead: 5, onCycle: () => {} }),
+    /cyclesPerRead=5 with onCycle exceeds maxTraceCycles 4/,
+  );
+  spec.destroy();
+  draft.destroy();
+  kv.destroy();
   target.destroy();
 });
 

@@ -5,7 +5,7 @@
  * (Σ tokens emitted by cycles / Σ cycles, bonus included), so long answers weigh by their cycles.
  * @module
  */
-import type { SpecDecoder } from "./decoder.ts";
+import { SpecDecoder } from "./decoder.ts";
 
 /** Options of {@link measureTau}. */
 export interface MeasureTauOptions {
@@ -35,10 +35,9 @@ export interface TauResult {
 
 /** Whether a prompt of `promptTokens` + `maxTokens` new fits `decoder`'s KV caches with its tree. */
 export function fitsDecoder(decoder: SpecDecoder, promptTokens: number, maxTokens: number): boolean {
-  const t = decoder.tree, ctx = promptTokens + maxTokens;
-  return promptTokens >= 1 &&
-    ctx + t.totalTokens + t.pathWidth <= decoder.target.maxSeqLen &&
-    ctx + t.topK * t.depth + t.pathWidth <= decoder.draft.maxSeqLen;
+  const need = SpecDecoder.requiredRows(decoder.tree, promptTokens, maxTokens);
+  return promptTokens >= 1 && need.target <= decoder.kv.target.capacity &&
+    need.draft <= decoder.kv.draft.capacity;
 }
 
 /** Decode every prompt that fits with `decoder` and return τ over all of them. */

@@ -14,6 +14,7 @@ import { deepEqual, equal } from "node:assert/strict";
 import type { ModelDir } from "../io/model_dir.ts";
 import { type LlamaLoadOptions, LlamaModel } from "../model/llama.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { testGpu } from "./mod.ts";
 import { BufferArena, writeTensor } from "../gpu/arena.ts";
 
@@ -99,8 +100,8 @@ export async function checkModelAgainstReference(
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   let worstLogitRel = 0, worstHiddenRel = 0;
   const scratch = new BufferArena(gpu, 4 * maxLen * H * 8 + 4096, "reference-taps");
+  const kv = model.createKvCache(), ringOwner = new TokenRing(gpu, model.maxSeqLen), ring = ringOwner.tensor;
   try {
-    const ring = model.allocTokenRing();
     for (const [ci, c] of ref.cases.entries()) {
       const name = `${referencePath} case ${ci} (${c.kind})`;
       const T = c.input_ids.length;
@@ -111,7 +112,7 @@ export async function checkModelAgainstReference(
         dst: scratch.alloc([T, H], "f32", `hidden entering ${layer}`),
       }));
       writeTensor(gpu, ring, new Uint32Array(c.input_ids));
-      const logitsT = model.forward(rec, ring, 0, T, 0, { logits: "all", capture: taps })!;
+      const logitsT = model.forward(rec, kv, ring, 0, T, 0, { logits: "all", capture: taps })!;
       const logits = await rec.readF32(logitsT); // (T, V)
       const row = (t: number) => logits.subarray(t * V, (t + 1) * V);
       const rowMax = (r: ArrayLike<number>) => {
@@ -143,13 +144,15 @@ export async function checkModelAgainstReference(
           worstHiddenRel = Math.max(worstHiddenRel, Math.abs(lastH[i] - exp[i]) / m);
         }
       }
-      const out = await generate(model, rec, ring, c.input_ids, { maxTokens: 48, eosIds: [] });
+      const out = await generate(model, rec, kv, ring, c.input_ids, { maxTokens: 48, eosIds: [] });
       deepEqual(out.tokens, c.greedy_48, `${name}: greedy_48`);
       equal(out.finishReason, "length");
     }
   } finally {
     model.destroy();
     scratch.destroy();
+    kv.destroy();
+    ringOwner.destroy();
   }
   return { cases: ref.cases.length, worstLogitRel, worstHiddenRel };
 }

@@ -27,6 +27,7 @@ import type { LlamaModel } from "../model/llama.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import { ShapeError } from "../errors.ts";
 
 /** A malformed corpus or cache file: names the file and the 1-based line. */
@@ -398,8 +399,9 @@ export type Responder = (i: number, prompt: readonly number[], maxTokens: number
 
 /**
  * Responses of the target to `prompts` (rendered token ids, see {@link renderPrompt}), one at a
- * time through {@link generate}, reusing and extending `opts.cacheFile`. The target's KV cache is
- * overwritten. Returns one sample per prompt, in order.
+ * time through {@link generate}, reusing and extending `opts.cacheFile`. A KV cache and token ring of
+ * `model.maxSeqLen` rows are allocated for the call and freed at its end. Returns one sample per
+ * prompt, in order.
  */
 export async function regenerateResponses(
   model: LlamaModel,
@@ -409,9 +411,10 @@ export async function regenerateResponses(
   opts: RegenerateOptions = {},
 ): Promise<TrainSample[]> {
   const settings = regenerateSettings(dir, opts);
-  const ring = model.allocTokenRing();
+  const kv = model.createKvCache(), ringOwner = new TokenRing(model.gpu, model.maxSeqLen);
+  const ring = ringOwner.tensor;
   const respond: Responder = async (i, p, maxTokens) => {
-    const r = await generate(model, rec, ring, p, {
+    const r = await generate(model, rec, kv, ring, p, {
       maxTokens,
       temperature: settings.temperature,
       topK: settings.topK,
@@ -424,12 +427,18 @@ export async function regenerateResponses(
     const stop = await rec.read(new Tensor(ring.buffer, ring.offset + 4 * at, [1], "u32", "stop_token"));
     return [...r.tokens, stop[0]];
   };
-  // One decoder, one ring: strictly one call at a time.
-  return await regenerateWith(dir, prompts, settings, model.maxSeqLen, respond, {
-    cacheFile: opts.cacheFile,
-    onProgress: opts.onProgress,
-    concurrency: 1,
-  });
+  // One cache, one ring: strictly one call at a time.
+  try {
+    return await regenerateWith(dir, prompts, settings, model.maxSeqLen, respond, {
+      cacheFile: opts.cacheFile,
+      onProgress: opts.onProgress,
+      concurrency: 1,
+    });
+  } finally {
+    await rec.finish(); // no recorded work may still use the cache and ring
+    kv.destroy();
+    ringOwner.destroy();
+  }
 }
 
 /** {@link RegenerateOptions} with defaults filled in (what the cache header records). */

@@ -10,6 +10,7 @@ import { testGpu } from "../testing/mod.ts";
 import { loadModelDir } from "../io/model_dir.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { generate } from "../decode/generate.ts";
+import { TokenRing } from "../decode/ring.ts";
 import {
   DataFileError,
   loadCorpusPrompts,
@@ -37,13 +38,14 @@ const GOOD = {
   "mbpp/mbpp.jsonl": '{"text": "M1", "code": "x"}\n',
   "svamp/SVAMP.json":
     '[\n  {\n    "Body": "B1.",\n    "Question": "Q1?"\n  },\n  {\n    "Body": "B2.",\n    "Question": "Q2?"\n  }\n]\n',
+  "chat/prompts.jsonl": '{"prompt": "C1"}\n',
 };
 
 Deno.test("corpus prompts: interleaved sources, SVAMP Body + Question, limits", async () => {
   const root = await corpus(GOOD);
   const p = await loadCorpusPrompts(root);
-  assert.deepEqual(p.map((x) => x.text), ["G1?", "M1", "B1. Q1?", "G2?", "B2. Q2?"]);
-  assert.deepEqual(p.map((x) => x.source), ["gsm8k", "mbpp", "svamp", "gsm8k", "svamp"]);
+  assert.deepEqual(p.map((x) => x.text), ["G1?", "M1", "B1. Q1?", "C1", "G2?", "B2. Q2?"]);
+  assert.deepEqual(p.map((x) => x.source), ["gsm8k", "mbpp", "svamp", "chat", "gsm8k", "svamp"]);
   const one = await loadCorpusPrompts(root, { sources: ["svamp"], maxPerSource: 1 });
   assert.deepEqual(one, [{ source: "svamp", index: 0, text: "B1. Q1?" }]);
   await Deno.remove(root, { recursive: true });
@@ -100,9 +102,9 @@ Deno.test("regenerate: responses = generate(); cache written, reused, extended, 
       onProgress: (p) => progress.push(p.done),
     });
     assert.deepEqual(progress, [0, 1, 2]);
-    const ring = model.allocTokenRing();
+    const kv = model.createKvCache(), ring = new TokenRing(gpu, model.maxSeqLen);
     for (let i = 0; i < 2; i++) {
-      const g = await generate(model, rec, ring, prompts[i], {
+      const g = await generate(model, rec, kv, ring.tensor, prompts[i], {
         maxTokens: 30,
         eosIds: dir.config.eosTokenIds,
       });
@@ -116,6 +118,8 @@ Deno.test("regenerate: responses = generate(); cache written, reused, extended, 
       } else assert.equal(first[i].responseIds.length, n);
       assert.deepEqual(first[i].promptIds, prompts[i]);
     }
+    kv.destroy();
+    ring.destroy();
     const c = await readSampleCache(cache);
     assert.equal(c.samples.length, 2);
     // Reuse: nothing generated for the cached prefix; the third prompt is generated and appended.

@@ -193,7 +193,10 @@ export interface GtoCoefficientOptions {
   clipEps?: number;
   /** Which reward column R uses. */
   aggregate?: RewardAggregate;
-  /** Prefixes L_GTO is averaged over (default P; larger when one batch spans several dispatches). */
+  /**
+   * Prefixes L_GTO is averaged over (default P; larger when one batch spans several dispatches,
+   * smaller when some rows are padding that is never used).
+   */
   totalPrefixes?: number;
 }
 
@@ -230,8 +233,8 @@ export function recordGtoCoefficients(
   if (!(eps >= 0)) throw new ShapeError(`gto: clipEps must be ≥ 0, got ${eps}`);
   if (!(agg in AGG_INDEX)) throw new ShapeError(`gto: aggregate must be lse, max or mean, got ${agg}`);
   if (std !== "sample" && std !== "population") throw new ShapeError(`gto: std must be sample or population`);
-  if (!Number.isInteger(total) || total < P) {
-    throw new ShapeError(`gto: totalPrefixes ${total} must be an integer ≥ ${P}`);
+  if (!Number.isInteger(total) || total < 1) {
+    throw new ShapeError(`gto: totalPrefixes ${total} must be an integer ≥ 1`);
   }
   const kern = memoKernel(rec, "gto_coeff", () => ({
     name: "gto_coeff",

@@ -15,3 +15,6 @@ export * from "./data.ts";
 export * from "./draft_vocab.ts";
 export * from "./gto_ops.ts";
 export * from "./gto_groups.ts";
+export * from "./gto_trees.ts";
+export * from "./gto_inspect.ts";
+export * from "./gto.ts";

@@ -28,12 +28,13 @@
  *
  * Layout: all B·S rows of a step are processed by each op at once. Keys/values of step j live in
  * rows [j·Mpad, j·Mpad + M) of one (steps·Mpad, nKV·hd) buffer (Mpad = M rounded up to 64, so every
- * per-step view is 256-byte aligned); the attention of step k runs over keys [0, k·Mpad + M) with a
- * bitset mask that is block-diagonal over the sequences ({@link tttBatchMask}). All activations the
- * backward needs are kept per step; lm_head and the final norm are differentiated right after each
- * step's loss, so only one (M, Vd) logits buffer exists. Every GPU buffer is allocated in
- * {@link TttTrainer.create} for the maximum (B, S); a step creates no GPU object (masks are
- * re-uploaded only when (B, S) changes).
+ * per-step view is 256-byte aligned). The attention of step k (forward and backward) uses the
+ * kernels' TTT mode (`TttMask`, ops/attention.ts): query b·S + t scans exactly its t + 1 causal keys
+ * and its k diagonal keys, the visibility of the block-diagonal bitset {@link tttBatchMask} without
+ * storing it or scanning the k·Mpad + M rows it spans (≈ (k+1)·S/2 times fewer keys per query). All
+ * activations the backward needs are kept per step; lm_head and the final norm are differentiated
+ * right after each step's loss, so only one (M, Vd) logits buffer exists. Every GPU buffer is
+ * allocated in {@link TttTrainer.create} for the maximum (B, S); a step creates no GPU object.
  * @module
  */
 import { TTT_WGSL } from "@gto/kernels";
@@ -42,6 +43,7 @@ import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { type DType, Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import type { KvCache } from "../model/kv_cache.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import {
   DRAFT_WEIGHT_KEYS,
@@ -158,7 +160,8 @@ export interface TttMetrics {
  * The packed (M, ⌈(k·mpad + M)/32⌉) u32 bitset mask of TTT step k over B sequences of S tokens
  * (M = B·S; keys of step j at rows j·mpad..): query b·S + t sees step-0 keys b·S + t' for t' ≤ t and
  * the key j·mpad + b·S + t of each step j = 1..k. For B = 1 and mpad = S this is
- * `packMask(tttMask(S, k))`.
+ * `packMask(tttMask(S, k))`. The trainer does not store it (the kernels' `ttt` mode computes the
+ * same visibility); it is the explicit reference of that mode.
  */
 export function tttBatchMask(B: number, S: number, k: number, mpad: number): Uint32Array {
   const M = B * S;
@@ -179,7 +182,6 @@ export function tttBatchMask(B: number, S: number, k: number, mpad: number): Uin
 /** Per-step record: the draft layer's activations plus what the objective adds. */
 interface StepActs extends DraftLayerActs {
   dOut: Tensor | null; // (M, H) gradient w.r.t. out_k (loss of step k, then + later steps)
-  mask: Tensor; // (M, words_k) u32
 }
 
 /** Runs EAGLE-3 TTT steps for one (target, draft) pair; all GPU memory is allocated at creation. */
@@ -236,7 +238,7 @@ export class TttTrainer {
   readonly #dK: Tensor | null; // (steps·Mpad, nKV·hd)
   readonly #dV: Tensor | null;
   readonly #scratch: DraftLayerGradScratch | null; // Mmax rows each
-  #maskShape = "";
+  readonly #targetKv: KvCache; // (maxSeqLen rows) the target pass's KV cache
 
   private constructor(gpu: GpuDevice, target: LlamaModel, draft: Eagle3Draft, opts: TttOptions) {
     this.#gpu = gpu;
@@ -327,10 +329,6 @@ export class TttTrainer {
       act: want(`ttt_act${k}`, [Mmax, I]),
       dOut: backward ? want(`ttt_dout${k}`, [Mmax, H]) : -1,
     }));
-    const iMasks = Array.from(
-      { length: steps },
-      (_, k) => want(`ttt_mask${k}`, [Mmax * Math.ceil((k * mpad + Mmax) / 32)], "u32"),
-    );
     const iK = want("ttt_keys", [steps * mpad, kv]);
     const iV = want("ttt_values", [steps * mpad, kv]);
     const iQkv = want("ttt_qkv", [Mmax, N]);
@@ -388,7 +386,6 @@ export class TttTrainer {
         gu: t[a.gu],
         act: t[a.act],
         dOut: a.dOut >= 0 ? t[a.dOut] : null,
-        mask: t[iMasks[k]],
       };
     });
     this.#fn = t[iFn];
@@ -410,6 +407,7 @@ export class TttTrainer {
     }
     this.#ownsOptimizer = backward && !opts.optimizer;
     this.optimizer = backward ? opts.optimizer ?? DraftOptimizer.create(gpu, draft) : null;
+    this.#targetKv = target.createKvCache(this.maxSeqLen, "ttt_target_kv");
   }
 
   /**
@@ -480,7 +478,6 @@ export class TttTrainer {
     }
     writeTensor(this.#gpu, this.#ids.rows(M), ids);
     writeTensor(this.#gpu, this.#lm.rows(M), Float32Array.from(batch.lossMask));
-    this.#uploadMasks(B, S);
     this.#targetPass(rec, B, S);
     this.#stepPrep(rec, B, S);
     this.#forwardBackward(rec, B, S);
@@ -537,6 +534,7 @@ export class TttTrainer {
   /** Free the trainer's GPU memory and its own optimizer's (not the target's, the draft's or a shared optimizer's). */
   destroy(): void {
     this.#arena.destroy();
+    this.#targetKv.destroy();
     if (this.#ownsOptimizer) this.optimizer?.destroy();
   }
 
@@ -573,18 +571,6 @@ export class TttTrainer {
     return Math.ceil(M / 64) * 64;
   }
 
-  #uploadMasks(B: number, S: number): void {
-    const key = `${B}x${S}`;
-    if (this.#maskShape === key) return;
-    const M = B * S, mpad = this.#mpad(M);
-    for (let k = 0; k < this.steps; k++) {
-      const bits = tttBatchMask(B, S, k, mpad);
-      const t = this.#acts[k].mask;
-      writeTensor(this.#gpu, new Tensor(t.buffer, t.offset, [bits.length], "u32", t.name), bits);
-    }
-    this.#maskShape = key;
-  }
-
   #kernel(rec: Recorder, entry: string, storage: number, params: string) {
     return memoKernel(rec, `ttt_${entry}`, () => ({
       name: `ttt_${entry}`,
@@ -605,7 +591,7 @@ export class TttTrainer {
       for (let at = 0; at < S; at += chunk) {
         const T = Math.min(chunk, S - at);
         const row0 = b * S + at;
-        const logits = this.target.forward(rec, this.#ids, row0, T, at, {
+        const logits = this.target.forward(rec, this.#targetKv, this.#ids, row0, T, at, {
           logits: "all",
           capture: cfg.auxLayerIds.map((layer, i) => ({
             layer,
@@ -666,10 +652,7 @@ export class TttTrainer {
       gu: a.gu.rows(M),
       act: a.act.rows(M),
     });
-    const maskOf = (k: number) => {
-      const m = this.#acts[k].mask;
-      return new Tensor(m.buffer, m.offset, [M, Math.ceil((k * mpad + M) / 32)], "u32", m.name);
-    };
+    const attn = (k: number) => ({ kvLen: k * mpad + M, ttt: { seqLen: S, steps: k, stepStride: mpad } });
     const rope = (k: number) => ({ cacheRow: k * mpad, positions: posK(k) });
     const sc = this.#scratch;
     const scratch: DraftLayerGradScratch | null = sc && {
@@ -694,7 +677,7 @@ export class TttTrainer {
         kCache: kAll,
         vCache: vAll,
         rope: rope(k),
-        attention: { kvLen: k * mpad + M, mask: maskOf(k) },
+        attention: attn(k),
         out,
       });
       draftHeadForward(rec, draft, logits, fn, out);
@@ -757,7 +740,7 @@ export class TttTrainer {
         dV: this.#dV,
         accumulateKv: k < this.steps - 1,
         rope: rope(k),
-        attention: { kvLen: k * mpad + M, mask: maskOf(k) },
+        attention: attn(k),
         scratch,
       });
       if (k > 0) {

@@ -3,6 +3,8 @@
  * ({@link TreeBuffers}, {@link treeLevel}, {@link treeFinalize}, {@link gatherRows}).
  * @module
  */
+export * from "./config.ts";
 export * from "./tree_ref.ts";
+export * from "./grow.ts";
 export * from "./tree_ops.ts";
 export * from "./report.ts";

@@ -41,7 +41,7 @@ import {
   resolveTreeConfig,
   type TreeCandidates,
   type TreeConfig,
-} from "./tree_ref.ts";
+} from "./config.ts";
 
 /** Shape options of {@link TreeBuffers}: the tree shape plus the draft vocabulary size. */
 export interface TreeBuffersOptions extends TreeConfig {

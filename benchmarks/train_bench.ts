@@ -1,0 +1,134 @@
+/**
+ * Phase-I training throughput: one EAGLE-3 TTT step (target pass, 7 unrolled draft steps forward
+ * and backward, clip + AdamW, completion awaited) on the bundled tiny target with a fresh draft, as
+ * `deno task train` runs it, at a few sequence lengths. Reports the median step time and training
+ * tokens/s (B·S per step); never asserts a speed. Run alone with
+ * `deno run -A benchmarks/train_bench.ts [--seq-len 128,256] [--batch 1] [--reps 5]`, or as
+ * `deno task bench --only train`.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  describeGpu,
+  Eagle3Draft,
+  type GpuDevice,
+  KernelCache,
+  LlamaModel,
+  loadModelDir,
+  Recorder,
+  requestGpu,
+} from "@gto/core";
+import { TttTrainer } from "@gto/core/train";
+import { median } from "./stats.ts";
+
+/** One measured (B, S). */
+export interface TrainBenchRow {
+  /** Target directory name. */
+  model: string;
+  /** Sequences per step. */
+  batch: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+  /** Median ms per step (recorded, submitted, completed). */
+  stepMs: number;
+  /** Training tokens per second (B·S / step time). */
+  tokensPerSecond: number;
+  /** Timed steps (after one warm-up step). */
+  reps: number;
+}
+
+/** Measure TTT steps of `targetDir` with a fresh draft (vocabulary `draftVocab`) at each S. */
+export async function benchTrain(
+  gpu: GpuDevice,
+  targetDir: string,
+  opts: { seqLens?: number[]; batch?: number; reps?: number; draftVocab?: number } = {},
+): Promise<TrainBenchRow[]> {
+  const seqLens = opts.seqLens ?? [128, 256];
+  const B = opts.batch ?? 1, reps = opts.reps ?? 5;
+  const dir = await loadModelDir(targetDir);
+  const Smax = Math.max(...seqLens);
+  const model = await LlamaModel.load(gpu, dir, { maxSeqLen: Smax, maxBatch: 256 });
+  const draft = Eagle3Draft.create(gpu, dir, {
+    seed: 1,
+    draftVocabSize: Math.min(opts.draftVocab ?? 1024, dir.config.vocabSize),
+    maxSeqLen: Smax,
+  });
+  const trainer = TttTrainer.create(gpu, model, draft, { maxBatch: B, maxSeqLen: Smax });
+  const rec = new Recorder(gpu, new KernelCache(gpu));
+  const rows: TrainBenchRow[] = [];
+  try {
+    for (const S of seqLens) {
+      let seed = 7;
+      const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+      const batch = () => ({
+        batch: B,
+        seqLen: S,
+        ids: Array.from({ length: B * S }, () => 3 + next() % (dir.config.vocabSize - 3)),
+        lossMask: Array.from({ length: B * S }, (_, i) => (i % S) >= S / 4 ? 1 : 0),
+      });
+      const times: number[] = [];
+      for (let rep = 0; rep <= reps; rep++) {
+        const b = batch();
+        const t = performance.now();
+        trainer.step(rec, b, { lr: 1e-4 });
+        await rec.finish();
+        if (rep > 0) times.push(performance.now() - t);
+      }
+      const ms = median(times);
+      rows.push({
+        model: targetDir.split("/").filter(Boolean).at(-1)!,
+        batch: B,
+        seqLen: S,
+        stepMs: ms,
+        tokensPerSecond: (B * S) / (ms / 1000),
+        reps,
+      });
+    }
+  } finally {
+    trainer.destroy();
+    draft.destroy();
+    model.destroy();
+    rec.destroy();
+  }
+  return rows;
+}
+
+/** Markdown table of {@link benchTrain} rows. */
+export function trainTable(rows: readonly TrainBenchRow[]): string {
+  const lines = [
+    "| model | B × S | TTT step ms (median) | training tok/s |",
+    "|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.model} | ${r.batch} × ${r.seqLen} | ${r.stepMs.toFixed(0)} (${r.reps} reps) | ${
+        r.tokensPerSecond.toFixed(1)
+      } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "seq-len": { type: "string" },
+      batch: { type: "string" },
+      reps: { type: "string" },
+      model: { type: "string" },
+    },
+    strict: true,
+  });
+  const seqLens = (values["seq-len"] ?? "128,256").split(",").map(Number);
+  const batch = Number(values.batch ?? 1), reps = Number(values.reps ?? 5);
+  if (seqLens.some((s) => !Number.isInteger(s) || s < 2) || !(batch >= 1) || !(reps >= 1)) {
+    console.error("error: --seq-len S[,S…] (≥ 2), --batch B (≥ 1), --reps N (≥ 1)");
+    Deno.exit(1);
+  }
+  const gpu = await requestGpu();
+  console.log(`adapter: ${describeGpu(gpu)}`);
+  const model = values.model ?? decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);
+  console.log(trainTable(await benchTrain(gpu, model, { seqLens, batch, reps })));
+  gpu.device.destroy();
+}

@@ -42,6 +42,10 @@
 //   replays the walk and the chunked draw on the CPU, bit for bit).
 // entry kv_compact: one workgroup per call (one layer): for j = 0..L, cache row base + path[j] →
 //   base + j, for K and V, sequentially in j (a destination may be a later source otherwise).
+// entry kv_compact_all: the same for every layer in one dispatch, when a KvCache's layers lie in one
+//   buffer at a fixed stride (KvCache.allocate's layout): `kv_all` spans them, workgroup w moves
+//   layer w / 2's keys (w even) or values (w odd) at element offset (w / 2)·layer_words +
+//   (w % 2)·v_words. 2·layers workgroups instead of `layers` dispatches.
 
 struct AcceptParams {
   n: u32,        // tree nodes
@@ -306,6 +310,33 @@ struct CompactParams {
 @group(0) @binding(2) var<storage, read_write> cstate: array<u32>;
 @group(0) @binding(3) var<storage, read_write> cpath: array<u32>;
 @group(0) @binding(4) var<uniform> cp: CompactParams;
+
+struct CompactAllParams {
+  row_words: u32,   // f32 per cache row
+  dp: u32,
+  layer_words: u32, // f32 from one layer's k to the next layer's k
+  v_words: u32,     // f32 from a layer's k to its v
+}
+
+@group(0) @binding(0) var<storage, read_write> kv_all: array<f32>;
+@group(0) @binding(1) var<storage, read_write> astate: array<u32>;
+@group(0) @binding(2) var<storage, read_write> apath: array<u32>;
+@group(0) @binding(3) var<uniform> cap: CompactAllParams;
+
+@compute @workgroup_size(64)
+fn kv_compact_all(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let base = astate[8];
+  let L = astate[5];
+  let off = (wg.x / 2u) * cap.layer_words + (wg.x % 2u) * cap.v_words;
+  for (var j = 1u; j <= L; j++) { // j = 0 is the root: already in place
+    let src = off + (base + apath[j]) * cap.row_words;
+    let dst = off + (base + j) * cap.row_words;
+    for (var c = lid; c < cap.row_words; c += 64u) {
+      kv_all[dst + c] = kv_all[src + c];
+    }
+    storageBarrier();
+  }
+}
 
 @compute @workgroup_size(64)
 fn kv_compact(@builtin(local_invocation_index) lid: u32) {

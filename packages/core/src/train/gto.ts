@@ -9,7 +9,7 @@
  *    sequences with fewer windows are padded with copies of their first window, which get no weight;
  * 2. a target pass over the sequence (features + KV rows [0, S));
  * 3. the trees of M and of the frozen M₀ at those roots, verified and scored (`GtoTreeBatch`); their
- *    (P, 8) rows are copied into batch-level (B·P, 8) tensors.
+ *    (P, 8) rows are copied into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
  * Then for the batch:
  * 4. log M₀(Ŝ) of M's Ŝ: a forward-only M₀ TTT (8 steps, token loss weight 0) with unit hard weights
  *    on Ŝ's rows (`recordHardWeights`), summed back (`recordPathLogProbs`);
@@ -258,13 +258,12 @@ export class GtoObjective {
           ),
         });
       }
-      for (
-        const [tb, dr, dst] of [[this.#treesM, this.#draft, this.#statsM], [
-          this.#trees0,
-          this.#draft0,
-          this.#stats0,
-        ]] as const
-      ) {
+      // Without debiasing M₀'s trees are not needed (log M₀(Ŝ) comes from its TTT below).
+      const sides = [
+        [this.#treesM, this.#draft, this.#statsM],
+        [this.#trees0, this.#draft0, this.#stats0],
+      ] as const;
+      for (const [tb, dr, dst] of st.debias ? sides : sides.slice(0, 1)) {
         tb.setRoots(tokens, rs);
         tb.recordGrow(rec, dr, this.#feats.rows(n), this.#ids);
         tb.recordVerify(rec, this.#target, this.#kv, st.eta);
@@ -357,7 +356,7 @@ export class GtoObjective {
       return Float32Array.from(out);
     };
     const st = this.settings;
-    return summarizeGtoStep(keep(tm), keep(t0), keep(cf), {
+    return summarizeGtoStep(keep(tm), st.debias ? keep(t0) : null, keep(cf), {
       column: { lse: 0, max: 1, mean: 2 }[st.aggregate],
       groupSize: st.groupSize,
       stdFloor: st.stdFloor,

@@ -52,7 +52,7 @@ async function oneStep(
   mCkpt: Eagle3Checkpoint,
   m0Ckpt: Eagle3Checkpoint,
   omega: number,
-  o: { ids0?: number[]; stdFloor?: number } = {},
+  o: { ids0?: number[]; stdFloor?: number; debias?: boolean } = {},
 ) {
   const { gpu, rec } = await testGpu();
   const target = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 256, maxBatch: 64 });
@@ -68,6 +68,7 @@ async function oneStep(
     tree: TREE,
     seed: 3,
     stdFloor: o.stdFloor,
+    debias: o.debias,
   });
   try {
     gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
@@ -145,4 +146,12 @@ Deno.test("GTO step with M ≠ M₀ and a non-empty Ŝ: the surrogate changes th
     ),
     "the GTO term changes the update",
   );
+});
+
+Deno.test("GTO step without debiasing: R = r(M), no M₀ trees", async () => {
+  const c = ckpt(5);
+  const { metrics } = await oneStep(c, c, 0.5, { debias: false });
+  ok(Number.isNaN(metrics.rewardM0), "M₀'s trees were not built");
+  ok(Math.abs(metrics.meanR - metrics.rewardM) <= 1e-6 * Math.abs(metrics.rewardM), "mean R = mean r(M)");
+  ok(metrics.meanR !== 0);
 });

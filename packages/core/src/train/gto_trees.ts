@@ -7,10 +7,10 @@
  * ```
  * draft prefix:  fc(features) → draft forward over the S pairs (causal) into draft KV rows [0, S);
  *                rows r_p − 1 gathered → (P, H) hidden, (P, Vd) logits
- * level 0:       treeLevel(logSoftmax(logits), 0)
+ * level 0:       treeLevel(logits, 0) (top-k with the log-softmax fused in)
  * expansion e:   hidden = prevOut[outIds]; draft forward of the P·k frontier rows at KV rows
  *                S + e·P·k.., positions r_p + e, segmented attention (tree p sees draft rows [0, r_p)
- *                plus its own expanded ancestors); treeLevel(logSoftmax, e + 1)
+ *                plus its own expanded ancestors); treeLevel(logits, e + 1)
  * finalize:      roots x[r_p]
  * verification:  chunks of c trees: target forward of c·N rows at KV rows S.., positions r_p + depth,
  *                segmented attention (tree p sees target rows [0, r_p) plus its own ancestors); logits
@@ -28,7 +28,6 @@ import { Tensor } from "../gpu/tensor.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { KvCache } from "../model/kv_cache.ts";
-import { logSoftmax } from "../ops/softmax.ts";
 import { ShapeError } from "../errors.ts";
 import { resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
 import { gatherRows, TreeBuffers, treeFinalize, treeLevel } from "../tree/tree_ops.ts";
@@ -72,7 +71,6 @@ export class GtoTreeBatch {
   readonly #lastHidden: Tensor; // (P, H)
   readonly #lastLogits: Tensor; // (P, Vd)
   readonly #hidden: Tensor; // (P·k, H)
-  readonly #lp: Tensor; // (P·k, Vd); rows [0, P) hold level 0
   readonly #posE: Tensor; // (P·k) u32
   readonly #posV: Tensor; // (c·N) u32
   readonly #arena: BufferArena;
@@ -112,7 +110,7 @@ export class GtoTreeBatch {
     this.tb = new TreeBuffers(gpu, { ...cfg, draftVocab: Vd, trees: P }, draft.d2t);
     this.rewards = new GtoRewardBuffers(gpu, { trees: P, totalTokens: N });
     this.draftKv = draft.createKvCache(S + D * P * k, "gto.draft_kv");
-    const words = 4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k * (H + Vd + 1) + c * N) + 16 * 256;
+    const words = 4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k * (H + 1) + c * N) + 16 * 256;
     const a = this.#arena = new BufferArena(gpu, words, "gto.trees");
     this.prefix = a.alloc([P], "u32", "gto.prefix");
     this.rootTokens = a.alloc([P], "u32", "gto.rootTokens");
@@ -122,7 +120,6 @@ export class GtoTreeBatch {
     this.#lastHidden = a.alloc([P, H], "f32", "gto.lastHidden");
     this.#lastLogits = a.alloc([P, Vd], "f32", "gto.lastLogits");
     this.#hidden = a.alloc([P * k, H], "f32", "gto.hidden");
-    this.#lp = a.alloc([P * k, Vd], "f32", "gto.lp");
     this.#posE = a.alloc([P * k], "u32", "gto.posE");
     this.#posV = a.alloc([c * N], "u32", "gto.posV");
   }
@@ -180,9 +177,8 @@ export class GtoTreeBatch {
     });
     gatherRows(rec, this.#lastHidden, pre.out, this.#lastRows);
     gatherRows(rec, this.#lastLogits, pre.logits!, this.#lastRows);
-    const lp0 = this.#lp.rows(P);
-    logSoftmax(rec, lp0, this.#lastLogits);
-    treeLevel(rec, tb, lp0, 0);
+    // Per-row top-k on the raw logits with the log-softmax fused in (bit for bit logSoftmax → topk).
+    treeLevel(rec, tb, this.#lastLogits, 0, { fromLogits: true });
     let prevOut = this.#lastHidden;
     for (let e = 0; e < D; e++) {
       gatherRows(rec, this.#hidden, prevOut, tb.outIds);
@@ -206,8 +202,7 @@ export class GtoTreeBatch {
         },
         logits: "all",
       });
-      logSoftmax(rec, this.#lp, r.logits!);
-      treeLevel(rec, tb, this.#lp, e + 1);
+      treeLevel(rec, tb, r.logits!, e + 1, { fromLogits: true });
       prevOut = r.out;
     }
     treeFinalize(rec, tb, { meta: this.rootTokens, index: 0 });

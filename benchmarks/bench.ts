@@ -21,6 +21,8 @@ interface BenchSettings {
   draft: string;
   tree: { totalTokens: number; depth: number; topK: number };
   pytorch: boolean;
+  fuse: "auto" | "on" | "off";
+  weightDtype: "auto" | "f32" | "f16";
   json: string;
 }
 
@@ -73,6 +75,23 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
     help: "With decode: also run the PyTorch CPU peer (benchmarks/pytorch_decode.py: eager, 2 threads, " +
       "batch 1, static KV cache, greedy) on the same models, same sitting. Needs python3 with torch " +
       "(Debian: apt-get install -y python3-torch); set PYTHON to choose the interpreter.",
+  },
+  {
+    flag: "fuse-rope-attention",
+    key: "fuse",
+    kind: "enum",
+    arg: "WHEN",
+    choices: ["auto", "on", "off"],
+    help: "Decode: RoPE + KV write inside attention (5 dispatches per layer instead of 6); auto (default) " +
+      "= on for hardware adapters, off for software ones.",
+  },
+  {
+    flag: "weight-dtype",
+    key: "weightDtype",
+    kind: "enum",
+    arg: "TYPE",
+    choices: ["auto", "f32", "f16"],
+    help: "Decode: weight storage (default auto: f16 for f16/bf16 checkpoints with shader-f16).",
   },
   { flag: "json", key: "json", kind: "string", arg: "FILE", help: "Also write all rows as JSON to FILE." },
 ];
@@ -173,6 +192,8 @@ if (!only || only === "decode") {
       decodeTokens,
       prefillTokens: quick ? 64 : 128,
       reps: quick ? 2 : 3,
+      fuseRopeAttention: (args.fuse ?? "auto") === "auto" ? "auto" : args.fuse === "on",
+      weightDtype: args.weightDtype ?? "auto",
     });
     rows.push(r);
     console.log(

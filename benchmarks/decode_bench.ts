@@ -45,12 +45,14 @@ export async function benchDecode(
     prefillTokens?: number;
     reps?: number;
     weightDtype?: "auto" | "f32" | "f16";
+    fuseRopeAttention?: "auto" | boolean;
   } = {},
 ): Promise<DecodeBenchRow> {
   const dir = await loadModelDir(modelDir);
   const N = opts.decodeTokens ?? 128, P = opts.prefillTokens ?? 128, reps = opts.reps ?? 3;
   const model = await LlamaModel.load(gpu, dir, {
     weightDtype: opts.weightDtype ?? "auto",
+    fuseRopeAttention: opts.fuseRopeAttention,
     maxSeqLen: Math.max(P, 16) + N + 8,
     maxBatch: Math.max(P, 16),
   });

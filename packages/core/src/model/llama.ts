@@ -8,8 +8,11 @@
  *
  * Dispatches per layer: rmsNorm, QKV linear, fused RoPE + KV write, attention, O linear (+residual),
  * rmsNorm, gate/up linear, SwiGLU, down linear (+residual) = 9; for T ≤ MATVEC_MAX_M (decode, small
- * trees) the norms are fused into the QKV / gate-up matvecs and SwiGLU into the gate-up store = 7.
- * Plus embedding, last-row copy (T > 1) and the LM head with the final norm fused per forward.
+ * trees) the norms are fused into the QKV / gate-up matvecs and SwiGLU into the gate-up store = 6;
+ * with {@link LlamaLoadOptions.fuseRopeAttention} (T ≤ 8) RoPE + KV write run inside attention = 5.
+ * For a few tokens over a long cache on hardware adapters attention is split-K (`attention`'s
+ * `split`: one more dispatch, many more workgroups). Plus embedding, last-row copy (T > 1) and the
+ * LM head with the final norm fused per forward.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -26,6 +29,8 @@ import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
 import { attention, type DynamicValue, type SegmentedMask } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
+import { ATTENTION_ROPE_MAX_TOKENS, attentionRope, attentionRopeSupports } from "../ops/attention_rope.ts";
+import { ATTENTION_MAX_SPLITS, attentionSplits, attentionSplitScratch } from "../ops/attention_split.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { KvCache } from "./kv_cache.ts";
 
@@ -43,6 +48,21 @@ export interface LlamaLoadOptions {
   maxSeqLen?: number;
   /** Most tokens one `forward` call may process (prefill chunk / tree size; default 256). */
   maxBatch?: number;
+  /**
+   * Run RoPE + the KV-cache write inside attention (`attentionRope`) for forwards of ≤ 8 tokens: 5
+   * dispatches per layer instead of 6, same results bit for bit. `auto` (default): on hardware
+   * adapters (dispatch-bound); off on software adapters, where the fused kernel measured slower
+   * than the extra dispatch (llvmpipe, tiny, 256-token decode, 3 alternating runs: 61 / 87 / 86
+   * tok/s fused vs 83 / 98 / 87 unfused).
+   */
+  fuseRopeAttention?: "auto" | boolean;
+  /**
+   * Split-K attention for forwards of ≤ 8 tokens with a static length: `auto` (default) lets
+   * `attentionSplits` decide per forward (hardware: when one workgroup per (token, head) would leave
+   * the adapter idle and the cache is long; software adapters: practically never), a number forces
+   * that many key ranges (tests, benchmarks; 1 = off).
+   */
+  attentionSplits?: "auto" | number;
 }
 
 /** Where to copy the hidden state entering a layer (for EAGLE-3 feature taps and tests). */
@@ -107,6 +127,9 @@ export class LlamaModel {
   readonly maxSeqLen: number;
   /** Most tokens per forward. */
   readonly maxBatch: number;
+  /** Whether forwards of ≤ 8 tokens use the fused RoPE + KV write + attention kernel. */
+  readonly fuseRopeAttention: boolean;
+  readonly #splits: "auto" | number;
   /** Bytes of weights on the GPU. */
   readonly weightBytes: number;
   readonly #weights: BufferArena;
@@ -124,6 +147,7 @@ export class LlamaModel {
   readonly #gateUp: Tensor; // (B, 2I)
   readonly #act1: Tensor; // (B, I)
   readonly #last: Tensor; // (1, H)
+  readonly #split: Tensor; // split-K attention partials for ≤ 8 tokens
   /** Logits workspace (B, V); `forward` returns a view of it. */
   readonly logits: Tensor;
 
@@ -138,6 +162,16 @@ export class LlamaModel {
     this.weightDtype = want === "auto" ? (cfg.dtype !== "float32" && gpu.features.f16 ? "f16" : "f32") : want;
     this.maxSeqLen = opts.maxSeqLen ?? Math.min(cfg.maxPositionEmbeddings, 2048);
     this.maxBatch = Math.min(opts.maxBatch ?? 256, this.maxSeqLen);
+    const software = gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+    const fuse = opts.fuseRopeAttention ?? "auto";
+    this.fuseRopeAttention = fuse === "auto" ? !software : fuse;
+    const sp = opts.attentionSplits ?? "auto";
+    if (sp !== "auto" && (!Number.isInteger(sp) || sp < 1 || sp > ATTENTION_MAX_SPLITS)) {
+      throw new ShapeError(
+        `attentionSplits must be "auto" or an integer in [1, ${ATTENTION_MAX_SPLITS}], got ${sp}`,
+      );
+    }
+    this.#splits = sp;
     const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd, vocabSize: V } =
       cfg;
     const w = dir.weights;
@@ -192,7 +226,9 @@ export class LlamaModel {
     this.weightBytes = this.#weights.used;
 
     const B = this.maxBatch;
-    const actBytes = 4 * (B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H) + 64 * 256;
+    const splitFloats = attentionSplitScratch(ATTENTION_ROPE_MAX_TOKENS, nH, hd, ATTENTION_MAX_SPLITS);
+    const actBytes = 4 * (B * (2 * H + (nH + 2 * nKV) * hd + 2 * nH * hd + 3 * I + V) + H + splitFloats) +
+      64 * 256;
     this.#act = new BufferArena(gpu, actBytes, "activations");
     this.#x = this.#act.alloc([B, H], "f32", "x");
     this.#xn = this.#act.alloc([B, H], "f32", "x_norm");
@@ -203,6 +239,7 @@ export class LlamaModel {
     this.#act1 = this.#act.alloc([B, I], "f32", "mlp_act");
     this.#last = this.#act.alloc([1, H], "f32", "last_hidden");
     this.logits = this.#act.alloc([B, V], "f32", "logits");
+    this.#split = this.#act.alloc([splitFloats], "f32", "attn_split");
   }
 
   /** Load a model directory (or an already loaded {@link ModelDir}) onto the GPU. */
@@ -283,6 +320,14 @@ export class LlamaModel {
     embedding(rec, x, this.#embed, ids, { idsOffset });
     const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
     const fused = T <= MATVEC_MAX_M, eps = cfg.rmsNormEps;
+    const fuseAttn = this.fuseRopeAttention && attentionRopeSupports(T, hd) && !opts.segmented;
+    // Split-K attention for a few tokens over a long cache (statically known lengths only: with a
+    // GPU-resident length the key count is unknown here).
+    const splits = T > ATTENTION_ROPE_MAX_TOKENS || opts.dynamic || opts.segmented
+      ? 1
+      : this.#splits === "auto"
+      ? attentionSplits(rec, T, nH, pos0 + T)
+      : this.#splits;
     for (let l = 0; l < cfg.numLayers; l++) {
       capture(l);
       const w = this.#layers[l];
@@ -293,7 +338,7 @@ export class LlamaModel {
         rmsNorm(rec, xn, x, w.attnNorm, eps);
         linear(rec, qkv, xn, w.qkv);
       }
-      ropeQkv(rec, q, kv.k[l], kv.v[l], qkv, {
+      const rope = {
         ...dims,
         theta: cfg.ropeTheta,
         cacheRow: pos0,
@@ -301,14 +346,22 @@ export class LlamaModel {
         positions: opts.positions,
         dynamicRow: opts.dynamic,
         dynamicPos: opts.dynamic,
-      });
-      attention(rec, att, q, kv.k[l], kv.v[l], {
+      };
+      const attn = {
         ...dims,
         kvLen: pos0 + T,
         treeMask: opts.treeMask ? { mask: opts.treeMask, treeLen: T } : undefined,
         dynamicLen: opts.dynamic,
         segmented: opts.segmented,
-      });
+      };
+      if (splits === 1 && fuseAttn) attentionRope(rec, att, qkv, kv.k[l], kv.v[l], { ...rope, ...attn });
+      else {
+        ropeQkv(rec, q, kv.k[l], kv.v[l], qkv, rope);
+        attention(rec, att, q, kv.k[l], kv.v[l], {
+          ...attn,
+          split: splits > 1 ? { scratch: this.#split, splits } : undefined,
+        });
+      }
       linear(rec, x, att, w.o, { residual: x });
       if (fused) linear(rec, act, x, w.gateUp, { norm: { weight: w.mlpNorm, eps }, swiglu: true });
       else {

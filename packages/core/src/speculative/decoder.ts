@@ -38,7 +38,8 @@ import { copyRows } from "../ops/elementwise.ts";
 import { gatherRows, TreeBuffers } from "../tree/tree_ops.ts";
 import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
 import { allocGrowScratch, growDraftTree, type GrowScratch, growScratchBytes } from "../tree/grow.ts";
-import { acceptSample, commitPath, kvCompact } from "./accept.ts";
+import { acceptSample, commitPath } from "./accept.ts";
+import { kvCompactAll } from "./kv_compact.ts";
 import { greedyPath } from "./greedy_path.ts";
 import { featureTaps, verifyTree } from "./verify.ts";
 import { STATE, STATE_WORDS } from "./state.ts";
@@ -409,8 +410,7 @@ export class SpecDecoder {
         opts.seed ?? 0,
       );
     }
-    const kv = this.kv.target;
-    for (let l = 0; l < kv.layers; l++) kvCompact(rec, kv.k[l], kv.v[l], this.#state, this.#path);
+    kvCompactAll(rec, this.kv.target, this.#state, this.#path); // every layer, one dispatch
   }
 
   /**

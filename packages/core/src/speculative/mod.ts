@@ -12,3 +12,4 @@ export * from "./verify.ts";
 export * from "./trace.ts";
 export * from "./decoder.ts";
 export * from "./tau.ts";
+export * from "./kv_compact.ts";

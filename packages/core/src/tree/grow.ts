@@ -5,13 +5,13 @@
  * every cycle; GPU training calls it to build "the tree the decoder would build" at a prefix.
  *
  * ```
- * lp0 = logSoftmax(lastLogits);  treeLevel(tb, lp0, 0)
+ * treeLevel(tb, lastLogits, 0, fromLogits)          (fused log-softmax + top-k per row)
  * for e in 0..D−1:
  *   hidden = prevOut[tb.outIds]                        (prevOut = lastHidden at e = 0)
  *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., every frontier node at position
  *     prefix + e (EAGLE's `len_posi + position_ids`, position_ids = zeros(k)), attention over the
  *     prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
- *   lp = logSoftmax(logits);  treeLevel(tb, lp, e + 1)
+ *   treeLevel(tb, logits, e + 1, fromLogits)
  * treeFinalize(tb, root)
  * ```
  * Batch dimension: the inputs carry a leading P (trees per call, `tb.trees`). The tree kernels take
@@ -25,19 +25,17 @@ import type { Tensor } from "../gpu/tensor.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import type { KvCache } from "../model/kv_cache.ts";
 import type { DynamicValue } from "../ops/attention.ts";
-import { logSoftmax } from "../ops/softmax.ts";
 import { ShapeError } from "../errors.ts";
 import type { ResolvedTreeConfig } from "./config.ts";
 import { gatherRows, type TreeBuffers, treeFinalize, treeLevel } from "./tree_ops.ts";
 
-/** Scratch of {@link growDraftTree} (P trees; see {@link allocGrowScratch}). */
+/**
+ * Scratch of {@link growDraftTree} (P trees; see {@link allocGrowScratch}). No log-prob rows: each
+ * level selects straight from the draft logits (`treeLevel` with `fromLogits`).
+ */
 export interface GrowScratch {
-  /** (P, Vd) f32: log-probs of each tree's last prefix pair. */
-  lp0: Tensor;
   /** (P·k, H) f32: hidden input of the frontier rows. */
   hidden: Tensor;
-  /** (P·k, Vd) f32: log-probs of the frontier rows. */
-  lp: Tensor;
   /** positions[e]: (P·k) u32, all e: the frontier's position offsets at expansion e (e = 0..D−1). */
   positions: readonly Tensor[];
 }
@@ -64,8 +62,7 @@ export interface GrowDraftTreeArgs {
 
 /** Bytes {@link allocGrowScratch} takes from an arena for `P` trees (alignment included). */
 export function growScratchBytes(draft: Eagle3Draft, tree: ResolvedTreeConfig, P = 1): number {
-  const { hiddenSize: H, draftVocabSize: Vd } = draft.config;
-  return 4 * P * (Vd + tree.topK * (H + Vd)) + 3 * 256 + tree.depth * (4 * P * tree.topK + 256);
+  return 4 * P * tree.topK * draft.config.hiddenSize + 256 + tree.depth * (4 * P * tree.topK + 256);
 }
 
 /** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup; writes the positions). */
@@ -75,7 +72,7 @@ export function allocGrowScratch(
   tree: ResolvedTreeConfig,
   P = 1,
 ): GrowScratch {
-  const { hiddenSize: H, draftVocabSize: Vd } = draft.config;
+  const H = draft.config.hiddenSize;
   const k = tree.topK;
   const positions = Array.from({ length: tree.depth }, (_, e) => {
     const t = arena.alloc([P * k], "u32", `grow.positions${e}`);
@@ -83,9 +80,7 @@ export function allocGrowScratch(
     return t;
   });
   return {
-    lp0: arena.alloc([P, Vd], "f32", "grow.lp0"),
     hidden: arena.alloc([P * k, H], "f32", "grow.hidden"),
-    lp: arena.alloc([P * k, Vd], "f32", "grow.lp"),
     positions,
   };
 }
@@ -93,8 +88,9 @@ export function allocGrowScratch(
 /**
  * Record the growth of the draft tree `tb` (1 + D levels, the draft forwards and the final
  * re-rank): afterwards `tb.tokens`, `tb.parents`, `tb.depths`, `tb.treeMask`, `tb.retrieve` and
- * `tb.info` hold the tree. Dispatches: 1 + 2 (level 0), D × (gather + draft forward + logSoftmax +
- * 2), + 1. Throws {@link ShapeError} on inconsistent shapes.
+ * `tb.info` hold the tree. Dispatches: 2 (level 0), D × (gather + draft forward + 2), + 1; each
+ * level's selection is the fused `topkLogSoftmax` (one pass over each logit row, bit for bit the
+ * trees of `logSoftmax` → `topk`). Throws {@link ShapeError} on inconsistent shapes.
  */
 export function growDraftTree(
   rec: Recorder,
@@ -120,9 +116,7 @@ export function growDraftTree(
     throw new ShapeError(`growDraftTree: tree buffers for Vd=${tb.draftVocab}, draft has ${Vd}`);
   }
   const s = args.scratch;
-  s.lp0.expectShape([P, Vd], "f32");
   s.hidden.expectShape([P * k, H], "f32");
-  s.lp.expectShape([P * k, Vd], "f32");
   if (s.positions.length !== D) {
     throw new ShapeError(`growDraftTree: ${s.positions.length} position rows for depth ${D}`);
   }
@@ -130,8 +124,7 @@ export function growDraftTree(
   if (k > draft.maxBatch) {
     throw new ShapeError(`growDraftTree: draft maxBatch ${draft.maxBatch} is below topK ${k}`);
   }
-  logSoftmax(rec, s.lp0, args.lastLogits);
-  treeLevel(rec, tb, s.lp0, 0);
+  treeLevel(rec, tb, args.lastLogits, 0, { fromLogits: true });
   let prevOut = args.lastHidden; // (1, H) at e = 0 (outIds are all 0), then the last expansion's (k, H)
   for (let e = 0; e < D; e++) {
     gatherRows(rec, s.hidden, prevOut, tb.outIds);
@@ -149,8 +142,7 @@ export function growDraftTree(
       treeMask: { mask: tb.draftMasks[e], treeLen: k * (e + 1) },
       logits: "all",
     });
-    logSoftmax(rec, s.lp, r.logits!);
-    treeLevel(rec, tb, s.lp, e + 1);
+    treeLevel(rec, tb, r.logits!, e + 1, { fromLogits: true });
     prevOut = r.out;
   }
   treeFinalize(rec, tb, args.root);

@@ -558,7 +558,8 @@ export function formatMarkdown(report: AcceptReport): string {
       }), ` +
         `measured ${a.measuredTokPerSec.toFixed(1)} tok/s (τ ${a.measuredTau.toFixed(2)}); plain predicted ` +
         `${a.predictedPlainTokPerSec.toFixed(1)} tok/s, measured ${f(a.measuredPlainTokPerSec, 1)} tok/s` +
-        (c.tree ? "" : " (the spec columns are plain decoding: the auto tree chose it)") + ".",
+        (c.tree ? "" : " (the spec columns are plain decoding: the auto tree chose it)") +
+        ". Predictions are decode rates (no prefill, calibrated once); measurements are end to end per call.",
     );
   }
   const skipped = report.prompts.filter((p) => p.skipped).length;

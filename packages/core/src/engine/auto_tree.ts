@@ -11,7 +11,8 @@
  * - **Cost of a cycle**, ms: `cycle(N, D, k) = draft(D, k) + verify(N) + book`, where `verify(N)` is
  *   interpolated piecewise-linearly between measured tree sizes (plain decoding's step is the N = 1
  *   point), `draft(D, k) = base(k) + D·perLevel(k)` with base and perLevel linear in k between the
- *   measured k, and `book` (acceptance + KV compaction) a constant.
+ *   measured k, and `book` (acceptance + KV compaction) a constant. Each measured series is made
+ *   non-decreasing first (more work never costs less; see {@link monotone}).
  * - **Acceptance**: `p[d][r]` = probability that, the path to a node at depth d − 1 being accepted,
  *   the target's next token is that node's rank-r child (r = 1 is the draft's best). The expected
  *   accepted length of a tree is then the sum, over its non-root nodes, of the product of p along
@@ -131,15 +132,26 @@ export function interpolate(pts: readonly { x: number; y: number }[], x: number)
   return Math.max(0, y);
 }
 
-/** Predicted ms of one cycle of `tree` (see the module comment). */
+/**
+ * Make measured points non-decreasing in x (a running maximum) — more tokens or a wider frontier
+ * never costs less; noise on a loaded adapter that says otherwise (seen: 16-token verification
+ * slower than 32-token, k = 4 drafting cheaper than k = 2) would otherwise extrapolate to costs
+ * near zero.
+ */
+export function monotone(pts: readonly { x: number; y: number }[]): { x: number; y: number }[] {
+  const out = [...pts].sort((a, b) => a.x - b.x);
+  for (let i = 1; i < out.length; i++) out[i] = { x: out[i].x, y: Math.max(out[i].y, out[i - 1].y) };
+  return out;
+}
+
+/** Predicted ms of one cycle of `tree` (see the module comment); costs are made {@link monotone}. */
 export function predictCycleMs(costs: TreeCostTable, tree: TreeShape): number {
   const verify = interpolate(
-    [{ x: 1, y: costs.plainStepMs }, ...costs.verify.map((p) => ({ x: p.n, y: p.ms }))]
-      .sort((a, b) => a.x - b.x),
+    monotone([{ x: 1, y: costs.plainStepMs }, ...costs.verify.map((p) => ({ x: p.n, y: p.ms }))]),
     tree.totalTokens,
   );
-  const base = interpolate(costs.drafting.map((d) => ({ x: d.k, y: d.baseMs })), tree.topK);
-  const level = interpolate(costs.drafting.map((d) => ({ x: d.k, y: d.perLevelMs })), tree.topK);
+  const base = interpolate(monotone(costs.drafting.map((d) => ({ x: d.k, y: d.baseMs }))), tree.topK);
+  const level = interpolate(monotone(costs.drafting.map((d) => ({ x: d.k, y: d.perLevelMs }))), tree.topK);
   return base + tree.depth * level + verify + costs.bookkeepingMs;
 }
 

@@ -14,6 +14,7 @@ import {
   emptyCounts,
   estimateAcceptance,
   interpolate,
+  monotone,
   perfectAcceptance,
   predictCycleMs,
   predictTau,
@@ -138,4 +139,18 @@ Deno.test("chooseTree: a deep tree wins on GPU-like costs (flat verification) wi
   // minGain: a tree that is barely faster than plain decoding is not taken.
   const barely = chooseTree(gpu, goodDraft(0.85), { minGain: r.choice.tokPerSec / r.plain.tokPerSec + 0.01 });
   assert.equal(barely.choice.tree, null);
+});
+
+Deno.test("monotone: noisy cost series never fall with more work", () => {
+  const noisy = [{ x: 32, y: 150 }, { x: 4, y: 30 }, { x: 16, y: 160 }, { x: 8, y: 20 }];
+  assert.deepEqual(monotone(noisy).map((p) => p.y), [30, 30, 160, 160]);
+  // k = 4 measured cheaper than k = 2 must not extrapolate k = 6 drafting to ~0.
+  const costs: TreeCostTable = {
+    plainStepMs: 7,
+    verify: [{ n: 4, ms: 15 }],
+    drafting: [{ k: 2, baseMs: 27, perLevelMs: 0 }, { k: 4, baseMs: 5, perLevelMs: 14 }],
+    bookkeepingMs: 0,
+  };
+  // base(6) = 27 (flat), verify(2) = 7 + 8/3.
+  close(predictCycleMs(costs, { totalTokens: 2, depth: 0, topK: 6 }), 27 + 7 + 8 / 3);
 });

@@ -13,7 +13,7 @@
 import type { AcceptanceProfile, TreeCostTable } from "./auto_tree.ts";
 
 /** Bump when the measurements' meaning changes (old files are then ignored). */
-export const TREE_CACHE_VERSION = 1;
+export const TREE_CACHE_VERSION = 2;
 const HASH_LIMIT = 256 * 2 ** 20;
 
 /** What one cache file holds. */

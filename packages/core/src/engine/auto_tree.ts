@@ -11,8 +11,8 @@
  * - **Cost of a cycle**, ms: `cycle(N, D, k) = draft(D, k) + verify(N) + book`, where `verify(N)` is
  *   interpolated piecewise-linearly between measured tree sizes (plain decoding's step is the N = 1
  *   point), `draft(D, k) = base(k) + D·perLevel(k)` with base and perLevel linear in k between the
- *   measured k, and `book` (acceptance + KV compaction) a constant. Each measured series is made
- *   non-decreasing first (more work never costs less; see {@link monotone}).
+ *   measured k (held flat below the smallest), and `book` (acceptance + KV compaction) a constant.
+ *   Each measured series is made non-decreasing first (more work never costs less; {@link monotone}).
  * - **Acceptance**: `p[d][r]` = probability that, the path to a node at depth d − 1 being accepted,
  *   the target's next token is that node's rank-r child (r = 1 is the draft's best). The expected
  *   accepted length of a tree is then the sum, over its non-root nodes, of the product of p along
@@ -121,10 +121,14 @@ export function candidateTrees(grid: CandidateGrid = {}): TreeShape[] {
   return out;
 }
 
-/** Piecewise-linear interpolation through `pts` (sorted by x), extended linearly past both ends; ≥ 0. */
+/**
+ * Piecewise-linear interpolation through `pts` (sorted by x), extended linearly past the last point
+ * and held flat below the first (a cost below the measured range is not extrapolated toward 0:
+ * measured k = 2 and 4 once predicted free k = 1 levels); ≥ 0.
+ */
 export function interpolate(pts: readonly { x: number; y: number }[], x: number): number {
   if (pts.length === 0) throw new Error("interpolate: no points");
-  if (pts.length === 1) return pts[0].y;
+  if (pts.length === 1 || x <= pts[0].x) return Math.max(0, pts[0].y);
   let i = 1;
   while (i < pts.length - 1 && x > pts[i].x) i++;
   const a = pts[i - 1], b = pts[i];

@@ -56,7 +56,7 @@ Deno.test("interpolate and predictCycleMs", () => {
   close(interpolate(pts, 3), 6);
   close(interpolate(pts, 7), 11);
   close(interpolate(pts, 13), 14, "extended past the end");
-  close(interpolate(pts, 0), 0, "extended below, clamped at 0");
+  close(interpolate(pts, 0), 2, "held flat below the first point");
   const costs: TreeCostTable = {
     plainStepMs: 2,
     verify: [{ n: 8, ms: 4 }, { n: 32, ms: 10 }],

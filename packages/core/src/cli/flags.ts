@@ -30,7 +30,7 @@ export class FlagError extends Error {
  * - `list`: a comma-separated list (an array in a config file) of distinct `choices`;
  * - `numList`: a comma-separated list of numbers within the bounds;
  * - `tree`: `TOTAL,DEPTH,TOPK`, three integers ≥ 1 → `{ totalTokens, depth, topK }`;
- * - `treeAuto`: the same, or `auto` (the engine's cost-aware tree) → `"auto"`.
+ * - `treeAuto`: the same (depth may be 0), or `auto` (the engine's cost-aware tree) → `"auto"`.
  */
 export type FlagKind = "int" | "num" | "string" | "bool" | "enum" | "list" | "numList" | "tree" | "treeAuto";
 
@@ -107,7 +107,7 @@ export function expectation(f: FlagSpec): string {
     case "tree":
       return "TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
     case "treeAuto":
-      return "auto, or TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
+      return "auto, or TOTAL,DEPTH,TOPK: integers ≥ 1 (depth ≥ 0) (string or array)";
   }
 }
 
@@ -167,7 +167,11 @@ export function convertFlag(f: FlagSpec, raw: unknown, fromCli: boolean): unknow
         ? raw.split(",").map((s) => s.trim() === "" ? NaN : Number(s))
         : raw;
       if (!Array.isArray(list) || list.length !== 3) return undefined;
-      if (!list.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 1)) return undefined;
+      // treeAuto also takes depth 0 (level 0 only: the root's k children), a shape the auto grid has.
+      const low = (i: number) => (f.kind === "treeAuto" && i === 1 ? 0 : 1);
+      if (!list.every((x, i) => typeof x === "number" && Number.isSafeInteger(x) && x >= low(i))) {
+        return undefined;
+      }
       return { totalTokens: list[0], depth: list[1], topK: list[2] };
     }
   }

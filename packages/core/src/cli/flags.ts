@@ -107,7 +107,7 @@ export function expectation(f: FlagSpec): string {
     case "tree":
       return "TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
     case "treeAuto":
-      return "auto, or TOTAL,DEPTH,TOPK: integers ≥ 1 (depth ≥ 0) (string or array)";
+      return "auto, or TOTAL,DEPTH,TOPK: integers ≥ 1 (depth ≥ 0), TOTAL − 1 ≤ TOPK + DEPTH·TOPK² (string or array)";
   }
 }
 
@@ -172,6 +172,8 @@ export function convertFlag(f: FlagSpec, raw: unknown, fromCli: boolean): unknow
       if (!list.every((x, i) => typeof x === "number" && Number.isSafeInteger(x) && x >= low(i))) {
         return undefined;
       }
+      // … but then the shape must be one the construction can fill: total − 1 ≤ k + depth·k².
+      if (f.kind === "treeAuto" && list[0] - 1 > list[2] + list[1] * list[2] * list[2]) return undefined;
       return { totalTokens: list[0], depth: list[1], topK: list[2] };
     }
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import process from "node:process";
 import {
   describeGpu,
   Eagle3Draft,
@@ -33,6 +34,12 @@ export interface TrainBenchRow {
   stepMs: number;
   /** Training tokens per second (B·S / step time). */
   tokensPerSecond: number;
+  /**
+   * Median CPU seconds the process used per step (all threads, llvmpipe's workers included): on a
+   * software adapter this is the work itself, far less sensitive than wall time to other processes
+   * competing for the cores.
+   */
+  cpuSeconds: number;
   /** Timed steps (after one warm-up step). */
   reps: number;
 }
@@ -66,13 +73,17 @@ export async function benchTrain(
         ids: Array.from({ length: B * S }, () => 3 + next() % (dir.config.vocabSize - 3)),
         lossMask: Array.from({ length: B * S }, (_, i) => (i % S) >= S / 4 ? 1 : 0),
       });
-      const times: number[] = [];
+      const times: number[] = [], cpu: number[] = [];
       for (let rep = 0; rep <= reps; rep++) {
         const b = batch();
-        const t = performance.now();
+        const t = performance.now(), c = process.cpuUsage();
         trainer.step(rec, b, { lr: 1e-4 });
         await rec.finish();
-        if (rep > 0) times.push(performance.now() - t);
+        const dc = process.cpuUsage(c);
+        if (rep > 0) {
+          times.push(performance.now() - t);
+          cpu.push((dc.user + dc.system) / 1e6);
+        }
       }
       const ms = median(times);
       rows.push({
@@ -81,6 +92,7 @@ export async function benchTrain(
         seqLen: S,
         stepMs: ms,
         tokensPerSecond: (B * S) / (ms / 1000),
+        cpuSeconds: median(cpu),
         reps,
       });
     }
@@ -96,14 +108,14 @@ export async function benchTrain(
 /** Markdown table of {@link benchTrain} rows. */
 export function trainTable(rows: readonly TrainBenchRow[]): string {
   const lines = [
-    "| model | B × S | TTT step ms (median) | training tok/s |",
-    "|---|---|---|---|",
+    "| model | B × S | TTT step ms (median) | training tok/s | CPU s / step | tok per CPU s |",
+    "|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     lines.push(
       `| ${r.model} | ${r.batch} × ${r.seqLen} | ${r.stepMs.toFixed(0)} (${r.reps} reps) | ${
         r.tokensPerSecond.toFixed(1)
-      } |`,
+      } | ${r.cpuSeconds.toFixed(2)} | ${(r.batch * r.seqLen / r.cpuSeconds).toFixed(1)} |`,
     );
   }
   return lines.join("\n");

@@ -22,15 +22,24 @@
 //   (accepted-length histogram), hist[DP + 1 + j] += 1 for each accepted depth j ≥ 1 (accepted per
 //   position), and the per-cycle log hist[2·DP + 1 + cycle] = L for the first log_cap cycles; advances
 //   the state. No-op once done. Slots 2 and 3 are unused by this entry point.
-// entry accept_sample (T > 0; one thread walks, the tree is tiny): probs (N, V) filtered target
-//   distribution after each node; parents (N) i32 (bound at the `paths` slot). From the root: try
-//   the children of the current node in increasing index; child x is accepted with probability
-//   p(x) / (1 − r), r = mass of the siblings already rejected here (u·(1 − r) < p(x)); a rejected
-//   child's p(x) is zeroed in place (probs is per-cycle scratch); on acceptance move to x (r = 0);
-//   when all children are rejected, or at a leaf, the bonus is drawn from the (zeroed) row by
-//   inverse CDF in index order. Lossless: the emitted sequence has the
-//   distribution of sampling from p token by token. u_d = pcg(d + pcg(cycles + pcg(seed))) · 2⁻²⁴
-//   for the d-th draw of the cycle (`acceptSampleRef` replays it on the CPU).
+// entry accept_sample (T > 0; one workgroup of 256 threads): probs (N, V) filtered target
+//   distribution after each node; parents (N) i32 (slot 2; slot 3 is unused).
+//   Walk (thread 0; the tree is tiny): from the root, try the children of the current node in
+//   increasing index; child x is accepted with probability p(x) / (1 − r), r = mass of the siblings
+//   already rejected here (u·(1 − r) < p(x)); a rejected child's p(x) is zeroed in place (probs is
+//   per-cycle scratch; a duplicate sibling then has p = 0 and is never accepted); a NONE token (≥ V,
+//   from a NaN draft row) counts as p = 0 and is never read; on acceptance move to x (r = 0).
+//   Bonus (all 256 threads), when all children are rejected or at a leaf: inverse CDF of the
+//   (zeroed) row in index order, as `sample` in select.wgsl: thread t sums its contiguous chunk
+//   [t·C, (t+1)·C), C = ⌈V/256⌉, an inclusive scan of the chunk sums gives the CDF at chunk ends,
+//   goal = u·total, and the one thread whose [excl, incl) holds goal walks its chunk with goal − excl
+//   from a running sum started at 0 (so weights far below ulp(excl) are not absorbed). Fallbacks:
+//   goal ≥ total by rounding → the last positive-weight index; an all-zero residual (the children
+//   covered the support and f32 rounding rejected them all) → the last rejected child with p > 0
+//   (in exact arithmetic it is accepted with probability 1); a degenerate all-zero/NaN row → 0.
+//   Lossless: the emitted sequence has the distribution of sampling from p token by token.
+//   u_d = pcg(d + pcg(cycles + pcg(seed))) · 2⁻²⁴ for the d-th draw of the cycle (`acceptSampleRef`
+//   replays the walk and the chunked draw on the CPU, bit for bit).
 // entry kv_compact: one workgroup per call (one layer): for j = 0..L, cache row base + path[j] →
 //   base + j, for K and V, sequentially in j (a destination may be a later source otherwise).
 // entry kv_compact_all: the same for every layer in one dispatch, when a KvCache's layers lie in one
@@ -57,7 +66,7 @@ struct AcceptParams {
 @group(0) @binding(7) var<storage, read_write> seq: array<u32>;
 @group(0) @binding(8) var<storage, read_write> hist: array<u32>;
 @group(0) @binding(9) var<storage, read_write> eos: array<u32>;
-@group(0) @binding(0) var<storage, read_write> probs: array<f32>; // accept_sample (at the `am` slot)
+@group(0) @binding(0) var<storage, read_write> probs: array<f32>; // accept_sample (at the `path_acc` slot)
 @group(0) @binding(10) var<uniform> ap: AcceptParams;
 
 fn is_eos(t: u32) -> bool {
@@ -138,17 +147,35 @@ fn uniform01(d: u32) -> f32 {
   return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 
-@compute @workgroup_size(1)
-fn accept_sample() {
-  if (state[2] != 0u) {
+const NONE: u32 = 0xffffffffu;
+
+// accept_sample: the walk's result, handed from thread 0 to the workgroup.
+var<workgroup> s_active: u32;   // 1 unless the state was already done
+var<workgroup> s_cur: u32;      // node whose (zeroed) row the bonus is drawn from
+var<workgroup> s_len: u32;      // drafts accepted
+var<workgroup> s_u: f32;        // the bonus draw's uniform
+var<workgroup> s_fallback: u32; // last rejected child with p > 0 at s_cur (NONE if none)
+var<workgroup> s_goal: f32;     // u · total (from memory, so `goal − excl` cannot be fused with it)
+var<workgroup> s_scan: array<f32, 256>;
+var<workgroup> s_pick: atomic<u32>;
+var<workgroup> s_last: atomic<u32>; // 1 + the last positive-weight index of the row (0: none)
+
+// Thread 0: the rejection walk down the tree; writes path_out / seq [0..len] and the s_* hand-over.
+fn sample_walk() {
+  atomicStore(&s_pick, NONE);
+  atomicStore(&s_last, 0u);
+  s_cur = 0u;
+  s_len = 0u;
+  s_fallback = NONE;
+  s_active = select(1u, 0u, state[2] != 0u);
+  if (s_active == 0u) {
     return;
   }
-  // Rejected children are removed by zeroing their probability in the (per-cycle scratch) probs row,
-  // so the residual needs no list (a private array indexed at runtime miscompiled on llvmpipe).
   var cur = 0u;
   var len = 0u;
   var r = 0.0;
   var d = 0u;
+  var fallback = NONE;
   path_out[0] = 0u;
   seq[0] = tokens[0];
   loop {
@@ -160,7 +187,10 @@ fn accept_sample() {
       }
       has_child = true;
       let x = tokens[c];
-      let px = probs[cur * ap.v + x];
+      var px = 0.0;
+      if (x < ap.v) {
+        px = probs[cur * ap.v + x];
+      }
       let u = uniform01(d);
       d += 1u;
       if (u * (1.0 - r) < px) {
@@ -170,40 +200,104 @@ fn accept_sample() {
         seq[len] = x;
         cur = c;
         r = 0.0;
+        fallback = NONE;
         break;
       }
       r += px;
-      probs[cur * ap.v + x] = 0.0;
+      if (px > 0.0) {
+        probs[cur * ap.v + x] = 0.0;
+        fallback = x;
+      }
     }
     if (!accepted || !has_child || len + 1u >= ap.dp) {
       break;
     }
   }
-  // Bonus: p at the current node without the rejected tokens, by inverse CDF in index order.
-  let base = cur * ap.v;
-  var total = 0.0;
-  var best = 0u;
-  var best_p = -1.0;
-  for (var i = 0u; i < ap.v; i++) {
+  s_cur = cur;
+  s_len = len;
+  s_u = uniform01(d);
+  s_fallback = fallback;
+}
+
+@compute @workgroup_size(256)
+fn accept_sample(@builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) {
+    sample_walk();
+  }
+  storageBarrier(); // the zeroed probs entries
+  workgroupBarrier(); // the s_* hand-over
+  // Bonus: inverse CDF of row s_cur over contiguous chunks (see the header).
+  let n = ap.v;
+  let base = s_cur * n;
+  let chunk = (n + 255u) / 256u;
+  let lo = min(lid * chunk, n);
+  var hi = min(lo + chunk, n);
+  if (s_active == 0u) {
+    hi = lo;
+  }
+  var cs = 0.0;
+  var last = NONE;
+  for (var i = lo; i < hi; i++) {
     let w = probs[base + i];
-    total += w;
-    if (w > best_p) {
-      best_p = w;
-      best = i;
+    cs += w;
+    if (w > 0.0) {
+      last = i;
     }
   }
-  let goal = uniform01(d) * total;
-  var bonus = best; // rounding fallback
-  var acc = 0.0;
-  for (var i = 0u; i < ap.v; i++) {
-    let w = probs[base + i];
-    acc += w;
-    if (w > 0.0 && acc > goal) {
-      bonus = i;
-      break;
+  if (last != NONE) {
+    atomicMax(&s_last, last + 1u);
+  }
+  s_scan[lid] = cs;
+  workgroupBarrier();
+  for (var off = 1u; off < 256u; off <<= 1u) {
+    var v = 0.0;
+    if (lid >= off) {
+      v = s_scan[lid - off];
+    }
+    workgroupBarrier();
+    s_scan[lid] += v;
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    s_goal = s_u * s_scan[255];
+  }
+  workgroupBarrier();
+  let goal = s_goal;
+  let incl = s_scan[lid];
+  var excl = 0.0;
+  if (lid > 0u) {
+    excl = s_scan[lid - 1u];
+  }
+  if (excl <= goal && goal < incl) {
+    let g = goal - excl; // relative to the chunk start
+    var acc = 0.0;
+    var pick = last; // rounding fallback: the chunk's last positive-weight index
+    for (var i = lo; i < hi; i++) {
+      let w = probs[base + i];
+      acc += w;
+      if (w > 0.0 && acc > g) {
+        pick = i;
+        break;
+      }
+    }
+    atomicMin(&s_pick, pick);
+  }
+  workgroupBarrier();
+  if (lid != 0u || s_active == 0u) {
+    return;
+  }
+  var bonus = atomicLoad(&s_pick);
+  if (bonus == NONE) {
+    let lp = atomicLoad(&s_last);
+    if (lp > 0u) {
+      bonus = lp - 1u; // goal ≥ total by rounding
+    } else if (s_fallback != NONE) {
+      bonus = s_fallback; // empty residual: the children covered the support
+    } else {
+      bonus = 0u; // degenerate row (all zero or NaN)
     }
   }
-  finish_cycle(len, bonus);
+  finish_cycle(s_len, bonus);
 }
 
 struct CompactParams {

@@ -24,8 +24,9 @@
 //   3. Inverse CDF in index order: thread t owns the contiguous chunk [t·C, (t+1)·C), C = ⌈N/256⌉,
 //      sums its kept w, an inclusive Hillis–Steele scan over the 256 chunk sums gives the CDF at
 //      chunk ends; with goal = u · total, the one thread whose [excl, incl) holds goal walks
-//      its chunk and picks the first index whose running sum exceeds goal (zero-weight entries
-//      can never be picked). Exact in distribution up to f32 rounding of the sums.
+//      its chunk with goal − excl and a running sum from 0, and picks the first index whose sum
+//      exceeds it (zero-weight entries can never be picked). Exact in distribution up to f32
+//      rounding of the sums (a weight is lost only below ulp/2 of its own chunk's running sum).
 // entry probs: the same filtered distribution written out: out_p (M, N) f32 = w / Σ kept w on kept
 //   entries, 0 elsewhere (steps 1–2 of `sample`). Used by tree verification at T > 0, whose
 //   rejection walk needs the target's probabilities of the drafted tokens.
@@ -341,13 +342,16 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let u = f32(h >> 8u) * (1.0 / 16777216.0);
   let goal = u * scan[255];
   if (excl <= goal && goal < incl) {
-    var r = excl;
+    // Walk relative to the chunk start: a running sum started at excl would absorb every weight
+    // below ulp(excl)/2 (e.g. 2.3e-8 tokens after a 0.997 mode: all fell back to the chunk's last).
+    let g = goal - excl;
+    var r = 0.0;
     var pick = last; // rounding fallback: the chunk's last positive-weight index
     for (var i = lo; i < hi; i++) {
       let z = x[base + i] / sp.t;
       if (key_of(z) >= thr) {
         r += exp(z - mx);
-        if (r > goal) {
+        if (r > g) {
           pick = i;
           break;
         }

@@ -649,7 +649,7 @@ Deno.test("playground: page, script, and the trace stream (meta, cycle, text, do
   await expectError(await post(app, "/playground/generate", { messages: [] }), 400, "messages");
 });
 
-Deno.test("runtime files import neither test-only packages nor jsr", async () => {
+Deno.test("runtime files import neither test-only packages nor jsr; deno.lock lists none", async () => {
   const dir = new URL("./", import.meta.url);
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile && e.name.endsWith(".ts")) files.push(e.name);
@@ -658,4 +658,15 @@ Deno.test("runtime files import neither test-only packages nor jsr", async () =>
     const src = await Deno.readTextFile(new URL(f, dir));
     assert(!/from "(npm:openai|openai|playwright-core|npm:playwright|jsr:)/.test(src), f);
   }
+  // `deno run` caches every npm package in the lockfile it uses, so test-only packages live in
+  // deno.tests.lock (`deno task test` / `check` pass --lock=deno.tests.lock): a fresh `deno task serve`
+  // then fetches ~5 MB instead of ~54 MB (docs/serve.md).
+  const lock = JSON.parse(await Deno.readTextFile(new URL("../../deno.lock", import.meta.url)));
+  const leaked = Object.keys(lock.npm ?? {}).filter((k) => /^(openai|playwright-core)@/.test(k));
+  assert.deepStrictEqual(
+    leaked,
+    [],
+    "deno.lock lists test-only packages (a test ran without --lock=deno.tests.lock): " +
+      "`git checkout deno.lock` and run tests through `deno task test`",
+  );
 });

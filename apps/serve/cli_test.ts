@@ -8,8 +8,8 @@ import { DEFAULT_DRAFT, DEFAULT_MODEL, FlagError, isLoopback, parseServeArgs } f
 
 const noEnv = () => undefined;
 
-Deno.test("serve flags: defaults (bundled tiny; draft only when models/tiny-draft exists)", () => {
-  const withDraft = parseServeArgs([], noEnv, () => true);
+Deno.test("serve flags: defaults (bundled tiny; draft only when models/tiny-draft exists)", async () => {
+  const withDraft = await parseServeArgs([], noEnv, () => true);
   assert.ok(withDraft !== "help");
   assert.equal(withDraft.model, DEFAULT_MODEL);
   assert.equal(withDraft.draft, DEFAULT_DRAFT);
@@ -18,14 +18,14 @@ Deno.test("serve flags: defaults (bundled tiny; draft only when models/tiny-draf
     ["127.0.0.1", 8000, 8, 60, 1 << 20],
   );
   assert.equal(withDraft.apiKey, undefined);
-  const plain = parseServeArgs([], noEnv, () => false);
+  const plain = await parseServeArgs([], noEnv, () => false);
   assert.ok(plain !== "help");
   assert.equal(plain.draft, null);
-  assert.equal(parseServeArgs(["--help"], noEnv), "help");
+  assert.equal(await parseServeArgs(["--help"], noEnv), "help");
 });
 
-Deno.test("serve flags: every flag parses", () => {
-  const c = parseServeArgs(
+Deno.test("serve flags: every flag parses", async () => {
+  const c = await parseServeArgs(
     [
       "--model=m",
       "--draft",
@@ -70,16 +70,16 @@ Deno.test("serve flags: every flag parses", () => {
     maxTokensDefault: 32,
     weightDtype: "f16",
   });
-  const env = parseServeArgs(["--no-draft"], (n) => (n === "GTO_API_KEY" ? "from-env" : undefined));
+  const env = await parseServeArgs(["--no-draft"], (n) => (n === "GTO_API_KEY" ? "from-env" : undefined));
   assert.ok(env !== "help");
   assert.equal(env.apiKey, "from-env");
   assert.equal(env.draft, null);
-  const other = parseServeArgs(["--model", "elsewhere"], noEnv, () => true);
+  const other = await parseServeArgs(["--model", "elsewhere"], noEnv, () => true);
   assert.ok(other !== "help");
   assert.equal(other.draft, undefined, "another target: the engine decides (no bundled draft)");
 });
 
-Deno.test("serve flags: bad values are one-line errors naming the flag", () => {
+Deno.test("serve flags: bad values are one-line errors naming the flag", async () => {
   const bad: [string[], RegExp][] = [
     [["--port", "70000"], /--port "70000"/],
     [["--port", "x"], /--port/],
@@ -92,15 +92,26 @@ Deno.test("serve flags: bad values are one-line errors naming the flag", () => {
     [["--max-queue", "-1"], /--max-queue/],
     [["--api-key", ""], /--api-key/],
     [["--bogus"], /bogus.*see --help/],
+    [["--max-body", "10"], /--max-body "10".*64/],
+    [["--served-model-name", " , "], /--served-model-name/],
+    [["--tree", "8,0,3"], /--tree "8,0,3"/],
   ];
   for (const [argv, re] of bad) {
-    assert.throws(() => parseServeArgs(argv, noEnv, () => true), (e: Error) => {
+    await assert.rejects(parseServeArgs(argv, noEnv, () => true), (e: Error) => {
       assert.ok(e instanceof FlagError, argv.join(" "));
       assert.match(e.message, re);
       assert.ok(!e.message.includes("\n"));
       return true;
     });
   }
+});
+
+Deno.test("serve flags: a blank GTO_API_KEY is an error naming it; --api-key wins over the env", async () => {
+  const blank = (n: string) => (n === "GTO_API_KEY" ? " " : undefined);
+  await assert.rejects(parseServeArgs([], blank, () => true), /GTO_API_KEY/);
+  const c = await parseServeArgs(["--api-key", "k"], blank, () => true);
+  assert.ok(c !== "help");
+  assert.equal(c.apiKey, "k");
 });
 
 Deno.test("loopback detection", () => {

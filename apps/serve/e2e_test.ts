@@ -9,13 +9,13 @@
  * playground trace endpoint (trace on = trace off at T=0).
  */
 import assert from "node:assert/strict";
-// Test-only: pinned here, not in an import map, so `deno task serve` never installs it.
+// Test-only: pinned here and locked in deno.tests.lock, not deno.lock, so `deno task serve` never
+// downloads it (docs/serve.md); run this file with --lock=deno.tests.lock, as `deno task test` does.
 // deno-lint-ignore no-import-prefix
 import OpenAI from "npm:openai@7.59.0";
 import { runCli } from "../../packages/core/src/testing/cli.ts";
 import { startServer } from "./testing/server.ts";
 import { parseSse } from "./testing/http.ts";
-import { TRACE_DELIVERED } from "./testing/trace.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
@@ -262,26 +262,22 @@ Deno.test({
         traced = { done, cycles: ev.filter((e) => e.event === "cycle").map((e) => JSON.parse(e.data)) };
       });
 
-      await t.step({
-        name: "playground trace endpoint: one cycle event per cycle, each a well-formed tree",
-        ignore: !TRACE_DELIVERED,
-        fn: () => {
-          const { done, cycles } = traced!;
-          assert.equal(cycles.length, done.speculative.cycles);
-          cycles.forEach((c, i) => {
-            assert.equal(c.tokens.length, c.parents.length);
-            assert.equal(c.parents[0], -1);
-            assert.equal(c.accepted[0], 0);
-            // Accepted drafts + bonus; only the last cycle may be cut (eos, max tokens).
-            if (i < cycles.length - 1) assert.equal(c.new_tokens.length, c.accepted.length);
-            else assert.ok(c.new_tokens.length <= c.accepted.length);
-            for (let k = 1; k < c.accepted.length; k++) {
-              assert.equal(c.parents[c.accepted[k]], c.accepted[k - 1]);
-            }
-          });
-          // The output = the first root (from the prefill) + every cycle's committed tokens.
-          assert.deepEqual([cycles[0].tokens[0], ...cycles.flatMap((c) => c.new_tokens)], done.tokens);
-        },
+      await t.step("playground trace endpoint: one cycle event per cycle, each a well-formed tree", () => {
+        const { done, cycles } = traced!;
+        assert.equal(cycles.length, done.speculative.cycles);
+        cycles.forEach((c, i) => {
+          assert.equal(c.tokens.length, c.parents.length);
+          assert.equal(c.parents[0], -1);
+          assert.equal(c.accepted[0], 0);
+          // Accepted drafts + bonus; only the last cycle may be cut (eos, max tokens).
+          if (i < cycles.length - 1) assert.equal(c.new_tokens.length, c.accepted.length);
+          else assert.ok(c.new_tokens.length <= c.accepted.length);
+          for (let k = 1; k < c.accepted.length; k++) {
+            assert.equal(c.parents[c.accepted[k]], c.accepted[k - 1]);
+          }
+        });
+        // The output = the first root (from the prefill) + every cycle's committed tokens.
+        assert.deepEqual([cycles[0].tokens[0], ...cycles.flatMap((c) => c.new_tokens)], done.tokens);
       });
     } finally {
       const code = await server.stop();

@@ -9,13 +9,9 @@
  * @module
  */
 import { createApp } from "./app.ts";
+import { fail } from "@gto/core/cli";
 import { FlagError, HELP, isLoopback, parseServeArgs, type ServeConfig } from "./cli.ts";
 import { WorkerEngine } from "./worker_engine.ts";
-
-function fail(message: string): never {
-  console.error(`error: ${message.replace(/\s*\n\s*/g, " ")}`);
-  Deno.exit(1);
-}
 
 function describe(cfg: ServeConfig, engine: WorkerEngine, url: string, seconds: number): string {
   const i = engine.info;
@@ -32,7 +28,7 @@ function describe(cfg: ServeConfig, engine: WorkerEngine, url: string, seconds: 
 async function main(): Promise<void> {
   let cfg: ServeConfig | "help";
   try {
-    cfg = parseServeArgs(Deno.args);
+    cfg = await parseServeArgs(Deno.args);
   } catch (e) {
     if (e instanceof FlagError) fail(e.message);
     throw e;

@@ -6,7 +6,9 @@
  * Binding convention for every kernel in `kernels/`: `@group(0) @binding(i)` for i < storage.length
  * are the storage buffers in the order the op passes tensors; if the kernel has parameters, binding
  * `storage.length` is `var<uniform> p: Params` bound with a dynamic offset into the recorder's uniform
- * arena.
+ * arena. An entry point of a multi-entry module that does not use slot i declares it `"unused"` and the
+ * op passes `null` there: the slot is left out of the layout (binding a placeholder instead would
+ * alias another binding, and WebGPU/Dawn reject aliased writable storage ranges).
  *
  * Read-only vs read-write: WebGPU tracks usage per *buffer*, and a buffer bound read-only and
  * read-write in one dispatch is a usage conflict (wgpu drops the dispatch with a validation error).
@@ -26,8 +28,8 @@ export interface KernelSpec {
   code: string;
   /** Entry point; defaults to `main`. */
   entryPoint?: string;
-  /** Storage bindings in binding order: read-only or read-write. */
-  storage: readonly ("read" | "rw")[];
+  /** Storage bindings in binding order: read-only, read-write, or a slot this entry point leaves unused. */
+  storage: readonly ("read" | "rw" | "unused")[];
   /** One character per 4-byte word of the uniform `Params` struct: `u` u32, `i` i32, `f` f32. */
   params?: string;
   /** Pipeline-overridable constants. */
@@ -110,11 +112,15 @@ export class KernelCache {
     if (hit) return hit;
     const device = this.#gpu.device;
     const paramBytes = spec.params ? Math.ceil((spec.params.length * 4) / 16) * 16 : 0;
-    const entries: GPUBindGroupLayoutEntry[] = spec.storage.map((kind, i) => ({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
-    }));
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    spec.storage.forEach((kind, i) => {
+      if (kind === "unused") return;
+      entries.push({
+        binding: i,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
+      });
+    });
     if (paramBytes > 0) {
       entries.push({
         binding: spec.storage.length,
@@ -135,17 +141,22 @@ export class KernelCache {
     return kernel;
   }
 
-  /** The bind group for `kernel` over `tensors` (and the uniform arena `params`), cached by span. */
-  bindGroup(kernel: Kernel, tensors: readonly Tensor[], params: GPUBuffer | null): GPUBindGroup {
+  /**
+   * The bind group for `kernel` over `tensors` (and the uniform arena `params`), cached by span;
+   * `null` marks a slot the kernel declares unused.
+   */
+  bindGroup(kernel: Kernel, tensors: readonly (Tensor | null)[], params: GPUBuffer | null): GPUBindGroup {
     let key = `${kernel.id}`;
-    for (const t of tensors) key += `|${bufferId(t.buffer)}:${t.offset}:${t.bindingSize}`;
+    for (const t of tensors) key += t ? `|${bufferId(t.buffer)}:${t.offset}:${t.bindingSize}` : "|-";
     if (params) key += `|u${bufferId(params)}`;
     const hit = this.#bindGroups.get(key);
     if (hit) return hit;
-    const entries: GPUBindGroupEntry[] = tensors.map((t, i) => ({
-      binding: i,
-      resource: { buffer: t.buffer, offset: t.offset, size: t.bindingSize },
-    }));
+    const entries: GPUBindGroupEntry[] = [];
+    tensors.forEach((t, i) => {
+      if (t) {
+        entries.push({ binding: i, resource: { buffer: t.buffer, offset: t.offset, size: t.bindingSize } });
+      }
+    });
     if (params) {
       entries.push({
         binding: tensors.length,

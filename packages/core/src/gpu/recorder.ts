@@ -94,7 +94,7 @@ export class Recorder {
    */
   dispatch(
     kernel: Kernel,
-    tensors: readonly Tensor[],
+    tensors: readonly (Tensor | null)[],
     params: readonly number[],
     groups: readonly number[],
   ): void {
@@ -103,6 +103,15 @@ export class Recorder {
       throw new ShapeError(
         `${spec.name}: ${tensors.length} tensors bound, kernel declares ${spec.storage.length}`,
       );
+    }
+    for (let i = 0; i < tensors.length; i++) {
+      if ((tensors[i] === null) !== (spec.storage[i] === "unused")) {
+        throw new ShapeError(
+          `${spec.name}: binding ${i} is ${spec.storage[i]} but ${
+            tensors[i] ? "a tensor" : "null"
+          } was passed`,
+        );
+      }
     }
     const types = spec.params ?? "";
     if (params.length !== types.length) {
@@ -122,9 +131,11 @@ export class Recorder {
     for (let i = 0; i < tensors.length; i++) {
       if (spec.storage[i] !== "read") continue;
       for (let j = 0; j < tensors.length; j++) {
-        if (spec.storage[j] === "rw" && tensors[j].buffer === tensors[i].buffer) {
+        if (spec.storage[j] === "rw" && tensors[j]!.buffer === tensors[i]!.buffer) {
           throw new ShapeError(
-            `${spec.name}: read-only ${tensors[i].name} shares a GPU buffer with written ${tensors[j].name}`,
+            `${spec.name}: read-only ${tensors[i]!.name} shares a GPU buffer with written ${
+              tensors[j]!.name
+            }`,
           );
         }
       }

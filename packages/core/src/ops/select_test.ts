@@ -277,6 +277,38 @@ Deno.test("sample: each row's token equals a CPU replay with u = sampleUniform(s
   arena.destroy();
 });
 
+Deno.test("sample reaches the tail: each draw lands where u falls on the CDF (V = 131072, tail 2.3e-8 per token)", async () => {
+  // Row: p(0) = 0.997, every other token 2.3e-8 (tail mass 0.003). Inside the chosen 512-token chunk
+  // the walk used to start from the chunk's CDF offset (≈ 0.997), where each 2.3e-8 weight is below
+  // ulp/2 and is absorbed, so every tail draw fell back to the chunk's last token (up to 511 tokens,
+  // 1.2e-5 of probability, from where u points). The walk now runs relative to the chunk start.
+  const { gpu, rec } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 21, "tail");
+  const N = 131072, seed = 4242;
+  const tail = Math.fround(Math.log(2.3e-8 / 0.997));
+  const row = new Float32Array(N).fill(tail);
+  row[0] = 0;
+  const w = Array.from(row, (z) => Math.exp(z));
+  const total = w.reduce((a, b) => a + b, 0);
+  const steps: number[] = [];
+  for (let s = 0; steps.length < 8; s++) if (sampleUniform(seed, s, 0) > 0.9971) steps.push(s);
+  const x = arena.upload(row, [1, N], "f32", "logits");
+  const out = arena.alloc([steps.length], "u32", "ids");
+  steps.forEach((step, i) => sample(rec, out, x, { temperature: 1, seed, step, outOffset: i }));
+  const ids = await rec.read(out);
+  const bad: string[] = [];
+  steps.forEach((step, i) => {
+    const goal = sampleUniform(seed, step, 0) * total;
+    let lo = 0;
+    for (let j = 0; j < ids[i]; j++) lo += w[j];
+    const hi = lo + w[ids[i]];
+    const err = (goal < lo ? lo - goal : goal > hi ? goal - hi : 0) / total;
+    if (!(err < 1e-6)) bad.push(`step ${step}: drew ${ids[i]}, CDF off by ${err.toExponential(2)}`);
+  });
+  deepEqual(bad, []);
+  arena.destroy();
+});
+
 Deno.test("sample rejects bad options", async () => {
   const { gpu, rec } = await testGpu();
   const a = new BufferArena(gpu, 1 << 16, "a");

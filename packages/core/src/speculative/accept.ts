@@ -69,13 +69,14 @@ export function commitPath(rec: Recorder, b: CommitBuffers, numEos: number): voi
     name: "commit_path",
     code: ACCEPT_WGSL,
     entryPoint: "commit_path",
-    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    storage: ["rw", "rw", "unused", "unused", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
   });
-  // Slots 2 and 3 are unused by commit_path (they are accept_sample's parents / a placeholder).
+  // Slots 2 and 3 (accept_sample's parents / nothing) are not used by commit_path and left out of its
+  // layout (binding `tokens` there again would alias a writable binding, which WebGPU/Dawn reject).
   rec.dispatch(
     k,
-    [b.result, b.tokens, b.tokens, b.tokens, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [b.result, b.tokens, null, null, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
     [N, dp, 0, numEos, 0, 0, logCap],
     [1],
   );
@@ -91,7 +92,10 @@ export interface SampleAcceptBuffers extends Omit<AcceptBuffers, "argmax" | "pat
 
 /**
  * Record T>0 acceptance (recursive rejection sampling over the tree, lossless) of one verified
- * tree; `dp` bounds the accepted path length + 1. No-op on the GPU once `done` is set.
+ * tree; `dp` bounds the accepted path length + 1. One 256-thread workgroup: one thread walks the
+ * tree, all draw the residual/bonus token by a chunked inverse CDF (cost ~V/256 per thread). The
+ * rejected children's entries of `probs` are zeroed (it is per-cycle scratch). No-op on the GPU once
+ * `done` is set.
  */
 export function acceptSample(
   rec: Recorder,
@@ -122,14 +126,14 @@ export function acceptSample(
     name: "accept_sample",
     code: ACCEPT_WGSL,
     entryPoint: "accept_sample",
-    storage: ["rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw", "rw"],
+    storage: ["rw", "rw", "rw", "unused", "rw", "rw", "rw", "rw", "rw", "rw"],
     params: "uuuuuuu",
   });
-  // Same slots as commit_path with its result → probs and slot 2 → parents; slot 3 is unused
-  // by this entry point, so the state is bound there as a placeholder.
+  // Same slots as commit_path with its result → probs and slot 2 → parents; slot 3 is not used by
+  // this entry point and left out of its layout (a placeholder would alias a writable binding).
   rec.dispatch(
     k,
-    [b.probs, b.tokens, b.parents, b.state, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
+    [b.probs, b.tokens, b.parents, null, b.state, b.ring, b.path, b.seq, b.hist, b.eos],
     [N, dp, 0, numEos, V, seed, logCap],
     [1],
   );

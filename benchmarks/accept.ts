@@ -84,8 +84,10 @@ export interface AcceptBenchOptions {
   temperatures?: readonly number[];
   /** Most new tokens per prompt, for both decoders (default 128). */
   maxTokens?: number;
-  /** Tree shape (default EAGLE-3: 60, 7, 10). */
-  tree?: TreeShape;
+  /** Tree shape, or "auto" (default: the engine's cost-aware tree, which may choose plain decoding). */
+  tree?: TreeShape | "auto";
+  /** The auto tree's calibration cache directory (default the engine's; null = none). */
+  cacheDir?: string | null;
   /** Base seed; prompt j of a temperature uses seed + j for both decoders (default 0). */
   seed?: number;
   /** Run plain decoding (default true); without it there is no SR and no losslessness check. */
@@ -186,7 +188,10 @@ export interface AcceptReport {
     n: number;
     temperatures: number[];
     maxTokens: number;
-    tree: TreeShape;
+    /** The tree decoded with (null: the auto tree chose plain decoding, so "spec" is plain). */
+    tree: TreeShape | null;
+    /** What was asked for. */
+    treeOption: TreeShape | "auto";
     seed: number;
     plain: boolean;
     eosIds: number[];
@@ -198,6 +203,20 @@ export interface AcceptReport {
   prompts: PromptRecord[];
   /** Σ T=0 mismatches over all rows (0 for a correct decoder). */
   mismatches: number;
+  /**
+   * The auto tree's prediction beside the measurement (T = 0 `all` row, or the first row): null with a
+   * fixed tree.
+   */
+  autoTree: {
+    choice: string;
+    predictedTokPerSec: number;
+    measuredTokPerSec: number;
+    predictedPlainTokPerSec: number;
+    measuredPlainTokPerSec: number | null;
+    predictedTau: number;
+    measuredTau: number;
+    line: string;
+  } | null;
 }
 
 /** Column headers of the markdown table, in order. */
@@ -295,7 +314,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
   const n = opts.n ?? 80;
   const temperatures = [...(opts.temperatures ?? [0, 1])];
   const maxTokens = opts.maxTokens ?? 128;
-  const tree = opts.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
+  const treeOption = opts.tree ?? "auto";
   const seed = opts.seed ?? 0;
   const withPlain = opts.plain ?? true;
   const log = opts.log ?? ((line: string) => console.error(line));
@@ -306,12 +325,23 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
 
   const gpu = opts.gpu ?? await requestGpu();
   // One engine serves both decoders (plain calls pass speculative: false): same target, same buffers.
-  const engine = await Engine.load({ target: opts.target, draft: opts.draft, tree, gpu });
+  const engine = await Engine.load({
+    target: opts.target,
+    draft: opts.draft,
+    tree: treeOption,
+    gpu,
+    log,
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+  });
+  // With the auto tree the engine may have chosen plain decoding: "spec" is then the engine's
+  // default decoding (plain, τ = 1), reported as such.
+  const tree = engine.info.tree;
+  const speculative = tree !== null;
   if (!engine.info.chatTemplate) {
     log(`warning: ${opts.target} has no chat template; prompts are the raw text`);
   }
   const eosIds = engine.info.eosIds;
-  const Dp = resolveTreeConfig(tree).pathWidth;
+  const Dp = tree ? resolveTreeConfig(tree).pathWidth : 1;
   const maxContext = engine.info.maxContext;
   const fits = (P: number) => P + maxTokens <= maxContext;
 
@@ -330,7 +360,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
     const t0 = performance.now();
     const r = await engine.complete(prompt, {
       maxTokens,
-      ...(opts.cyclesPerRead !== undefined ? { readEvery: opts.cyclesPerRead } : {}),
+      ...(opts.cyclesPerRead !== undefined && speculative ? { readEvery: opts.cyclesPerRead } : {}),
       ...sampling(temperature, s),
     });
     return { res: r, seconds: (performance.now() - t0) / 1000 };
@@ -347,7 +377,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
         if (withPlain) await engine.complete(warm, { ...wOpts, speculative: false });
         await engine.complete(warm, {
           ...wOpts,
-          ...(opts.cyclesPerRead !== undefined ? { readEvery: opts.cyclesPerRead } : {}),
+          ...(opts.cyclesPerRead !== undefined && speculative ? { readEvery: opts.cyclesPerRead } : {}),
         });
       }
       let j = 0;
@@ -393,12 +423,14 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
               tick(`${label} plain`);
             }
             const q = await runSpec(prompt, temperature, s);
-            const hist = q.res.speculative!.acceptHistogram;
+            // Plain decoding (the auto tree's choice): one "cycle" per token, nothing accepted.
+            const n0 = q.res.tokens.length;
+            const hist = q.res.speculative?.acceptHistogram ?? [n0];
             rec0.spec = {
               tokens: q.res.tokens.length,
               seconds: q.seconds,
               finishReason: q.res.finishReason as "stop" | "length",
-              cycles: q.res.speculative!.cycles,
+              cycles: q.res.speculative?.cycles ?? n0,
               cycleTokens: hist.reduce((a, c, L) => a + c * (L + 1), 0),
               acceptHistogram: hist,
             };
@@ -446,7 +478,8 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
       n,
       temperatures,
       maxTokens,
-      tree: { ...tree },
+      tree: tree ? { ...tree } : null,
+      treeOption: treeOption === "auto" ? "auto" : { ...treeOption },
       seed,
       plain: withPlain,
       eosIds: [...eosIds],
@@ -455,6 +488,24 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
     rows,
     prompts: records,
     mismatches: rows.filter((r) => r.bench !== "all").reduce((s, r) => s + (r.mismatches ?? 0), 0),
+    autoTree: autoTreeReport(engine, rows),
+  };
+}
+
+function autoTreeReport(engine: Engine, rows: AcceptRow[]): AcceptReport["autoTree"] {
+  const a = engine.info.autoTree;
+  if (!a || rows.length === 0) return null;
+  const row = rows.find((r) => r.bench === "all" && r.temperature === 0) ??
+    rows.find((r) => r.temperature === 0) ?? rows[0];
+  return {
+    choice: a.tree ? `${a.tree.totalTokens}/${a.tree.depth}/${a.tree.topK}` : "plain",
+    predictedTokPerSec: a.predictedTokPerSec,
+    measuredTokPerSec: row.specTokPerSec,
+    predictedPlainTokPerSec: a.plainTokPerSec,
+    measuredPlainTokPerSec: row.plainTokPerSec,
+    predictedTau: a.predictedTau,
+    measuredTau: row.tau,
+    line: a.line,
   };
 }
 
@@ -464,9 +515,10 @@ export function formatMarkdown(report: AcceptReport): string {
   const f = (x: number | null, d = 2) => (x === null ? "–" : x.toFixed(d));
   const lines = [
     `adapter: ${report.adapter}`,
-    `target: \`${c.target}\` (${c.targetWeightDtype} weights), draft: \`${c.draft}\`, tree ${c.tree.totalTokens}/` +
-    `${c.tree.depth}/${c.tree.topK} (total/depth/top-k), max tokens ${c.maxTokens}, n ${c.n}, seed ${c.seed}, ` +
-    `eos ${JSON.stringify(c.eosIds)}`,
+    `target: \`${c.target}\` (${c.targetWeightDtype} weights), draft: \`${c.draft}\`, tree ${
+      c.tree ? `${c.tree.totalTokens}/${c.tree.depth}/${c.tree.topK}` : "none (plain decoding)"
+    } (total/depth/top-k${c.treeOption === "auto" ? ", auto" : ""}), max tokens ${c.maxTokens}, n ${c.n}, ` +
+    `seed ${c.seed}, eos ${JSON.stringify(c.eosIds)}`,
     "",
     `| ${TABLE_COLUMNS.join(" | ")} |`,
     `|${TABLE_COLUMNS.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`,
@@ -498,6 +550,18 @@ export function formatMarkdown(report: AcceptReport): string {
       "per call (prefill included); SR = spec tok/s ÷ plain tok/s; accepted per position d = fraction of " +
       "cycles accepting ≥ d drafts.",
   );
+  const a = report.autoTree;
+  if (a) {
+    lines.push(
+      `auto tree ${a.choice}: predicted ${a.predictedTokPerSec.toFixed(1)} tok/s (τ ${
+        a.predictedTau.toFixed(2)
+      }), ` +
+        `measured ${a.measuredTokPerSec.toFixed(1)} tok/s (τ ${a.measuredTau.toFixed(2)}); plain predicted ` +
+        `${a.predictedPlainTokPerSec.toFixed(1)} tok/s, measured ${f(a.measuredPlainTokPerSec, 1)} tok/s` +
+        (c.tree ? "" : " (the spec columns are plain decoding: the auto tree chose it)") +
+        ". Predictions are decode rates (no prefill, calibrated once); measurements are end to end per call.",
+    );
+  }
   const skipped = report.prompts.filter((p) => p.skipped).length;
   if (skipped) lines.push(`${skipped} prompt(s) skipped (too long for the KV cache; see the JSON).`);
   if (report.mismatches > 0) {
@@ -518,7 +582,7 @@ interface AcceptSettings {
   n: number;
   temperature: number[];
   maxTokens: number;
-  tree: TreeShape;
+  tree: TreeShape | "auto";
   seed: number;
   evalDir: string;
   json: string;
@@ -577,9 +641,10 @@ export const FLAGS: readonly FlagSpec<keyof AcceptSettings>[] = [
   {
     flag: "tree",
     key: "tree",
-    kind: "tree",
-    arg: "T,D,K",
-    help: "Draft tree: total tokens (root included, ≤ 64), depth, top-k (default 60,7,10).",
+    kind: "treeAuto",
+    arg: "T,D,K|auto",
+    help: "Draft tree: total tokens (root included, ≤ 64), depth, top-k, or auto (default: the engine's " +
+      "cost-aware tree; the report then shows predicted vs measured tokens/s).",
   },
   {
     flag: "seed",
@@ -669,8 +734,8 @@ async function main(): Promise<void> {
   if (!args.draft) fail("--draft DIR is required (see --help)");
   const benches = args.bench ?? [...BENCH_NAMES];
   const temperatures = args.temperature ?? [0, 1];
-  const tree: TreeShape = args.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
-  if (tree.totalTokens < 2 || tree.totalTokens > 64) {
+  const tree: TreeShape | "auto" = args.tree ?? "auto";
+  if (tree !== "auto" && (tree.totalTokens < 2 || tree.totalTokens > 64)) {
     fail(`--tree ${tree.totalTokens},${tree.depth},${tree.topK}: expected 2 ≤ T ≤ 64`);
   }
   const seed = args.seed ?? 0;

@@ -32,7 +32,7 @@ interface GenerateSettings {
   stepsPerRead: number;
   draft: string;
   noDraft: boolean;
-  tree: { totalTokens: number; depth: number; topK: number };
+  tree: { totalTokens: number; depth: number; topK: number } | "auto";
   json: boolean;
   verbose: boolean;
 }
@@ -138,10 +138,10 @@ export const FLAGS: readonly FlagSpec<keyof GenerateSettings>[] = [
   {
     flag: "tree",
     key: "tree",
-    kind: "tree",
-    arg: "T,D,K",
-    help: "Draft tree: total verified tokens, depth (draft expansions), top-k per node (default 60,7,10; " +
-      "only with a draft).",
+    kind: "treeAuto",
+    arg: "T,D,K|auto",
+    help: "Draft tree: total verified tokens, depth (draft expansions), top-k per node, or auto (default: " +
+      "the cost-aware tree measured on this adapter, cached; it may choose plain decoding). Only with a draft.",
   },
   {
     flag: "json",
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   const model = a.model ?? DEFAULT_MODEL;
   const maxTokens = a.maxTokens ?? 64;
   const draft = a.noDraft ? null : a.draft ?? await defaultDraftFor(model);
-  if (a.tree !== undefined && draft === null) {
+  if (a.tree !== undefined && a.tree !== "auto" && draft === null) {
     fail(`--tree needs --draft${a.noDraft ? " (--no-draft was given)" : ""}`);
   }
   // Validate the tree shape before minutes of loading.

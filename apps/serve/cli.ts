@@ -26,8 +26,8 @@ export interface ServeConfig {
   /** Draft directory, null for plain decoding, undefined for the engine's default (the bundled
    * `models/tiny-draft` with the bundled tiny target, when it exists). */
   draft?: string | null;
-  /** Draft tree (null: the engine's default). */
-  tree: { totalTokens: number; depth: number; topK: number } | null;
+  /** Draft tree (null: the engine's default, the cost-aware `"auto"`). */
+  tree: { totalTokens: number; depth: number; topK: number } | "auto" | null;
   /** Bind address. */
   host: string;
   /** Port (0 = any free port). */
@@ -55,7 +55,7 @@ interface ServeFlags {
   model: string;
   draft: string;
   noDraft: boolean;
-  tree: { totalTokens: number; depth: number; topK: number };
+  tree: { totalTokens: number; depth: number; topK: number } | "auto";
   host: string;
   port: number;
   apiKey: string;
@@ -89,9 +89,11 @@ export const FLAGS: readonly FlagSpec<keyof ServeFlags>[] = [
   {
     flag: "tree",
     key: "tree",
-    kind: "tree",
-    arg: "T,D,K",
-    help: "Draft tree: total verified tokens, depth, top-k per node (default: the engine's, 60,7,10).",
+    kind: "treeAuto",
+    arg: "T,D,K|auto",
+    help:
+      "Draft tree: total verified tokens, depth, top-k per node, or auto (default: auto, the cost-aware " +
+      "tree measured on this adapter and cached; it may choose plain decoding).",
   },
   {
     flag: "host",
@@ -220,7 +222,9 @@ export async function parseServeArgs(
   const draft = v.noDraft
     ? null
     : v.draft ?? (model === DEFAULT_MODEL ? (exists(DEFAULT_DRAFT) ? DEFAULT_DRAFT : null) : undefined);
-  if (v.tree !== undefined && draft === null) throw new FlagError("--tree needs a draft (--draft DIR)");
+  if (v.tree !== undefined && v.tree !== "auto" && draft === null) {
+    throw new FlagError("--tree needs a draft (--draft DIR)");
+  }
   let apiKey = v.apiKey;
   if (apiKey !== undefined && apiKey.trim() === "") throw new FlagError("--api-key must not be blank");
   if (apiKey === undefined) {

@@ -29,9 +29,10 @@ export class FlagError extends Error {
  * - `enum`: one of `choices`;
  * - `list`: a comma-separated list (an array in a config file) of distinct `choices`;
  * - `numList`: a comma-separated list of numbers within the bounds;
- * - `tree`: `TOTAL,DEPTH,TOPK`, three integers ≥ 1 → `{ totalTokens, depth, topK }`.
+ * - `tree`: `TOTAL,DEPTH,TOPK`, three integers ≥ 1 → `{ totalTokens, depth, topK }`;
+ * - `treeAuto`: the same (depth may be 0), or `auto` (the engine's cost-aware tree) → `"auto"`.
  */
-export type FlagKind = "int" | "num" | "string" | "bool" | "enum" | "list" | "numList" | "tree";
+export type FlagKind = "int" | "num" | "string" | "bool" | "enum" | "list" | "numList" | "tree" | "treeAuto";
 
 /** One row of a flag table. */
 export interface FlagSpec<K extends string = string> {
@@ -105,6 +106,8 @@ export function expectation(f: FlagSpec): string {
       return `a comma-separated list (or array) of numbers ${bounds(f)}`;
     case "tree":
       return "TOTAL,DEPTH,TOPK: three integers ≥ 1 (string or array)";
+    case "treeAuto":
+      return "auto, or TOTAL,DEPTH,TOPK: integers ≥ 1 (depth ≥ 0), TOTAL − 1 ≤ TOPK + DEPTH·TOPK² (string or array)";
   }
 }
 
@@ -157,12 +160,20 @@ export function convertFlag(f: FlagSpec, raw: unknown, fromCli: boolean): unknow
       if (!Array.isArray(list) || list.length === 0) return undefined;
       return list.every((x) => typeof x === "number" && inBounds(f, x)) ? list : undefined;
     }
+    case "treeAuto":
     case "tree": {
+      if (f.kind === "treeAuto" && typeof raw === "string" && raw.trim() === "auto") return "auto";
       const list = typeof raw === "string"
         ? raw.split(",").map((s) => s.trim() === "" ? NaN : Number(s))
         : raw;
       if (!Array.isArray(list) || list.length !== 3) return undefined;
-      if (!list.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 1)) return undefined;
+      // treeAuto also takes depth 0 (level 0 only: the root's k children), a shape the auto grid has.
+      const low = (i: number) => (f.kind === "treeAuto" && i === 1 ? 0 : 1);
+      if (!list.every((x, i) => typeof x === "number" && Number.isSafeInteger(x) && x >= low(i))) {
+        return undefined;
+      }
+      // … but then the shape must be one the construction can fill: total − 1 ≤ k + depth·k².
+      if (f.kind === "treeAuto" && list[0] - 1 > list[2] + list[1] * list[2] * list[2]) return undefined;
       return { totalTokens: list[0], depth: list[1], topK: list[2] };
     }
   }

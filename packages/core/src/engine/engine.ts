@@ -32,6 +32,23 @@ import { ModelLoadError, ShapeError } from "../errors.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { type CycleTrace, Decoders, requiredRows, resolveTree } from "./decoding.ts";
+import {
+  type AutoTreeChoice,
+  chooseTree,
+  describeTree,
+  perfectAcceptance,
+  type TreeShape,
+} from "./auto_tree.ts";
+import { calibrateAutoTree, CALIBRATION_MESSAGES } from "./calibrate.ts";
+import {
+  defaultCacheDir,
+  fingerprintDir,
+  readTreeCache,
+  TREE_CACHE_VERSION,
+  type TreeCacheEntry,
+  treeCachePath,
+  writeTreeCache,
+} from "./tree_cache.ts";
 import { FifoLock } from "./fifo.ts";
 import { StopMatcher } from "./stop.ts";
 import { TextStream } from "./text_stream.ts";
@@ -55,8 +72,20 @@ export interface EngineLoadOptions {
    * the bundled `models/tiny` and that draft exists, else none.
    */
   draft?: string | null;
-  /** Draft tree shape (default EAGLE-3: 60 tokens, depth 7, top-k 10); only with a draft. */
-  tree?: { totalTokens: number; depth: number; topK: number };
+  /**
+   * Draft tree shape, or `"auto"` (the default with a draft): the cost-aware choice — costs measured
+   * on this adapter and the draft's acceptance, cached per (adapter, target, draft), pick the tree
+   * (or plain decoding) with the most predicted tokens/s (docs/engine.md §6). A fixed shape needs a
+   * draft; `"auto"` without one is plain decoding.
+   */
+  tree?: TreeShape | "auto";
+  /**
+   * Directory of the auto tree's calibration cache (default `$GTO_CACHE_DIR`, `$XDG_CACHE_HOME/gto` or
+   * `~/.cache/gto`); null = do not cache (calibrate at every load).
+   */
+  cacheDir?: string | null;
+  /** Where the auto tree's one-line decision goes (default console.error). */
+  log?: (line: string) => void;
   /** GPU storage of the target's weight matrices (default auto). */
   weightDtype?: "auto" | "f32" | "f16";
   /** Most prompt + new tokens per request (default min(max_position_embeddings, 2048)). */
@@ -128,14 +157,40 @@ export interface EngineInfo {
   adapter: string;
   /** Most prompt + new tokens per request. */
   maxContext: number;
-  /** The draft tree (null without a draft). */
+  /** The draft tree (null without a draft, or when the auto tree chose plain decoding). */
   tree: { totalTokens: number; depth: number; topK: number } | null;
+  /** The auto tree's decision and its prediction (absent with a fixed tree or without a draft). */
+  autoTree?: AutoTreeInfo;
   /** The model's eos ids (always stop generation). */
   eosIds: number[];
   /** GPU storage type of the target's weight matrices. */
   weightDtype: "f32" | "f16";
   /** Whether the model has a chat template (`chat` and `tokenize({chat})` need one). */
   chatTemplate: boolean;
+}
+
+/** The auto tree's decision (`EngineInfo.autoTree`). */
+export interface AutoTreeInfo {
+  /** The chosen tree, null = plain decoding (the draft is then unloaded). */
+  tree: TreeShape | null;
+  /** The draft directory's basename the decision was made for. */
+  draft: string;
+  /** Predicted tokens/s of the choice. */
+  predictedTokPerSec: number;
+  /** Predicted τ of the choice (1 for plain decoding). */
+  predictedTau: number;
+  /** Predicted tokens/s of plain decoding. */
+  plainTokPerSec: number;
+  /** The best tree's prediction, also when plain decoding won (τ is the upper bound min(N, D + 2) when acceptance was not measured). */
+  bestTree: { tree: TreeShape; tau: number; tokPerSec: number; cycleMs: number };
+  /** Whether the measurements came from the cache. */
+  cached: boolean;
+  /** The cache file (null: not cached). */
+  cacheFile: string | null;
+  /** Seconds the calibration took (when it was made). */
+  calibrationSeconds: number;
+  /** The one-line log of the decision. */
+  line: string;
 }
 
 /** Most stop ids (eos + stopTokenIds) one speculative call honours. */
@@ -171,6 +226,83 @@ export async function defaultDraftFor(target: string): Promise<string | null> {
   const [t, bt] = await Promise.all([realPath(target), realPath(b.target)]);
   if (!t || t !== bt) return null;
   return (await realPath(`${b.draft}/config.json`)) ? b.draft : null;
+}
+
+/** The buffers of an auto tree are sized for the largest candidate (the grid's bounds). */
+const AUTO_SIZING_TREE: TreeShape = { totalTokens: 64, depth: 6, topK: 8 };
+
+/**
+ * The auto tree: measurements from the cache or a fresh calibration (then cached), the choice, and
+ * its one-line description.
+ */
+async function decideAutoTree(
+  gpu: GpuDevice,
+  dir: ModelDir,
+  draftDir: string,
+  target: LlamaModel,
+  draft: Eagle3Draft,
+  rec: Recorder,
+  opts: EngineLoadOptions,
+): Promise<AutoTreeInfo> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const adapter = describeGpu(gpu);
+  const [tfp, dfp] = await Promise.all([fingerprintDir(dir.dir), fingerprintDir(draftDir)]);
+  const cacheDir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
+  const file = cacheDir === null ? null : await treeCachePath(cacheDir, adapter, tfp, dfp);
+  let entry = file ? await readTreeCache(file, { adapter, target: tfp, draft: dfp }) : null;
+  const cached = entry !== null;
+  if (!entry) {
+    const prompts = CALIBRATION_MESSAGES.map((m) =>
+      dir.chatTemplate !== undefined
+        ? encodeChat(dir, [{ role: "user", content: m }])
+        : dir.tokenizer.encode(m)
+    );
+    const c = await calibrateAutoTree(target, draft, rec, { prompts, eosIds: dir.config.eosTokenIds });
+    entry = {
+      version: TREE_CACHE_VERSION,
+      adapter,
+      target: tfp,
+      draft: dfp,
+      costs: c.costs,
+      acceptance: c.acceptance,
+      calibrationSeconds: c.seconds,
+      date: new Date().toISOString(),
+    } satisfies TreeCacheEntry;
+    if (file) {
+      try {
+        await writeTreeCache(file, entry);
+      } catch (e) {
+        log(`warning: auto tree: cannot write the calibration cache ${file}: ${(e as Error).message}`);
+      }
+    }
+  }
+  const measured = entry.acceptance !== null;
+  const ch: AutoTreeChoice = chooseTree(entry.costs, entry.acceptance ?? perfectAcceptance());
+  const c = ch.choice, b = ch.bestTree;
+  const line =
+    `auto tree: ${describeTree(c.tree)} (${basename(draftDir)}) · predicted ${c.tokPerSec.toFixed(1)} tok/s` +
+    (c.tree ? ` (τ ${c.tau.toFixed(2)}, cycle ${c.cycleMs.toFixed(1)} ms)` : "") +
+    ` · plain ${ch.plain.tokPerSec.toFixed(1)} tok/s · best tree ${describeTree(b.tree)} ${
+      b.tokPerSec.toFixed(1)
+    } tok/s` +
+    ` (τ ${b.tau.toFixed(2)}${measured ? "" : " if every draft were accepted"}, cycle ${
+      b.cycleMs.toFixed(1)
+    } ms)` +
+    ` · ${ch.candidates} candidates · ${
+      cached ? `cached (${file})` : `calibrated in ${entry.calibrationSeconds.toFixed(1)} s`
+    }`;
+  return {
+    tree: c.tree,
+    draft: basename(draftDir),
+    predictedTokPerSec: c.tokPerSec,
+    predictedTau: c.tau,
+    plainTokPerSec: ch.plain.tokPerSec,
+    bestTree: { tree: b.tree!, tau: b.tau, tokPerSec: b.tokPerSec, cycleMs: b.cycleMs },
+    cached,
+    cacheFile: file,
+    calibrationSeconds: entry.calibrationSeconds,
+    line,
+  };
 }
 
 /** Run `f`; a tree-shape ShapeError ("tree: ...") becomes an EngineInputError on `tree`. */
@@ -230,7 +362,7 @@ export class Engine {
     if (typeof opts !== "object" || opts === null) {
       throw new EngineInputError("options", "expected an object");
     }
-    const known = ["target", "draft", "tree", "weightDtype", "maxContext", "gpu"];
+    const known = ["target", "draft", "tree", "weightDtype", "maxContext", "gpu", "cacheDir", "log"];
     for (const k of Object.keys(opts)) {
       if (!known.includes(k)) {
         throw new EngineInputError(k, `unknown load option (known: ${known.join(", ")})`);
@@ -247,14 +379,21 @@ export class Engine {
     if (draftDir !== null && (typeof draftDir !== "string" || draftDir === "")) {
       throw new EngineInputError("draft", "expected a draft directory path or null");
     }
-    if (opts.tree !== undefined && draftDir === null) {
+    if (opts.tree !== undefined && opts.tree !== "auto" && draftDir === null) {
       throw new EngineInputError(
         "tree",
         "a draft tree needs a draft (draft is null and there is no default)",
       );
     }
-    // The tree shape first: a bad one should fail before seconds of model loading.
-    const tree = draftDir === null ? null : treeOrInputError(() => resolveTree(opts.tree));
+    if (opts.cacheDir !== undefined && opts.cacheDir !== null && typeof opts.cacheDir !== "string") {
+      throw new EngineInputError("cacheDir", "expected a directory path or null");
+    }
+    const auto = draftDir !== null && (opts.tree === undefined || opts.tree === "auto");
+    // The tree shape first: a bad one should fail before seconds of model loading. The auto tree
+    // sizes the buffers for the largest candidate.
+    const tree = draftDir === null
+      ? null
+      : treeOrInputError(() => resolveTree(auto ? AUTO_SIZING_TREE : opts.tree as TreeShape));
     const dir = await loadModelDir(opts.target);
     const maxPos = dir.config.maxPositionEmbeddings;
     const maxContext = opts.maxContext ?? Math.min(maxPos, 2048);
@@ -282,16 +421,28 @@ export class Engine {
       }
       const rec = new Recorder(gpu, new KernelCache(gpu));
       owned.push(rec);
+      let chosen = auto ? undefined : opts.tree as TreeShape | undefined;
+      let autoTree: AutoTreeInfo | undefined;
+      if (auto && draft) {
+        autoTree = await decideAutoTree(gpu, dir, draftDir!, target, draft, rec, opts);
+        (opts.log ?? ((l: string) => console.error(l)))(autoTree.line);
+        if (autoTree.tree === null) {
+          owned.splice(owned.indexOf(draft), 1);
+          draft.destroy();
+          draft = null;
+        } else chosen = autoTree.tree;
+      }
       const decoders = treeOrInputError(() =>
-        new Decoders(target, draft, rec, { tree: opts.tree, maxEos: MAX_EOS })
+        new Decoders(target, draft, rec, { tree: chosen, maxEos: MAX_EOS })
       );
       const t = decoders.tree;
       const info: EngineInfo = {
         model: basename(dir.dir),
-        draft: draftDir === null ? null : basename(draftDir),
+        draft: draftDir === null || draft === null ? null : basename(draftDir),
         adapter: describeGpu(gpu),
         maxContext,
         tree: t ? { totalTokens: t.totalTokens, depth: t.depth, topK: t.topK } : null,
+        ...(autoTree ? { autoTree } : {}),
         eosIds: [...dir.config.eosTokenIds],
         weightDtype: target.weightDtype,
         chatTemplate: dir.chatTemplate !== undefined,

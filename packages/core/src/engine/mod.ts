@@ -10,3 +10,17 @@ export { TextStream } from "./text_stream.ts";
 export { StopMatcher, type StopPush } from "./stop.ts";
 export { FifoLock } from "./fifo.ts";
 export type { CycleTrace } from "./decoding.ts";
+export {
+  type AcceptanceProfile,
+  type AutoTreeChoice,
+  candidateTrees,
+  chooseTree,
+  describeTree,
+  perfectAcceptance,
+  predictCycleMs,
+  predictTau,
+  type TreeCostTable,
+  type TreePrediction,
+  type TreeShape,
+} from "./auto_tree.ts";
+export { calibrateAutoTree, type Calibration, CALIBRATION_MESSAGES } from "./calibrate.ts";

@@ -5,6 +5,7 @@
 import { deepEqual, throws } from "node:assert/strict";
 import { testGpu } from "../testing/mod.ts";
 import { BufferArena } from "./arena.ts";
+import { Recorder } from "./recorder.ts";
 import { ShapeError } from "../errors.ts";
 
 const WGSL = `
@@ -41,5 +42,24 @@ Deno.test("a storage slot declared unused is left out of the layout; null must m
   throws(() => rec.dispatch(k, [a, a, b], [5], [1]), ShapeError);
   throws(() => rec.dispatch(k, [a, null, null], [5], [1]), ShapeError);
   await rec.finish();
+  arena.destroy();
+});
+
+Deno.test("Recorder checkAliasing rejects overlapping writable bindings (the WebGPU/Dawn rule)", async () => {
+  const { gpu, rec } = await testGpu();
+  const strict = new Recorder(gpu, rec.kernels, { checkAliasing: true });
+  const arena = new BufferArena(gpu, 1 << 12, "aliasing");
+  const a = arena.upload(new Uint32Array([1, 2, 3, 4]), [4], "u32", "a");
+  const b = arena.alloc([4], "u32", "b");
+  const k = rec.kernels.get({
+    name: "unused_slot",
+    code: WGSL,
+    storage: ["rw", "unused", "rw"],
+    params: "u",
+  });
+  throws(() => strict.dispatch(k, [a, null, a], [4], [1]), /bindings 0 \(a\) and 2 \(a\) overlap/);
+  strict.dispatch(k, [a, null, b], [4], [1]); // same buffer, disjoint ranges: allowed
+  deepEqual(Array.from(await strict.read(b)), [2, 4, 6, 8]);
+  strict.destroy();
   arena.destroy();
 });

@@ -29,6 +29,20 @@ interface PendingRead {
 export interface RecorderOptions {
   /** Bytes of the uniform arena: bounds the dispatches per submit (256 B each). Default 4 MiB. */
   paramArenaBytes?: number;
+  /**
+   * Throw on a dispatch that binds overlapping ranges of one buffer with at least one of them
+   * writable (WebGPU/Dawn reject it, wgpu does not). Default: on when the environment variable
+   * GTO_CHECK_ALIASING=1 (an audit switch; some ops still bind outputs in place).
+   */
+  checkAliasing?: boolean;
+}
+
+function envFlag(name: string): boolean {
+  try {
+    return Deno.env.get(name) === "1";
+  } catch {
+    return false; // no --allow-env
+  }
 }
 
 /** Records dispatches into one encoder/pass per submit. Not reentrant; one per stream of work. */
@@ -51,11 +65,13 @@ export class Recorder {
   #dispatches = 0;
   #totalDispatches = 0;
   #submits = 0;
+  readonly #checkAliasing: boolean;
 
   /** Create a recorder with its own uniform arena and staging pool. */
   constructor(gpu: GpuDevice, kernels: KernelCache = new KernelCache(gpu), options: RecorderOptions = {}) {
     this.gpu = gpu;
     this.kernels = kernels;
+    this.#checkAliasing = options.checkAliasing ?? envFlag("GTO_CHECK_ALIASING");
     this.#pool = new BufferPool(gpu);
     this.#slot = Math.max(256, gpu.limits.minUniformBufferOffsetAlignment);
     const bytes = Math.ceil((options.paramArenaBytes ?? 4 << 20) / this.#slot) * this.#slot;
@@ -137,6 +153,21 @@ export class Recorder {
               tensors[j]!.name
             }`,
           );
+        }
+      }
+    }
+    if (this.#checkAliasing) {
+      for (let i = 0; i < tensors.length; i++) {
+        const a = tensors[i];
+        if (!a) continue;
+        for (let j = i + 1; j < tensors.length; j++) {
+          const b = tensors[j];
+          if (!b || a.buffer !== b.buffer || (spec.storage[i] !== "rw" && spec.storage[j] !== "rw")) continue;
+          if (a.offset < b.offset + b.bindingSize && b.offset < a.offset + a.bindingSize) {
+            throw new ShapeError(
+              `${spec.name}: bindings ${i} (${a.name}) and ${j} (${b.name}) overlap in one buffer and one is writable`,
+            );
+          }
         }
       }
     }

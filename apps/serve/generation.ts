@@ -164,7 +164,7 @@ export function run(
     seed: s.seed,
     stop: s.stop.length ? s.stop : undefined,
     stopTokenIds: s.stopTokenIds.length ? s.stopTokenIds : undefined,
-    ...(job.speculative === false ? { speculative: false } : {}),
+    ...(job.speculative !== undefined ? { speculative: job.speculative } : {}),
     signal,
     onText: (delta: string) => {
       if (delta.length === 0) return;

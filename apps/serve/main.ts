@@ -15,7 +15,14 @@ import { WorkerEngine } from "./worker_engine.ts";
 
 function describe(cfg: ServeConfig, engine: WorkerEngine, url: string, seconds: number): string {
   const i = engine.info;
-  const tree = i.tree ? ` (tree ${i.tree.totalTokens}/${i.tree.depth}/${i.tree.topK})` : "";
+  const shape = i.tree ? `${i.tree.totalTokens}/${i.tree.depth}/${i.tree.topK}` : "";
+  // The auto tree may find plain decoding faster on this adapter: requests then decode plainly and the
+  // draft serves only explicit speculative requests (the playground).
+  const tree = !i.tree
+    ? ""
+    : i.autoTree?.tree === null
+    ? ` (auto tree: plain decoding is faster here; speculative on request, tree ${shape})`
+    : ` (tree ${shape}${i.autoTree ? ", auto" : ""})`;
   const names = cfg.servedModelNames.length ? cfg.servedModelNames.join(", ") : i.model;
   return `serve: ready on ${url} · model ${names} (${cfg.model}) · draft ${
     i.draft ?? "none (plain decoding)"

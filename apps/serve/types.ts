@@ -88,6 +88,8 @@ export interface EngineInfo {
   tree: { totalTokens: number; depth: number; topK: number } | null;
   /** End-of-sequence token ids. */
   eosIds: number[];
+  /** The auto tree's decision, when it made one (`tree: null`: requests decode plainly by default). */
+  autoTree?: { tree: { totalTokens: number; depth: number; topK: number } | null };
 }
 
 /** The engine surface the server needs (a structural subset of `@gto/core`'s `Engine`). */

@@ -45,7 +45,7 @@ export function playgroundRoute(ctx: ServerContext): Hono {
       throw badRequest("Invalid type for 'speculative': expected a boolean.", "speculative", "invalid_type");
     }
     const speculative = engine.info.draft !== null && o.speculative !== false;
-    if (!speculative) job.speculative = false;
+    job.speculative = speculative; // explicit: the engine's default may be plain (auto tree)
     const slot = await admit(ctx, c.req.raw.signal);
     const sse = new SseStream(c.req.raw.signal);
     const info = engine.info;

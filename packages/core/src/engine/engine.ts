@@ -151,13 +151,16 @@ export interface GenerateResult {
 export interface EngineInfo {
   /** Target directory basename. */
   model: string;
-  /** Draft directory basename, null for plain decoding. */
+  /**
+   * Draft directory basename, null without a draft. With a draft, calls are speculative by default
+   * unless the auto tree chose plain decoding (`autoTree.tree === null`); `speculative` overrides.
+   */
   draft: string | null;
   /** The adapter, in words. */
   adapter: string;
   /** Most prompt + new tokens per request. */
   maxContext: number;
-  /** The draft tree (null without a draft, or when the auto tree chose plain decoding). */
+  /** The draft tree of speculative calls (null without a draft; the auto tree's best tree when it chose plain). */
   tree: { totalTokens: number; depth: number; topK: number } | null;
   /** The auto tree's decision and its prediction (absent with a fixed tree or without a draft). */
   autoTree?: AutoTreeInfo;
@@ -171,7 +174,10 @@ export interface EngineInfo {
 
 /** The auto tree's decision (`EngineInfo.autoTree`). */
 export interface AutoTreeInfo {
-  /** The chosen tree, null = plain decoding (the draft is then unloaded). */
+  /**
+   * The chosen tree, null = plain decoding: calls decode plainly unless they pass
+   * `speculative: true`, which then uses `bestTree` (the draft stays loaded).
+   */
   tree: TreeShape | null;
   /** The draft directory's basename the decision was made for. */
   draft: string;
@@ -329,6 +335,8 @@ export class Engine {
   readonly #draft: Eagle3Draft | null;
   readonly #decoders: Decoders;
   readonly #lock = new FifoLock();
+  /** Calls without `speculative` use the draft (false without one, or when the auto tree chose plain). */
+  readonly #speculativeByDefault: boolean;
   #closed = false;
 
   private constructor(
@@ -351,6 +359,7 @@ export class Engine {
     this.#target = parts.target;
     this.#draft = parts.draft;
     this.#decoders = parts.decoders;
+    this.#speculativeByDefault = parts.draft !== null && info.autoTree?.tree !== null;
   }
 
   /**
@@ -426,11 +435,10 @@ export class Engine {
       if (auto && draft) {
         autoTree = await decideAutoTree(gpu, dir, draftDir!, target, draft, rec, opts);
         (opts.log ?? ((l: string) => console.error(l)))(autoTree.line);
-        if (autoTree.tree === null) {
-          owned.splice(owned.indexOf(draft), 1);
-          draft.destroy();
-          draft = null;
-        } else chosen = autoTree.tree;
+        // Plain decoding won: calls decode plainly by default, but the draft stays loaded (with the
+        // best tree) so a caller can still ask for speculative decoding — the playground shows the
+        // draft tree on every adapter, and benchmarks can compare both on one engine.
+        chosen = autoTree.tree ?? autoTree.bestTree.tree;
       }
       const decoders = treeOrInputError(() =>
         new Decoders(target, draft, rec, { tree: chosen, maxEos: MAX_EOS })
@@ -603,7 +611,7 @@ export class Engine {
       topK: o.topK,
       seed: o.seed,
       eosIds: [...new Set([...this.info.eosIds, ...o.stopTokenIds])],
-      speculative: o.speculative ?? this.#draft !== null,
+      speculative: o.speculative ?? this.#speculativeByDefault,
       readEvery: o.readEvery,
       onTokens,
       onCycle: o.onCycle,

@@ -53,13 +53,17 @@ Deno.test("Engine tree auto: calibrates once, caches, logs; T=0 equals transform
       assert.equal(a.cached, false);
       assert.equal(lines.length, 1);
       assert.match(lines[0], /^auto tree: (plain|\d+\/\d+\/\d+) .*predicted .* tok\/s.*calibrated in/);
-      assert.deepEqual(engine.info.tree, a.tree);
-      assert.equal(engine.info.draft, a.tree ? "draft" : null, "plain decoding unloads the draft");
+      assert.deepEqual(engine.info.tree, a.tree ?? a.bestTree.tree);
+      assert.equal(engine.info.draft, "draft", "the draft stays loaded when plain decoding wins");
       assert.ok(a.plainTokPerSec > 0 && a.predictedTokPerSec >= a.plainTokPerSec);
       assert.ok(a.cacheFile && (await Deno.stat(a.cacheFile)).isFile);
       const r = await engine.chat(CHAT0, { maxTokens: 48 });
       assert.deepEqual(r.tokens, REF.greedy_48);
       assert.equal(r.speculative !== undefined, a.tree !== null);
+      // Speculative on request works whatever the default (the playground relies on it).
+      const s = await engine.chat(CHAT0, { maxTokens: 48, speculative: true });
+      assert.deepEqual(s.tokens, REF.greedy_48);
+      assert.ok(s.speculative && s.speculative.cycles > 0);
     } finally {
       await engine.close();
     }

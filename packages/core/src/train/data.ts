@@ -448,7 +448,10 @@ export function regenerateSettings(dir: ModelDir, opts: RegenerateOptions = {}):
     maxTokens: opts.maxTokens ?? 512,
     topK: opts.topK ?? 0,
     topP: opts.topP ?? 1,
-    seed: opts.seed ?? 0,
+    // Greedy regeneration (T = 0) never draws a random number, so the seed does not change a response:
+    // record 0, so that training runs with different --seed values share one cache instead of each
+    // rewriting it from scratch (found when a seed-1 run started regenerating a seed-0 cache).
+    seed: (opts.temperature ?? 0) === 0 ? 0 : opts.seed ?? 0,
     eosIds: [...(opts.eosIds ?? dir.config.eosTokenIds)],
   };
   if (!Number.isInteger(settings.maxTokens) || settings.maxTokens < 1) {

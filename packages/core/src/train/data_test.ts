@@ -17,6 +17,7 @@ import {
   packBatch,
   readSampleCache,
   regenerateResponses,
+  regenerateSettings,
   renderPrompt,
   sampleSequence,
 } from "./data.ts";
@@ -153,4 +154,11 @@ Deno.test("regenerate: responses = generate(); cache written, reused, extended, 
     model.destroy();
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("cache header: greedy regeneration records seed 0 (runs with other --seed values share the cache)", async () => {
+  const dir = await loadModelDir(TINY);
+  assert.equal(regenerateSettings(dir, { seed: 5 }).seed, 0);
+  assert.equal(regenerateSettings(dir, { temperature: 0, seed: 5 }).seed, 0);
+  assert.equal(regenerateSettings(dir, { temperature: 0.7, seed: 5 }).seed, 5);
 });

@@ -183,6 +183,10 @@ async function main(): Promise<void> {
     draft,
     ...(a.tree ? { tree: a.tree } : {}),
     weightDtype: a.weightDtype ?? "auto",
+    // The auto tree's decision is a diagnostic: stderr stays one `error:` line on failures.
+    log: (line) => {
+      if (a.verbose) console.error(line);
+    },
   });
   if (a.verbose) console.error(`adapter: ${engine.info.adapter}`);
   const prompt = a.chat !== undefined

@@ -161,7 +161,7 @@ Deno.test("generate CLI: bad flags → one error line naming the flag", async ()
   await expectError(["--prompt", "hi", "--weight-dtype", "bf8"], /--weight-dtype "bf8"/);
   await expectError(["--prompt", "hi", "--draft", "x", "--no-draft"], /--draft and --no-draft/);
   await expectError(
-    ["--prompt", "hi", "--max-tokens", "5000"],
+    ["--prompt", "hi", "--max-tokens", "5000", "--no-draft"],
     /--max-tokens 5000 exceeds the model's context/,
   );
 });

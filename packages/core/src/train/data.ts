@@ -203,7 +203,13 @@ export async function loadCorpusPrompts(
   for (const s of sources) {
     if (!CORPUS_SOURCES.includes(s)) throw new ShapeError(`loadCorpusPrompts: unknown source "${s}"`);
   }
-  const lists = await Promise.all(sources.map((s) => sourcePrompts(corpusDir, s, max)));
+  // Read in parallel, but report the first failing source in source order (not whichever read fails
+  // first), so the error is deterministic.
+  const settled = await Promise.allSettled(sources.map((s) => sourcePrompts(corpusDir, s, max)));
+  const lists = settled.map((r) => {
+    if (r.status === "rejected") throw r.reason;
+    return r.value;
+  });
   const out: PromptRecord[] = [];
   for (let i = 0; lists.some((l) => i < l.length); i++) {
     for (const l of lists) if (i < l.length) out.push(l[i]);

@@ -8,7 +8,7 @@
  * `deno run -A benchmarks/gto_bench.ts [--seq-len 128] [--groups 4] [--group-size 8] [--tree 60,7,10] [--reps 2]`.
  * @module
  */
-import { parseArgs } from "node:util";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
 import process from "node:process";
 import {
   describeGpu,
@@ -22,28 +22,60 @@ import {
 import { GtoObjective, TttTrainer } from "@gto/core/train";
 import { median } from "./stats.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    "seq-len": { type: "string" },
-    groups: { type: "string" },
-    "group-size": { type: "string" },
-    tree: { type: "string" },
-    reps: { type: "string" },
-  },
-  strict: true,
-});
-const S = Number(values["seq-len"] ?? 128),
-  K = Number(values.groups ?? 4),
-  m = Number(values["group-size"] ?? 8);
-const [N, D, k] = (values.tree ?? "60,7,10").split(",").map(Number);
-const reps = Number(values.reps ?? 2);
-if (![S, K, m, N, D, k, reps].every((x) => Number.isInteger(x) && x >= 1) || S < 2 * m + 8) {
-  console.error(
-    "error: --seq-len S (≥ 2m + 8), --groups K, --group-size M, --tree T,D,K, --reps N: positive integers",
-  );
-  Deno.exit(1);
+interface GtoBenchSettings {
+  seqLen: number;
+  groups: number;
+  groupSize: number;
+  tree: { totalTokens: number; depth: number; topK: number };
+  reps: number;
 }
+const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
+  {
+    flag: "seq-len",
+    key: "seqLen",
+    kind: "int",
+    arg: "S",
+    min: 2,
+    help: "Tokens per sequence (default 128).",
+  },
+  {
+    flag: "groups",
+    key: "groups",
+    kind: "int",
+    arg: "K",
+    min: 1,
+    help: "GTO groups per sequence (default 4).",
+  },
+  {
+    flag: "group-size",
+    key: "groupSize",
+    kind: "int",
+    arg: "M",
+    min: 1,
+    help: "Prefixes per group (default 8).",
+  },
+  { flag: "tree", key: "tree", kind: "tree", arg: "T,D,K", help: "Training tree (default 60,7,10)." },
+  { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps of each kind (default 2)." },
+];
+let parsed;
+try {
+  parsed = await parseFlags<GtoBenchSettings>(FLAGS, Deno.args);
+} catch (e) {
+  if (e instanceof FlagError) fail(e.message);
+  throw e;
+}
+if (parsed.help) {
+  console.log(helpText(FLAGS, {
+    usage: "deno run -A benchmarks/gto_bench.ts [options]",
+    description: "Median wall ms and CPU seconds of one GTO Phase II step against one Phase-I step on tiny.",
+  }));
+  Deno.exit(0);
+}
+const v = parsed.given;
+const S = v.seqLen ?? 128, K = v.groups ?? 4, m = v.groupSize ?? 8;
+const { totalTokens: N, depth: D, topK: k } = v.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
+const reps = v.reps ?? 2;
+if (S < 2 * m + 8) fail(`--seq-len ${S}: needs at least 2·group-size + 8 = ${2 * m + 8}`);
 const gpu = await requestGpu();
 console.log(`adapter: ${describeGpu(gpu)}`);
 const dir = await loadModelDir(decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname));

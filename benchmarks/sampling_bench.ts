@@ -8,7 +8,7 @@
  * asserts a speed.
  * @module
  */
-import { parseArgs } from "node:util";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
 import {
   acceptSample,
   BufferArena,
@@ -22,13 +22,54 @@ import {
 } from "@gto/core";
 import { median } from "./stats.ts";
 
-const args = parseArgs({
-  args: Deno.args,
-  options: { reps: { type: "string" }, repeats: { type: "string" }, v: { type: "string" } },
-  strict: true,
-}).values;
-const R = Number(args.reps ?? 50), REPEATS = Number(args.repeats ?? 5);
-const VS = (args.v ?? "8192,32000,131072").split(",").map(Number);
+interface SamplingBenchSettings {
+  reps: number;
+  repeats: number;
+  v: number[];
+}
+const FLAGS: readonly FlagSpec<keyof SamplingBenchSettings>[] = [
+  {
+    flag: "reps",
+    key: "reps",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: "Dispatches per timed submit (default 50).",
+  },
+  {
+    flag: "repeats",
+    key: "repeats",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: "Timed submits per row (default 5).",
+  },
+  {
+    flag: "v",
+    key: "v",
+    kind: "numList",
+    arg: "V[,V…]",
+    min: 2,
+    help: "Vocabulary sizes (default 8192,32000,131072).",
+  },
+];
+let parsed;
+try {
+  parsed = await parseFlags<SamplingBenchSettings>(FLAGS, Deno.args);
+} catch (e) {
+  if (e instanceof FlagError) fail(e.message);
+  throw e;
+}
+if (parsed.help) {
+  console.log(helpText(FLAGS, {
+    usage: "deno run -A benchmarks/sampling_bench.ts [options]",
+    description:
+      "Median ms of the T>0 acceptance kernel (acceptSample) and plain sampling per vocabulary size.",
+  }));
+  Deno.exit(0);
+}
+const R = parsed.given.reps ?? 50, REPEATS = parsed.given.repeats ?? 5;
+const VS = parsed.given.v ?? [8192, 32000, 131072];
 
 const gpu = await requestGpu();
 console.log(describeGpu(gpu));

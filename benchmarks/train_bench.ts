@@ -7,7 +7,7 @@
  * `deno task bench --only train`.
  * @module
  */
-import { parseArgs } from "node:util";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
 import process from "node:process";
 import {
   describeGpu,
@@ -122,22 +122,43 @@ export function trainTable(rows: readonly TrainBenchRow[]): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      "seq-len": { type: "string" },
-      batch: { type: "string" },
-      reps: { type: "string" },
-      model: { type: "string" },
-    },
-    strict: true,
-  });
-  const seqLens = (values["seq-len"] ?? "128,256").split(",").map(Number);
-  const batch = Number(values.batch ?? 1), reps = Number(values.reps ?? 5);
-  if (seqLens.some((s) => !Number.isInteger(s) || s < 2) || !(batch >= 1) || !(reps >= 1)) {
-    console.error("error: --seq-len S[,S…] (≥ 2), --batch B (≥ 1), --reps N (≥ 1)");
-    Deno.exit(1);
+  interface TrainBenchSettings {
+    seqLen: number[];
+    batch: number;
+    reps: number;
+    model: string;
   }
+  const FLAGS: readonly FlagSpec<keyof TrainBenchSettings>[] = [
+    {
+      flag: "seq-len",
+      key: "seqLen",
+      kind: "numList",
+      arg: "S[,S…]",
+      min: 2,
+      help: "Sequence lengths (default 128,256).",
+    },
+    { flag: "batch", key: "batch", kind: "int", arg: "B", min: 1, help: "Sequences per step (default 1)." },
+    { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps per length (default 5)." },
+    { flag: "model", key: "model", kind: "string", arg: "DIR", help: "Target model (default models/tiny)." },
+  ];
+  let parsed;
+  try {
+    parsed = await parseFlags<TrainBenchSettings>(FLAGS, Deno.args);
+  } catch (e) {
+    if (e instanceof FlagError) fail(e.message);
+    throw e;
+  }
+  if (parsed.help) {
+    console.log(helpText(FLAGS, {
+      usage: "deno run -A benchmarks/train_bench.ts [options]",
+      description: "Phase-I (TTT) step wall and CPU seconds and training tokens/s on this adapter.",
+    }));
+    Deno.exit(0);
+  }
+  const values = parsed.given;
+  const seqLens = values.seqLen ?? [128, 256];
+  if (seqLens.some((s) => !Number.isInteger(s))) fail("--seq-len: integers expected");
+  const batch = values.batch ?? 1, reps = values.reps ?? 5;
   const gpu = await requestGpu();
   console.log(`adapter: ${describeGpu(gpu)}`);
   const model = values.model ?? decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);

@@ -56,7 +56,7 @@ import {
   loadHumanEval,
   loadMtBench,
 } from "./eval_data.ts";
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
 
 /** Tree shape of the speculative decoder. */
 export interface TreeShape {
@@ -718,18 +718,7 @@ function progressBar(): (done: number, total: number, label: string) => void {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = await parseFlags<AcceptSettings>(FLAGS, Deno.args);
-  } catch (e) {
-    if (e instanceof FlagError) fail(e.message);
-    throw e;
-  }
-  if (parsed.help) {
-    console.log(HELP);
-    return;
-  }
-  const args = parsed.given;
+  const args = await parseCommandLine<AcceptSettings>(FLAGS, Deno.args, HELP);
   if (!args.target) fail("--target DIR is required (see --help)");
   if (!args.draft) fail("--draft DIR is required (see --help)");
   const benches = args.bench ?? [...BENCH_NAMES];

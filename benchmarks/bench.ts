@@ -6,7 +6,7 @@
  * @module
  */
 import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
@@ -102,18 +102,7 @@ const HELP = helpText(FLAGS, {
     "Kernel throughput, dispatch overhead, and prefill / decode / speculative tokens/s on this adapter.",
 });
 
-let parsed;
-try {
-  parsed = await parseFlags<BenchSettings>(FLAGS, Deno.args);
-} catch (e) {
-  if (e instanceof FlagError) fail(e.message);
-  throw e;
-}
-if (parsed.help) {
-  console.log(HELP);
-  Deno.exit(0);
-}
-const args = parsed.given;
+const args = await parseCommandLine<BenchSettings>(FLAGS, Deno.args, HELP);
 const only = args.only;
 const tree = args.tree;
 const quick = Boolean(args.quick);

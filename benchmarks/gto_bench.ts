@@ -8,7 +8,7 @@
  * `deno run -A benchmarks/gto_bench.ts [--seq-len 128] [--groups 4] [--group-size 8] [--tree 60,7,10] [--reps 2]`.
  * @module
  */
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
 import process from "node:process";
 import {
   describeGpu,
@@ -57,21 +57,14 @@ const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
   { flag: "tree", key: "tree", kind: "tree", arg: "T,D,K", help: "Training tree (default 60,7,10)." },
   { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps of each kind (default 2)." },
 ];
-let parsed;
-try {
-  parsed = await parseFlags<GtoBenchSettings>(FLAGS, Deno.args);
-} catch (e) {
-  if (e instanceof FlagError) fail(e.message);
-  throw e;
-}
-if (parsed.help) {
-  console.log(helpText(FLAGS, {
+const v = await parseCommandLine<GtoBenchSettings>(
+  FLAGS,
+  Deno.args,
+  helpText(FLAGS, {
     usage: "deno run -A benchmarks/gto_bench.ts [options]",
     description: "Median wall ms and CPU seconds of one GTO Phase II step against one Phase-I step on tiny.",
-  }));
-  Deno.exit(0);
-}
-const v = parsed.given;
+  }),
+);
 const S = v.seqLen ?? 128, K = v.groups ?? 4, m = v.groupSize ?? 8;
 const { totalTokens: N, depth: D, topK: k } = v.tree ?? { totalTokens: 60, depth: 7, topK: 10 };
 const reps = v.reps ?? 2;

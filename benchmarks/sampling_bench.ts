@@ -8,7 +8,7 @@
  * asserts a speed.
  * @module
  */
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
 import {
   acceptSample,
   BufferArena,
@@ -53,23 +53,17 @@ const FLAGS: readonly FlagSpec<keyof SamplingBenchSettings>[] = [
     help: "Vocabulary sizes (default 8192,32000,131072).",
   },
 ];
-let parsed;
-try {
-  parsed = await parseFlags<SamplingBenchSettings>(FLAGS, Deno.args);
-} catch (e) {
-  if (e instanceof FlagError) fail(e.message);
-  throw e;
-}
-if (parsed.help) {
-  console.log(helpText(FLAGS, {
+const given = await parseCommandLine<SamplingBenchSettings>(
+  FLAGS,
+  Deno.args,
+  helpText(FLAGS, {
     usage: "deno run -A benchmarks/sampling_bench.ts [options]",
     description:
       "Median ms of the T>0 acceptance kernel (acceptSample) and plain sampling per vocabulary size.",
-  }));
-  Deno.exit(0);
-}
-const R = parsed.given.reps ?? 50, REPEATS = parsed.given.repeats ?? 5;
-const VS = parsed.given.v ?? [8192, 32000, 131072];
+  }),
+);
+const R = given.reps ?? 50, REPEATS = given.repeats ?? 5;
+const VS = given.v ?? [8192, 32000, 131072];
 
 const gpu = await requestGpu();
 console.log(describeGpu(gpu));

@@ -7,7 +7,7 @@
  * `deno task bench --only train`.
  * @module
  */
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
 import process from "node:process";
 import {
   describeGpu,
@@ -141,21 +141,14 @@ if (import.meta.main) {
     { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps per length (default 5)." },
     { flag: "model", key: "model", kind: "string", arg: "DIR", help: "Target model (default models/tiny)." },
   ];
-  let parsed;
-  try {
-    parsed = await parseFlags<TrainBenchSettings>(FLAGS, Deno.args);
-  } catch (e) {
-    if (e instanceof FlagError) fail(e.message);
-    throw e;
-  }
-  if (parsed.help) {
-    console.log(helpText(FLAGS, {
+  const values = await parseCommandLine<TrainBenchSettings>(
+    FLAGS,
+    Deno.args,
+    helpText(FLAGS, {
       usage: "deno run -A benchmarks/train_bench.ts [options]",
       description: "Phase-I (TTT) step wall and CPU seconds and training tokens/s on this adapter.",
-    }));
-    Deno.exit(0);
-  }
-  const values = parsed.given;
+    }),
+  );
   const seqLens = values.seqLen ?? [128, 256];
   if (seqLens.some((s) => !Number.isInteger(s))) fail("--seq-len: integers expected");
   const batch = values.batch ?? 1, reps = values.reps ?? 5;

@@ -7,6 +7,7 @@
  * `GTO_FUZZ_CASES` and `GTO_FUZZ_SEED` override the count and the seed.
  */
 import assert from "node:assert/strict";
+import { mulberry32 } from "@gto/core";
 import { createApp } from "./app.ts";
 import { FakeEngine } from "./fake_engine.ts";
 import { parseSse, post } from "./testing/http.ts";
@@ -14,16 +15,7 @@ import { parseSse, post } from "./testing/http.ts";
 const CASES = Number(Deno.env.get("GTO_FUZZ_CASES") ?? 10_000);
 const SEED = Number(Deno.env.get("GTO_FUZZ_SEED") ?? 20261130);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const ENDPOINTS = [
   "/v1/chat/completions",

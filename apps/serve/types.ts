@@ -1,62 +1,17 @@
 /**
  * The part of `@gto/core`'s `Engine` that the server uses, written structurally. The HTTP layer depends
  * only on this type, so its tests run against a fake engine without a GPU, and the real `Engine` (see
- * ENGINE_API: `Engine.load`, `chat`, `complete`, `tokenize`, ...) satisfies it without an adapter.
+ * docs/engine.md §4: `Engine.load`, `chat`, `complete`, `tokenize`, ...) satisfies it without an adapter.
  * @module
  */
 
+// The request-side types are core's own (type-only imports: nothing of the engine loads at run time);
+// the result and info types below are the subset the server reads, so a fake engine can produce them.
+import type { ChatMessage, CycleTrace, GenerateOptions } from "@gto/core";
+export type { ChatMessage, CycleTrace, GenerateOptions };
+
 /** A chat role the engine renders with the model's chat template. */
-export type Role = "system" | "user" | "assistant";
-
-/** One chat message (text only). */
-export interface ChatMessage {
-  /** Who wrote it. */
-  role: Role;
-  /** The message text. */
-  content: string;
-}
-
-/** One verification cycle of speculative decoding (only when `onCycle` is given). */
-export interface CycleTrace {
-  /** Tree node token ids; node 0 is the root (the last committed token). */
-  tokens: number[];
-  /** Parent node index per node; -1 for the root. */
-  parents: number[];
-  /** Depth per node (root 0). */
-  depths: number[];
-  /** Node indices of the accepted path, root first. */
-  accepted: number[];
-  /** The bonus / correction token emitted after the accepted path. */
-  bonus: number;
-  /** Token ids this cycle committed (accepted drafts + bonus), in order. */
-  newTokens: number[];
-}
-
-/** Per-request generation options. */
-export interface GenerateOptions {
-  /** Most new tokens (≥ 1). */
-  maxTokens: number;
-  /** 0 = greedy. */
-  temperature?: number;
-  /** Nucleus mass in (0, 1]. */
-  topP?: number;
-  /** Keep the K most likely tokens (0 = off). */
-  topK?: number;
-  /** u32 sampling seed. */
-  seed?: number;
-  /** Stop strings (the output is truncated before the first match). */
-  stop?: string[];
-  /** Extra stop token ids (the model's eos ids always stop). */
-  stopTokenIds?: number[];
-  /** Cancels the generation within one readback batch (finish reason "abort"). */
-  signal?: AbortSignal;
-  /** UTF-8-safe text deltas as they are read back. */
-  onText?: (delta: string) => void;
-  /** Per-cycle draft-tree trace (speculative decoding only). */
-  onCycle?: (c: CycleTrace) => void;
-  /** false: plain decoding even when a draft is loaded (default: speculative whenever one is). */
-  speculative?: boolean;
-}
+export type Role = ChatMessage["role"];
 
 /** What a finished generation returns. */
 export interface GenerateResult {

@@ -37,6 +37,7 @@ import {
   loadSafetensors,
   measureTau,
   type ModelDir,
+  mulberry32,
   Recorder,
   requestGpu,
   SpecDecoder,
@@ -153,17 +154,6 @@ async function writeTextAtomic(path: string, text: string): Promise<void> {
 }
 
 // ---- data order -----------------------------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The seeded permutation of `n` samples used in `epoch` (Fisher–Yates, mulberry32). */
 export function epochOrder(n: number, seed: number, epoch: number): Uint32Array {

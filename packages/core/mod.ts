@@ -27,6 +27,7 @@
  * @module
  */
 export * from "./src/errors.ts";
+export * from "./src/util/random.ts";
 export * from "./src/gpu/mod.ts";
 export * from "./src/ops/mod.ts";
 export * from "./src/model/kv_cache.ts";

@@ -326,3 +326,27 @@ export function fail(message: string): never {
   console.error(`error: ${message.replace(/\s*\n\s*/g, " ")}`);
   Deno.exit(1);
 }
+
+/**
+ * The whole command-line front of a script: parse `argv` against `flags`; on `--help` print `help`
+ * and exit 0; on a bad flag print one `error:` line and exit 1 ({@link fail}); else return the given
+ * settings (defaults are the caller's).
+ */
+export async function parseCommandLine<T>(
+  flags: readonly FlagSpec[],
+  argv: readonly string[],
+  help: string,
+): Promise<Partial<T>> {
+  let parsed: ParsedFlags<T>;
+  try {
+    parsed = await parseFlags<T>(flags, argv);
+  } catch (e) {
+    if (e instanceof FlagError) fail(e.message);
+    throw e;
+  }
+  if (parsed.help) {
+    console.log(help);
+    Deno.exit(0);
+  }
+  return parsed.given;
+}

@@ -1,5 +1,5 @@
 /**
- * `Engine` on the bundled tiny model, through its public API (ENGINE_API.md). Expected outputs come
+ * `Engine` on the bundled tiny model, through its public API (docs/engine.md §4). Expected outputs come
  * from independent sources where one exists: transformers' greedy tokens and text and its rendered
  * chat prompt (`models/tiny/reference.json`), and the plain `generate` loop on a separately loaded
  * model. Covers chat and complete (text and ids), T=0 plain = speculative, stop strings (one split

@@ -39,6 +39,7 @@ import {
   writeSafetensors,
 } from "./safetensors.ts";
 import { describe, isObject, joinPath, parseJsonObject, readText } from "./_fs.ts";
+import { mulberry32 } from "../util/random.ts";
 
 /** The `architectures` value of EAGLE-3 draft configs. */
 export const EAGLE3_ARCHITECTURE = "LlamaForCausalLMEagle3";
@@ -470,14 +471,7 @@ export interface Eagle3InitOptions {
 
 /** Seeded N(0, std²) samples (mulberry32 + Box–Muller), deterministic across runs. */
 function normals(n: number, seed: number, std: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const r = Math.sqrt(-2 * Math.log(Math.max(u(), 1e-12)));

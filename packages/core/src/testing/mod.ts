@@ -6,6 +6,7 @@
 import { type GpuDevice, requestGpu } from "../gpu/device.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { KernelCache } from "../gpu/kernel.ts";
+import { mulberry32 } from "../util/random.ts";
 
 let shared: Promise<{ gpu: GpuDevice; rec: Recorder }> | null = null;
 
@@ -17,14 +18,7 @@ export function testGpu(): Promise<{ gpu: GpuDevice; rec: Recorder }> {
 
 /** A seeded PRNG (mulberry32) returning uniforms in [0, 1). */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** `n` normal samples × `scale` (Box–Muller) from `seed`. */

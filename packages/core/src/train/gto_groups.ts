@@ -13,6 +13,7 @@
  * pure function of its inputs, so `--resume` replays it exactly.
  * @module
  */
+import { mulberry32 } from "../util/random.ts";
 import { ShapeError } from "../errors.ts";
 import { GTO_COEF_COLS, GTO_TREE_COLS } from "./gto_ops.ts";
 
@@ -29,18 +30,6 @@ function hash3(a: number, b: number, c: number): number {
     h ^= h >>> 16;
   }
   return h >>> 0;
-}
-
-/** mulberry32 uniforms in [0, 1) from a 32-bit seed. */
-function uniforms(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Inputs of {@link sampleGroupRoots}. */
@@ -78,7 +67,7 @@ export function sampleGroupRoots(o: GroupRootOptions): number[] {
   if (k === 0) return [];
   const slack = span - k * m;
   // A uniform k-subset of {0 .. slack + k − 1} (partial Fisher–Yates), sorted: the stars-and-bars code.
-  const rand = uniforms(hash3(o.seed, o.step, o.sequence));
+  const rand = mulberry32(hash3(o.seed, o.step, o.sequence));
   const pool = Array.from({ length: slack + k }, (_, i) => i);
   for (let i = 0; i < k; i++) {
     const j = i + Math.floor(rand() * (pool.length - i));

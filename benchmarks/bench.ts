@@ -1,7 +1,8 @@
 /**
  * `deno task bench`: kernel throughput (matmul GFLOP/s, matrix-vector GB/s), per-dispatch overhead,
  * prefill / plain-decode tokens/s of LLaMA targets, speculative cycles and Phase-I training tokens/s,
- * on whatever adapter WebGPU gives us. Prints
+ * on whatever adapter WebGPU gives us; `--only profile` names the kernels a plain step and a speculative
+ * cycle spend their GPU time in (profile_bench.ts). Prints
  * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
  * @module
  */
@@ -11,15 +12,17 @@ import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
 import { benchTrain, trainTable } from "./train_bench.ts";
+import { benchProfile, profileTable } from "./profile_bench.ts";
 import { median } from "./stats.ts";
 
 interface BenchSettings {
   quick: boolean;
-  only: "kernels" | "dispatch" | "decode" | "spec" | "train";
+  only: "kernels" | "dispatch" | "decode" | "spec" | "train" | "profile";
   model: string[];
   decodeTokens: number;
   draft: string;
-  tree: { totalTokens: number; depth: number; topK: number };
+  tree: { totalTokens: number; depth: number; topK: number } | "auto";
+  top: number;
   pytorch: boolean;
   fuse: "auto" | "on" | "off";
   weightDtype: "auto" | "f32" | "f16";
@@ -33,8 +36,10 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
     key: "only",
     kind: "enum",
     arg: "WHAT",
-    choices: ["kernels", "dispatch", "decode", "spec", "train"],
-    help: "kernels | dispatch | decode | spec | train (default: all five).",
+    choices: ["kernels", "dispatch", "decode", "spec", "train", "profile"],
+    help: "kernels | dispatch | decode | spec | train (default: all five) | profile (only on request: the " +
+      "top kernels of a plain step and of a speculative cycle, GPU timestamps per dispatch; needs " +
+      "timestamp-query).",
   },
   {
     flag: "model",
@@ -64,9 +69,18 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
   {
     flag: "tree",
     key: "tree",
-    kind: "tree",
+    kind: "treeAuto",
     arg: "T,D,K",
-    help: "Tree shape for the spec benchmark (default 60,7,10).",
+    help: "Tree shape for the spec and profile benchmarks (depth may be 0; default 60,7,10 for spec, " +
+      "60,7,10 and 2,0,1 for profile). The auto tree's choice is reported by bench:accept.",
+  },
+  {
+    flag: "top",
+    key: "top",
+    kind: "int",
+    arg: "N",
+    min: 1,
+    help: "Profile: kernels listed per step / cycle (default 12).",
   },
   {
     flag: "pytorch",
@@ -104,6 +118,7 @@ const HELP = helpText(FLAGS, {
 
 const args = await parseCommandLine<BenchSettings>(FLAGS, Deno.args, HELP);
 const only = args.only;
+if (args.tree === "auto") fail("--tree auto: bench measures fixed trees; bench:accept reports the auto tree");
 const tree = args.tree;
 const quick = Boolean(args.quick);
 const decodeTokens = args.decodeTokens ?? (quick ? 64 : 128);
@@ -135,6 +150,25 @@ async function pytorchPeer(models: string[], n: number, p: number, reps: number)
 const gpu = await requestGpu();
 console.log(`adapter: ${describeGpu(gpu)}`);
 const out: Record<string, unknown> = { adapter: describeGpu(gpu), date: new Date().toISOString() };
+
+if (only === "profile") {
+  // tiny + models/tiny-draft unless --model / --draft say otherwise; never part of the default run.
+  const root = (p: string) => decodeURIComponent(new URL(p, import.meta.url).pathname);
+  const models = args.model ?? [root("../models/tiny")];
+  const draftDir = args.draft ?? (args.model ? undefined : root("../models/tiny-draft"));
+  const trees = tree
+    ? [tree]
+    : [{ totalTokens: 60, depth: 7, topK: 10 }, { totalTokens: 2, depth: 0, topK: 1 }];
+  if (!gpu.features.timestamp) fail(`--only profile: ${gpu.adapterName} has no timestamp-query`);
+  const rows = [];
+  for (const m of models) {
+    for (const row of await benchProfile(gpu, m, { draftDir, trees, reps: quick ? 4 : 10 })) {
+      console.log("\n" + profileTable(row, args.top ?? 12));
+      rows.push(row);
+    }
+  }
+  out.profile = rows;
+}
 
 if (!only || only === "kernels") {
   const rows = await benchKernels({ quick, gpu });

@@ -7,3 +7,4 @@ export * from "./tensor.ts";
 export * from "./arena.ts";
 export * from "./kernel.ts";
 export * from "./recorder.ts";
+export * from "./profiler.ts";

@@ -11,6 +11,9 @@
  * staging buffers come from a pool, so several submits can be in flight (double buffering comes from
  * never waiting on a read before encoding the next step). Deno resolves a `mapAsync` ≥10 ms after
  * the GPU is done, so loops must read every K steps, never per token.
+ *
+ * Opt-in per-dispatch timing (`startProfile` / `profileScope` / `stopProfile`, profiler.ts) puts each
+ * dispatch in a timestamped pass of its own while it is on; off, the dispatch path only checks a null.
  * @module
  */
 import type { GpuDevice } from "./device.ts";
@@ -18,6 +21,7 @@ import { type Kernel, KernelCache } from "./kernel.ts";
 import type { Tensor } from "./tensor.ts";
 import { BufferPool } from "./arena.ts";
 import { ShapeError } from "../errors.ts";
+import { type DispatchProfile, DispatchProfiler } from "./profiler.ts";
 
 interface PendingRead {
   tensor: Tensor;
@@ -66,6 +70,7 @@ export class Recorder {
   #totalDispatches = 0;
   #submits = 0;
   readonly #checkAliasing: boolean;
+  #profiler: DispatchProfiler | null = null;
 
   /** Create a recorder with its own uniform arena and staging pool. */
   constructor(gpu: GpuDevice, kernels: KernelCache = new KernelCache(gpu), options: RecorderOptions = {}) {
@@ -98,10 +103,55 @@ export class Recorder {
 
   #ensurePass(): GPUComputePassEncoder {
     if (!this.#pass) {
-      this.#encoder = this.gpu.device.createCommandEncoder({ label: "step" });
+      this.#encoder ??= this.gpu.device.createCommandEncoder({ label: "step" });
       this.#pass = this.#encoder.beginComputePass({ label: "step" });
     }
     return this.#pass;
+  }
+
+  /** Profiling: a timestamped pass for one dispatch (ended right after it). */
+  #profiledPass(prof: DispatchProfiler, name: string): GPUComputePassEncoder {
+    if (prof.full) this.submit();
+    this.#encoder ??= this.gpu.device.createCommandEncoder({ label: "step" });
+    return this.#pass = prof.beginPass(this.#encoder, name);
+  }
+
+  /**
+   * Start timing every dispatch (needs `timestamp-query`; throws naming the adapter otherwise). Submits
+   * what is recorded first. Diagnostics only: each dispatch then runs in its own pass.
+   */
+  startProfile(): void {
+    if (this.#profiler) throw new Error("startProfile: the recorder is already profiling");
+    this.submit();
+    this.#profiler = new DispatchProfiler(this.gpu);
+  }
+
+  /** Label the dispatches recorded from now on (a phase name; "" for none). Ignored when not profiling. */
+  profileScope(scope: string): void {
+    if (this.#profiler) this.#profiler.scope = scope;
+  }
+
+  /** Whether {@link startProfile} is in effect. */
+  get profiling(): boolean {
+    return this.#profiler !== null;
+  }
+
+  /**
+   * Submit, wait for the GPU, stop profiling and return the per-kernel times since
+   * {@link startProfile}, most expensive first.
+   */
+  async stopProfile(): Promise<DispatchProfile> {
+    const prof = this.#profiler;
+    if (!prof) throw new Error("stopProfile: the recorder is not profiling");
+    this.submit();
+    this.#profiler = null;
+    try {
+      const out = await prof.collect();
+      this.checkErrors();
+      return out;
+    } finally {
+      prof.destroy();
+    }
   }
 
   /**
@@ -184,12 +234,17 @@ export class Recorder {
         else this.#u32[w + i] = params[i];
       }
     }
-    const pass = this.#ensurePass();
+    const prof = this.#profiler;
+    const pass = prof ? this.#profiledPass(prof, spec.name) : this.#ensurePass();
     pass.setPipeline(kernel.pipeline);
     const bg = this.kernels.bindGroup(kernel, tensors, kernel.paramBytes > 0 ? this.#paramBuf : null);
     if (kernel.paramBytes > 0) pass.setBindGroup(0, bg, [offset]);
     else pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (prof) {
+      pass.end();
+      this.#pass = null;
+    }
     this.#dispatches++;
     this.#totalDispatches++;
   }
@@ -201,10 +256,11 @@ export class Recorder {
 
   /** End the pass, append queued readback copies, upload params, submit. Returns when submitted. */
   submit(): void {
-    if (!this.#pass && this.#reads.length === 0) return;
+    if (!this.#encoder && this.#reads.length === 0) return;
     const device = this.gpu.device;
     const encoder = this.#encoder ?? device.createCommandEncoder({ label: "readback" });
     this.#pass?.end();
+    const afterSubmit = this.#profiler?.resolveInto(encoder) ?? null;
     const reads = this.#reads;
     this.#reads = [];
     let staging: GPUBuffer | null = null;
@@ -230,6 +286,7 @@ export class Recorder {
       device.queue.writeBuffer(this.#paramBuf, 0, this.#staging, 0, this.#paramUsed);
     }
     device.queue.submit([encoder.finish()]);
+    afterSubmit?.();
     this.#submits++;
     this.#encoder = null;
     this.#pass = null;
@@ -288,6 +345,8 @@ export class Recorder {
 
   /** Release the uniform arena and staging buffers. */
   destroy(): void {
+    this.#profiler?.destroy();
+    this.#profiler = null;
     this.#paramBuf.destroy();
     this.#pool.destroy();
   }

@@ -27,6 +27,7 @@
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
+import { type DispatchProfile, perUnit } from "../gpu/profiler.ts";
 import { BufferArena, writeTensor } from "../gpu/arena.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { LlamaModel } from "../model/llama.ts";
@@ -136,6 +137,8 @@ export interface CycleProfile {
   cycleMs: number;
   /** Dispatches per phase and per full cycle. */
   dispatches: { drafting: number; verification: number; cycle: number };
+  /** With `kernels: true`: GPU ms and dispatches per kernel per cycle, scoped by phase. */
+  kernels?: DispatchProfile;
 }
 
 /** Speculative decoder for one target + draft pair; all buffers are allocated once here. */
@@ -378,9 +381,14 @@ export class SpecDecoder {
 
   /** Record verification, acceptance (the pure path + the loop's commit) and KV compaction. */
   #encodeVerify(opts: SpecGenerateOptions, numEos: number): void {
+    const logits = this.#encodeVerification((opts.temperature ?? 0) <= 0);
+    this.#encodeAccept(logits, opts, numEos);
+  }
+
+  /** Record acceptance of the verified tree (`logits` (N, V)) and KV compaction. */
+  #encodeAccept(logits: Tensor, opts: SpecGenerateOptions, numEos: number): void {
     const rec = this.#rec, tb = this.#tb;
     const temperature = opts.temperature ?? 0;
-    const logits = this.#encodeVerification(temperature <= 0);
     const loop = {
       tokens: tb.tokens,
       state: this.#state,
@@ -591,10 +599,12 @@ export class SpecDecoder {
    * ~10 ms completion latency per submit, amortised over `reps`). Drafting = draft extension + tree
    * growth + re-rank; verification = the target's tree forward; a full cycle adds acceptance and KV
    * compaction (bookkeeping = full − drafting − verification). Also counts dispatches per phase.
+   * `kernels: true` (needs `timestamp-query`) adds per-kernel GPU ms of a full cycle, scoped by phase
+   * ("draft extension", "tree growth", "verification", "bookkeeping"), from `reps` more cycles.
    */
   async profile(
     prompt: readonly number[],
-    opts: { reps?: number; temperature?: number } = {},
+    opts: { reps?: number; temperature?: number; kernels?: boolean } = {},
   ): Promise<CycleProfile> {
     const reps = opts.reps ?? 20;
     const rec = this.#rec;
@@ -636,7 +646,24 @@ export class SpecDecoder {
       this.#encodeTree();
       this.#encodeVerify(gen, 0);
     });
+    let kernels: DispatchProfile | undefined;
+    if (opts.kernels) {
+      // Per-kernel GPU time of the same full cycle, each dispatch timestamped (profiler.ts).
+      rec.startProfile();
+      for (let r = 0; r < reps; r++) {
+        rec.profileScope("draft extension");
+        this.#encodeDraftExtension();
+        rec.profileScope("tree growth");
+        this.#encodeTree();
+        rec.profileScope("verification");
+        const logits = this.#encodeVerification((gen.temperature ?? 0) <= 0);
+        rec.profileScope("bookkeeping");
+        this.#encodeAccept(logits, gen, 0);
+      }
+      kernels = perUnit(await rec.stopProfile(), reps);
+    }
     return {
+      ...(kernels ? { kernels } : {}),
       draftingMs: drafting.ms,
       verificationMs: verification.ms,
       bookkeepingMs: Math.max(0, cycle.ms - drafting.ms - verification.ms),

@@ -78,6 +78,11 @@ export interface GtoOptions {
   verifyChunk?: number;
   /** Run seed (root placement). */
   seed?: number;
+  /**
+   * Scale of the token loss L_token (default 1; 0 = L_GTO alone, the behaviour test's switch). The
+   * per-step weights are tokenWeight·0.8^k.
+   */
+  tokenWeight?: number;
 }
 
 /** One GTO training step's sequences: the TTT batch plus where each sequence's response starts. */
@@ -142,6 +147,10 @@ export class GtoObjective {
     if (!Number.isInteger(K) || K < 1 || !Number.isInteger(m) || m < 1) {
       throw new ShapeError(`GtoObjective: groups ${K} and groupSize ${m} must be integers ≥ 1`);
     }
+    const tw = opts.tokenWeight ?? 1;
+    if (!(tw >= 0 && tw < Infinity)) {
+      throw new ShapeError(`GtoObjective: tokenWeight ${tw} must be finite and ≥ 0`);
+    }
     const P = this.prefixesPerSequence = K * m;
     const N = cfg.totalTokens;
     const c = opts.verifyChunk ?? defaultChunk(P, N);
@@ -158,6 +167,7 @@ export class GtoObjective {
       eta: opts.eta ?? d.eta,
       debias: opts.debias ?? d.debias,
       seed: opts.seed ?? 0,
+      tokenWeight: tw,
       verifyChunk: c,
     };
     if (draft0.config.draftVocabSize !== draft.config.draftVocabSize) {
@@ -165,7 +175,7 @@ export class GtoObjective {
     }
     const B = opts.maxBatch, S = opts.maxSeqLen;
     const sizes = { maxBatch: B, maxSeqLen: S };
-    const stepWeights = [...Array.from({ length: TTT_DEFAULT_STEPS }, (_, k) => 0.8 ** k), 0];
+    const stepWeights = [...Array.from({ length: TTT_DEFAULT_STEPS }, (_, k) => tw * 0.8 ** k), 0];
     this.ttt = TttTrainer.create(gpu, target, draft, {
       ...sizes,
       steps: TTT_MAX_STEPS,

@@ -17,6 +17,9 @@ export const ROPE_WGSL: string = rope;
 import attention from "./attention.wgsl" with { type: "text" };
 /** Attention over the KV cache (GQA, causal or bitset mask, online softmax): `attention`. */
 export const ATTENTION_WGSL: string = attention;
+import attentionSw from "./attention_sw.wgsl" with { type: "text" };
+/** Attention for software adapters: one invocation per (query, kv head), no barriers: `attention_sw`. */
+export const ATTENTION_SW_WGSL: string = attentionSw;
 import linearIoVec4 from "./linear_io_vec4.wgsl" with { type: "text" };
 import linearIoScalar from "./linear_io_scalar.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };

@@ -9,6 +9,11 @@
 //   x, out: (M, H) f32 (out may alias x: every element is read and written by the same thread,
 //   after the reduction); w: (H) {{WT}} from the weight arena (read-only binding).
 //
+// entry main_sw (software adapters, llvmpipe): one invocation per row, 8 per workgroup (one SIMD
+//   vector of llvmpipe: no barrier, no workgroup memory), row = (wg.y · nwg.x + wg.x) · 8 + lid. The
+//   256-thread entry spends 9 barriers per row, each a coroutine switch of 32 fibers there (~1 ms for
+//   60 rows of 128 on tiny's verification, against ~0.05 ms for this entry; docs/engine.md §7).
+//
 // Placeholders: {{ENABLE}} is `enable f16;` or empty, {{WT}} the weight element type (f32 | f16),
 // {{WACCESS}} `read` (weight arena) or `read_write` (weight shares a buffer with x/out).
 {{ENABLE}}
@@ -45,6 +50,25 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   let r = inverseSqrt(red[0] / f32(p.h) + p.eps);
   for (var i = lid; i < p.h; i += 256u) {
+    out[base + i] = x[base + i] * r * f32(w[i]);
+  }
+}
+
+@compute @workgroup_size(8)
+fn main_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let row = (wg.y * nwg.x + wg.x) * 8u + lid;
+  if (row >= p.m) {
+    return;
+  }
+  let base = row * p.h;
+  var ss = 0.0;
+  for (var i = 0u; i < p.h; i++) {
+    let v = x[base + i];
+    ss = fma(v, v, ss);
+  }
+  let r = inverseSqrt(ss / f32(p.h) + p.eps);
+  for (var i = 0u; i < p.h; i++) {
     out[base + i] = x[base + i] * r * f32(w[i]);
   }
 }

@@ -8,6 +8,10 @@
 //
 // entry argmax: x (M, N) f32 → out[out_offset + m] u32, lowest index on ties (NaNs are skipped).
 //
+// entry argmax_sw (software adapters, N % 4 == 0): the same result from one 8-thread workgroup per
+//   row (one llvmpipe SIMD vector: a barrier costs no fiber switches) reading vec4s; lane l scans
+//   vec4s l, l + 8, … in index order, then lane 0 combines the 8 candidates (value desc, index asc).
+//
 // entry topk: x (M, N) f32 → ids (M, K) u32, vals (M, K) f32, descending, ties by lower index.
 //   K rounds; round j finds the best element strictly below round j−1's pick in the total order
 //   (value desc, index asc), so ties and duplicates are exact. K ≤ 64 keeps it at K passes over N.
@@ -45,6 +49,7 @@ struct SampleParams { n: u32, m: u32, out_offset: u32, top_k: u32, t: f32, top_p
 @group(0) @binding(3) var<uniform> kp: TopkParams;      // topk
 @group(0) @binding(2) var<uniform> sp: SampleParams;    // sample, probs
 @group(0) @binding(1) var<storage, read_write> out_p: array<f32>;  // probs
+@group(0) @binding(0) var<storage, read_write> x4: array<vec4f>;   // argmax_sw
 
 const NONE: u32 = 0xffffffffu;
 const NEG_MAX: f32 = -3.4028234663852886e38;
@@ -129,6 +134,56 @@ fn argmax(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let best = reduce_best(lid, bv, bi);
   if (lid == 0u) {
     out_ids[ap.out_offset + row] = best;
+  }
+}
+
+var<workgroup> sw_v: array<f32, 8>;
+var<workgroup> sw_i: array<u32, 8>;
+
+@compute @workgroup_size(8)
+fn argmax_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= ap.m) {
+    return;
+  }
+  let n4 = ap.n / 4u;
+  let base = row * n4;
+  var bv = 0.0;
+  var bi = NONE;
+  for (var i4 = lid; i4 < n4; i4 += 8u) {
+    let v = x4[base + i4];
+    let i = 4u * i4;
+    if (v.x == v.x && (bi == NONE || v.x > bv)) {
+      bv = v.x;
+      bi = i;
+    }
+    if (v.y == v.y && (bi == NONE || v.y > bv)) {
+      bv = v.y;
+      bi = i + 1u;
+    }
+    if (v.z == v.z && (bi == NONE || v.z > bv)) {
+      bv = v.z;
+      bi = i + 2u;
+    }
+    if (v.w == v.w && (bi == NONE || v.w > bv)) {
+      bv = v.w;
+      bi = i + 3u;
+    }
+  }
+  sw_v[lid] = bv;
+  sw_i[lid] = bi;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var best_v = sw_v[0];
+    var best_i = sw_i[0];
+    for (var l = 1u; l < 8u; l++) {
+      if (better(sw_v[l], sw_i[l], best_v, best_i)) {
+        best_v = sw_v[l];
+        best_i = sw_i[l];
+      }
+    }
+    out_ids[ap.out_offset + row] = best_i;
   }
 }
 

@@ -65,6 +65,13 @@ export interface LlamaLoadOptions {
    * that many key ranges (tests, benchmarks; 1 = off).
    */
   attentionSplits?: "auto" | number;
+  /**
+   * Attention kernel of the unfused path (`attention`'s `kernel`): `auto` (default) = one invocation
+   * per (token, kv head) on software adapters, one workgroup per (token, head) elsewhere; forced for
+   * tests (the fused kernel is bit-identical to `workgroup`). The segmented mode always uses
+   * `workgroup`.
+   */
+  attentionKernel?: "auto" | "workgroup" | "lanes";
 }
 
 /** Where to copy the hidden state entering a layer (for EAGLE-3 feature taps and tests). */
@@ -132,6 +139,7 @@ export class LlamaModel {
   /** Whether forwards of ≤ 8 tokens use the fused RoPE + KV write + attention kernel. */
   readonly fuseRopeAttention: boolean;
   readonly #splits: "auto" | number;
+  readonly #attnKernel: "workgroup" | "lanes" | undefined;
   /** Bytes of weights on the GPU. */
   readonly weightBytes: number;
   readonly #weights: BufferArena;
@@ -176,6 +184,8 @@ export class LlamaModel {
       );
     }
     this.#splits = sp;
+    const ak = opts.attentionKernel ?? "auto";
+    this.#attnKernel = ak === "auto" ? undefined : ak;
     const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd, vocabSize: V } =
       cfg;
     const w = dir.weights;
@@ -364,6 +374,7 @@ export class LlamaModel {
         attention(rec, att, q, kv.k[l], kv.v[l], {
           ...attn,
           split: splits > 1 ? { scratch: this.#split, splits } : undefined,
+          kernel: opts.segmented ? undefined : this.#attnKernel,
         });
       }
       linear(rec, x, att, w.o, { residual: x });

@@ -1,6 +1,7 @@
 /**
  * The attention variants a LlamaModel can choose per forward — fused RoPE + KV write + attention
- * (`fuseRopeAttention`) and split-K (`attentionSplits`) — against the default two-dispatch path on
+ * (`fuseRopeAttention`), split-K (`attentionSplits`) and the software-adapter attention kernel
+ * (`attentionKernel: "lanes"`) — against the two-dispatch workgroup-kernel path on
  * the bundled tiny model: prefill, then decode steps and a 3-token chunk at growing lengths.
  */
 import assert from "node:assert/strict";
@@ -31,12 +32,14 @@ Deno.test("LlamaModel: fused RoPE+attention is bit-identical, split-K attention 
     kv.destroy();
     return out;
   };
-  const base = await run({ fuseRopeAttention: false, attentionSplits: 1 });
-  const fused = await run({ fuseRopeAttention: true, attentionSplits: 1 });
+  const base = await run({ fuseRopeAttention: false, attentionSplits: 1, attentionKernel: "workgroup" });
+  const fused = await run({ fuseRopeAttention: true, attentionSplits: 1, attentionKernel: "workgroup" });
   const split = await run({ fuseRopeAttention: false, attentionSplits: 5 });
+  const lanes = await run({ fuseRopeAttention: false, attentionSplits: 1, attentionKernel: "lanes" });
   for (let i = 0; i < base.length; i++) {
     assert.deepEqual(new Uint32Array(fused[i].buffer), new Uint32Array(base[i].buffer), `fused step ${i}`);
     assertAllClose(split[i], base[i], { rtol: 1e-4, atol: 1e-4, name: `split-K step ${i}` });
+    assertAllClose(lanes[i], base[i], { rtol: 1e-4, atol: 1e-4, name: `lanes attention step ${i}` });
   }
   assert.throws(
     () => LlamaModel.fromWeights(gpu, dir.config, dir.weights, { attentionSplits: 0 }),

@@ -4,11 +4,16 @@
  * workgroup per (query, head) runs a tiled online softmax over the valid cache rows, so decode and
  * tree verification never materialise scores in global memory.
  *
+ * Software adapters (llvmpipe) get `kernels/attention_sw.wgsl` instead for the causal, bitset and
+ * prefix + tree masks: one invocation per (query, kv head) with the group's heads in registers and no
+ * barriers (docs/engine.md §7 has the measurements); the segmented and TTT modes keep the workgroup
+ * kernel everywhere.
+ *
  * Limits: f32 tensors; head dim a multiple of 4 and ≤ 128 (the kernel keeps q and the output as
  * hd/4 vec4 lanes of one workgroup).
  * @module
  */
-import { ATTENTION_WGSL } from "@gto/kernels";
+import { ATTENTION_SW_WGSL, ATTENTION_WGSL } from "@gto/kernels";
 import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
@@ -37,6 +42,59 @@ function attentionKernel(rec: Recorder, wg: number, hd: number): Kernel {
       entryPoint: "attention",
       storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
       params: "uuuufuuiuuuuu",
+    });
+    m.set(key, k);
+  }
+  return k;
+}
+
+/** attention_sw.wgsl with its per-head registers unrolled for head dim 4·D4 and G heads per kv head. */
+export function attentionSwCode(D4: number, G: number): string {
+  const ds = Array.from({ length: D4 }, (_, d) => d), hs = Array.from({ length: G }, (_, h) => h);
+  const qInit = hs.map((h) =>
+    `  let qrow${h} = (t * p.nh + g * G + ${h}u) * D4;\n` +
+    ds.map((d) => `  let q${h}_${d} = q[qrow${h} + ${d}u] * p.scale;\n  var a${h}_${d} = vec4f(0.0);\n`).join(
+      "",
+    ) +
+    `  var m${h} = NEG;\n  var l${h} = 0.0;`
+  ).join("\n");
+  const kvLoad = ds.map((d) => `    let k${d} = kc[kb + ${d}u];\n    let v${d} = vc[kb + ${d}u];`).join("\n");
+  const update = hs.map((h) =>
+    `    {\n      var dot4 = vec4f(0.0);\n` +
+    ds.map((d) => `      dot4 = fma(q${h}_${d}, k${d}, dot4);\n`).join("") +
+    `      let s = (dot4.x + dot4.y) + (dot4.z + dot4.w);\n      let mn = max(m${h}, s);\n` +
+    `      let alpha = exp(m${h} - mn);\n      let pj = exp(s - mn);\n      m${h} = mn;\n` +
+    `      l${h} = l${h} * alpha + pj;\n` +
+    ds.map((d) => `      a${h}_${d} = fma(vec4f(pj), v${d}, a${h}_${d} * alpha);\n`).join("") +
+    `    }`
+  ).join("\n");
+  const store = hs.map((h) =>
+    `  {\n    let orow = (t * p.nh + g * G + ${h}u) * D4;\n` +
+    `    let inv = select(0.0, 1.0 / l${h}, l${h} > 0.0);\n` +
+    ds.map((d) => `    out[orow + ${d}u] = a${h}_${d} * inv;\n`).join("") + `  }`
+  ).join("\n");
+  return specialize(ATTENTION_SW_WGSL, {
+    D4,
+    G,
+    Q_INIT: qInit,
+    KV_LOAD: kvLoad,
+    HEAD_UPDATE: update,
+    OUT_STORE: store,
+  });
+}
+
+function attentionSwKernel(rec: Recorder, hd: number, groups: number): Kernel {
+  let m = variants.get(rec.kernels);
+  if (!m) variants.set(rec.kernels, m = new Map());
+  const key = -(groups * 1024 + hd); // negative keys: the software variant
+  let k = m.get(key);
+  if (!k) {
+    k = rec.kernels.get({
+      name: `attention_sw_d${hd}_g${groups}`,
+      code: attentionSwCode(hd / 4, groups),
+      entryPoint: "attention_sw",
+      storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
+      params: "uuuufuuiu",
     });
     m.set(key, k);
   }
@@ -161,6 +219,13 @@ export function attention(
     ttt?: TttMask;
     /** Force the workgroup size (tests; default: 64 on software adapters, else 256 or 128 by size). */
     workgroupSize?: 32 | 64 | 128 | 256;
+    /**
+     * Which kernel: `workgroup` (attention.wgsl, one workgroup per (query, head)) or `lanes`
+     * (attention_sw.wgsl, one invocation per (query, kv head); causal, `mask` and `treeMask` only).
+     * Default: `lanes` on software adapters where it applies (and no `workgroupSize` is forced), else
+     * `workgroup`.
+     */
+    kernel?: "workgroup" | "lanes";
     /**
      * Scratch for split-K attention (few queries, long cache; not with `segmented`): the keys of each
      * (query, head) are divided among `splits` workgroups (default {@link attentionSplits}) and
@@ -295,6 +360,21 @@ export function attention(
       });
       return;
     }
+  }
+  const lanesOk = mode <= 2;
+  if (opts.kernel === "lanes" && !lanesOk) {
+    throw new ShapeError("attention: the lanes kernel takes the causal, mask and treeMask modes only");
+  }
+  const kind = opts.kernel ??
+    (lanesOk && rec.gpu.isFallback && opts.workgroupSize === undefined ? "lanes" : "workgroup");
+  if (kind === "lanes") {
+    rec.dispatch(
+      attentionSwKernel(rec, hd, nH / nKV),
+      [q, kCache, vCache, mask ?? treeMask?.mask ?? q, out, meta ?? q],
+      [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen],
+      [Math.ceil((Tq * nKV) / 8)],
+    );
+    return;
   }
   const k = attentionKernel(rec, wg, hd);
   rec.dispatch(

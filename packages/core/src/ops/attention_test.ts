@@ -26,6 +26,7 @@ async function check(
   maskKind: "causal" | "random",
   seed: number,
   arena: BufferArena,
+  kernel: "workgroup" | "lanes" = "workgroup",
 ): Promise<void> {
   const { rec } = await testGpu();
   arena.reset();
@@ -46,7 +47,7 @@ async function check(
   const tK = arena.upload(withGarbage(k, kvLen, S, kvW), [S, kvW], "f32", "kCache");
   const tV = arena.upload(withGarbage(v, kvLen, S, kvW), [S, kvW], "f32", "vCache");
   const tOut = arena.alloc([Tq, nH * hd], "f32", "out");
-  const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen };
+  const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, kernel };
   if (maskKind === "causal") {
     attention(rec, tOut, tQ, tK, tV, opts);
   } else {
@@ -58,7 +59,7 @@ async function check(
   assertAllClose(await rec.readF32(tOut), expected, {
     rtol: 1e-4,
     atol: 2e-5,
-    name: `attention nH=${nH} nKV=${nKV} hd=${hd} Tq=${Tq} kvLen=${kvLen} ${maskKind}`,
+    name: `attention (${kernel}) nH=${nH} nKV=${nKV} hd=${hd} Tq=${Tq} kvLen=${kvLen} ${maskKind}`,
   });
 }
 
@@ -87,19 +88,46 @@ Deno.test("attention matches attentionRef: causal and random masks, GQA, garbage
   arena.destroy();
 });
 
+Deno.test("attention lanes kernel (software adapters) matches attentionRef: causal, random masks, GQA 1–4", async () => {
+  const { gpu } = await testGpu();
+  const arena = new BufferArena(gpu, 1 << 22, "test");
+  let seed = 500;
+  // G = nH / nKV heads per kv head share one invocation's key loop: 1, 2, 3 and 4; odd Tq and kvLen.
+  for (const [nH, nKV, hd] of [[4, 2, 32], [6, 2, 64], [8, 4, 8], [1, 1, 4], [4, 1, 12], [3, 3, 16]]) {
+    for (const Tq of [1, 3, 17, 60]) {
+      for (const kvLen of [1, 5, 70, 300]) {
+        if (Tq > kvLen) continue;
+        for (const maskKind of ["causal", "random"] as const) {
+          await check(nH, nKV, hd, Tq, kvLen, maskKind, seed++, arena, "lanes");
+        }
+      }
+    }
+  }
+  await check(2, 1, 128, 40, 300, "random", 2, arena, "lanes");
+  await check(3, 1, 96, 30, 70, "random", 4, arena, "lanes");
+  await check(4, 2, 32, 20, 1100, "causal", 6, arena, "lanes");
+  arena.destroy();
+});
+
 Deno.test("attention: explicit scale, out aliasing q", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 20, "test");
   const [nH, nKV, hd, Tq, kvLen] = [4, 2, 16, 5, 9];
   const q = randn(Tq * nH * hd, 1), k = randn(kvLen * nKV * hd, 2), v = randn(kvLen * nKV * hd, 3);
-  const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
   const tK = arena.upload(k, [kvLen, nKV * hd], "f32", "k");
   const tV = arena.upload(v, [kvLen, nKV * hd], "f32", "v");
-  attention(rec, tQ, tQ, tK, tV, { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, scale: 0.3 });
   const dims = { tq: Tq, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
-  assertAllClose(await rec.readF32(tQ), attentionRef(q, k, v, causalMask(Tq, kvLen, kvLen - Tq), 0.3, dims), {
-    name: "attention in place, scale 0.3",
-  });
+  for (const kernel of ["workgroup", "lanes"] as const) {
+    const tQ = arena.upload(q, [Tq, nH * hd], "f32", "q");
+    attention(rec, tQ, tQ, tK, tV, { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen, scale: 0.3, kernel });
+    assertAllClose(
+      await rec.readF32(tQ),
+      attentionRef(q, k, v, causalMask(Tq, kvLen, kvLen - Tq), 0.3, dims),
+      {
+        name: `attention (${kernel}) in place, scale 0.3`,
+      },
+    );
+  }
   arena.destroy();
 });
 
@@ -137,7 +165,12 @@ Deno.test("attention validates shapes; packMask layout", async () => {
 Deno.test("attention with a GPU-resident length and prefix + tree mask matches attentionRef", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 22, "attn-tree");
-  for (const [nH, nKV, hd, prefix, treeLen] of [[4, 2, 32, 37, 60], [6, 2, 64, 5, 9], [2, 1, 8, 0, 33]]) {
+  const shapes = [[4, 2, 32, 37, 60], [6, 2, 64, 5, 9], [2, 1, 8, 0, 33]];
+  for (
+    const [kernel, [nH, nKV, hd, prefix, treeLen]] of shapes.flatMap((sh) =>
+      [["workgroup", sh], ["lanes", sh]] as const
+    )
+  ) {
     arena.reset();
     const kvLen = prefix + treeLen, S = kvLen + 5, kvW = nKV * hd;
     const r = rng(kvLen);
@@ -166,12 +199,13 @@ Deno.test("attention with a GPU-resident length and prefix + tree mask matches a
       kvLen: treeLen,
       treeMask: { mask: tMask, treeLen },
       dynamicLen: { meta, index: 1 },
+      kernel,
     });
     const dims = { tq: treeLen, tk: kvLen, nHeads: nH, nKvHeads: nKV, headDim: hd };
     assertAllClose(await rec.readF32(out), attentionRef(q, k, v, full, 1 / Math.sqrt(hd), dims), {
       rtol: 1e-4,
       atol: 2e-5,
-      name: `tree attention nH=${nH} prefix=${prefix} tree=${treeLen}`,
+      name: `tree attention (${kernel}) nH=${nH} prefix=${prefix} tree=${treeLen}`,
     });
     // Causal with a dynamic length: Tq = 3 new tokens after meta[1] = prefix cached ones.
     const tq = 3;
@@ -183,6 +217,7 @@ Deno.test("attention with a GPU-resident length and prefix + tree mask matches a
       headDim: hd,
       kvLen: tq,
       dynamicLen: { meta, index: 1 },
+      kernel,
     });
     const len2 = prefix + tq;
     const dims2 = { tq, tk: len2, nHeads: nH, nKvHeads: nKV, headDim: hd };

@@ -9,11 +9,14 @@
  * - larger M: `matmul8` / `matmul4` (kernels/matmul.wgsl) — K-stepped tiles in workgroup memory,
  *   8×8 or 4×4 outputs per thread in named vec4 registers; the tile shape is picked per adapter.
  *
- * - on software adapters M > {@link SW_CHUNKED_MAX_M} (or M > 8 when the chunk views would be
- *   misaligned): `matmul_sw16` (kernel `direct`): 8×8 threads, 16×8 outputs each, x and w read
- *   straight from storage as vec4 along K (no workgroup memory, no barriers: 24 vec4 loads per
- *   512 FMAs, where `matmul8` needs 16 per 64 plus the staging; llvmpipe turns each load into a
- *   per-lane scalar loop, so that ratio decides). `matmul_sw` (8×8 per thread) is kept for tuning.
+ * - on software adapters M > 8: `matmul_sw16` (kernel `direct`): 8 × TY threads, 16×8 outputs each,
+ *   x and w read straight from storage as vec4 along K (no workgroup memory, no barriers: 24 vec4
+ *   loads per 512 FMAs, where `matmul8` needs 16 per 64 plus the staging; llvmpipe turns each load
+ *   into a per-lane scalar loop, so that ratio decides), TY the fewest thread rows covering M (a
+ *   60-row tree: 4, not 8). With TY fitted to M it beats the M ≤ 24 matvec chunks it replaced
+ *   (llvmpipe, loaded, kernel ms: 10×128×2048 1.7 vs 2.6, 16×128×768 0.38 vs 0.99, 24×128×8192 9.3
+ *   vs 15.2; 60×128×8192 34 vs 47 for TY 8; docs/engine.md §7). `matmul_sw` (8×8 per thread) is
+ *   kept for tuning.
  * - on software adapters (llvmpipe) M ≤ 8 uses `matvec_sw` instead: each thread owns 8 weight rows
  *   and walks all of K with no workgroup memory or barriers (llvmpipe turns every load into a
  *   per-lane scalar loop and every barrier into a coroutine switch, so the number of loads decides;
@@ -32,20 +35,13 @@
  */
 import { LINEAR_IO_SCALAR_WGSL, LINEAR_IO_VEC4_WGSL, MATMUL_WGSL, MATVEC_WGSL } from "@gto/kernels";
 import type { Recorder } from "../gpu/recorder.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import { ShapeError } from "../errors.ts";
 import { grid1d } from "./dispatch.ts";
 
 /** Largest M served by the matrix-vector kernel; larger M uses the tiled matmul. */
 export const MATVEC_MAX_M = 8;
-
-/**
- * On software adapters, `linear` runs M ≤ this many rows as chunks of the matvec kernel; above it the
- * direct matmul wins (llvmpipe, same run: M=16 K=128 N=384 chunks 2.5 vs direct 2.9 ms; M=60 K=128
- * N=8192 chunks 65 vs direct 40 ms).
- */
-export const SW_CHUNKED_MAX_M = 24;
 
 /**
  * Which kernel {@link linear} records: `auto` (by M and adapter), or one forced (tests and benchmarks):
@@ -75,6 +71,11 @@ export interface LinearOptions {
   tile?: TileConfig;
   /** Rows per thread of the `direct` kernel: 16 (`matmul_sw16`, default) or 8 (`matmul_sw`). */
   directRows?: 8 | 16;
+  /**
+   * Thread rows per workgroup of the `direct` kernel (1, 2, 4 or 8; 8 threads along N). Default: the
+   * smallest power of two whose rows cover M, at most 8.
+   */
+  directThreadRows?: 1 | 2 | 4 | 8;
   /**
    * Override the weight rows per 256-thread workgroup of the `reduce` matvec (power of two, 1..256;
    * benchmarks / tuning). Giving it selects the `reduce` matvec unless `matvecKind` says otherwise.
@@ -166,7 +167,7 @@ export function defaultTile(rec: Recorder, M: number, N: number): TileConfig {
  * out = x·wᵀ (+ residual). x (M, K) f32; w (N, K) f32 or f16 (HF layout); out (M, N) f32;
  * residual (M, N) f32, may be the same tensor as out. Leading dimensions of x / out / residual are
  * flattened into M (x (..., K) → out (..., N)). One dispatch: `matvec` for M ≤ 8, else the tiled
- * matmul (`direct`, i.e. `matmul_sw16`, on software adapters; matvec chunks there for M ≤ 64).
+ * matmul (`direct`, i.e. `matmul_sw16` with its thread rows fitted to M, on software adapters).
  * Throws {@link ShapeError} naming the tensor on any shape/dtype mismatch, when `out` overlaps `x`
  * or partially overlaps `residual`, and for an f16 weight on a device without shader-f16.
  */
@@ -224,23 +225,6 @@ export function linear(
     );
   }
   if (M === 0 || N === 0) return;
-  // Software adapters: for small M the tiled matmul is ~10× slower than the matvec kernel (measured
-  // on llvmpipe: lm_head 10×8192×128 125 ms tiled vs ~10 ms as two matvec chunks), so split M into
-  // chunks of MATVEC_MAX_M rows when the chunk views stay 256-byte aligned (K, N multiples of 8).
-  if (kind === "auto" && rec.gpu.isFallback && M <= SW_CHUNKED_MAX_M && K % 8 === 0 && N % 8 === 0) {
-    const view = (t: Tensor, cols: number, r0: number, rows: number) =>
-      new Tensor(t.buffer, t.offset + 4 * r0 * cols, [rows, cols], t.dtype, `${t.name}[${r0}:${r0 + rows}]`);
-    for (let r0 = 0; r0 < M; r0 += MATVEC_MAX_M) {
-      const rows = Math.min(MATVEC_MAX_M, M - r0);
-      linear(rec, view(out, N, r0, rows), view(x, K, r0, rows), w, {
-        ...opts,
-        kernel: "matvec",
-        residual: res ? view(res, N, r0, rows) : undefined,
-      });
-    }
-    return;
-  }
-
   const vec = K % 4 === 0;
   const KV = Math.ceil(K / 4);
   const resMode = res === undefined ? 0 : inPlace ? 2 : 1;
@@ -337,14 +321,20 @@ export function linear(
     const R = opts.directRows ?? 16;
     if (R !== 8 && R !== 16) throw new ShapeError(`linear: directRows must be 8 or 16, got ${R}`);
     const entry = R === 16 ? "matmul_sw16" : "matmul_sw";
-    const k = kernelFor(rec, `${entry}:${variant}`, () => ({
-      name: `linear_${entry}_${variant}`,
-      code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: 8, TM: 8, BK: 16 }),
+    // Thread rows per workgroup: the fewest powers of two covering M (at most 8), so a 60-row tree
+    // verification computes 64 rows, not 128 (rows past M are clamped duplicates: wasted work).
+    const ty = opts.directThreadRows ?? Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(M / R))));
+    if (![1, 2, 4, 8].includes(ty)) {
+      throw new ShapeError(`linear: directThreadRows must be 1, 2, 4 or 8, got ${ty}`);
+    }
+    const k = kernelFor(rec, `${entry}:${variant}:${ty}`, () => ({
+      name: `linear_${entry}_${variant}${ty === 8 ? "" : `_ty${ty}`}`,
+      code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: ty, TM: 8, BK: 16 }),
       entryPoint: entry,
       storage,
       params: "uuuuf",
     }));
-    rec.dispatch(k, tensors, params, [Math.ceil(N / 64), Math.ceil(M / (8 * R))]);
+    rec.dispatch(k, tensors, params, [Math.ceil(N / 64), Math.ceil(M / (ty * R))]);
     return;
   }
   const t = opts.tile ?? defaultTile(rec, M, N);

@@ -73,6 +73,7 @@ async function check(
     tile?: TileConfig;
     matvecRows?: number;
     directRows?: 8 | 16;
+    directThreadRows?: 1 | 2 | 4 | 8;
   },
 ): Promise<void> {
   const { gpu, rec } = await testGpu();
@@ -104,6 +105,7 @@ async function check(
       tile: opts.tile,
       matvecRows: opts.matvecRows,
       directRows: opts.directRows,
+      directThreadRows: opts.directThreadRows,
     });
     assertAllClose(await rec.readF32(out), expected, {
       name: `linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
@@ -166,12 +168,18 @@ Deno.test("linear direct (software) matmul matches linearRef on odd shapes, 8 an
     [130, 200, 77],
     [129, 64, 140],
     [200, 36, 129],
+    [60, 36, 130], // a 60-node tree: 4 thread rows of 16
+    [33, 20, 70],
   ];
   for (const directRows of [8, 16] as const) {
     for (const [M, K, N] of shapes) {
       for (const residual of ["none", "separate", "inplace"] as const) {
         await check(M, K, N, { kernel: "direct", directRows, residual });
       }
+    }
+    // Every thread-row count, including ones that leave rows past M or cover M only with many groups.
+    for (const directThreadRows of [1, 2, 4, 8] as const) {
+      await check(41, 24, 72, { kernel: "direct", directRows, directThreadRows, residual: "separate" });
     }
   }
 });

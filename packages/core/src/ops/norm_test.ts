@@ -7,20 +7,28 @@ import { rmsNormRef } from "../reference/ops.ts";
 
 const SHAPES: [number, number][] = [[1, 1], [3, 7], [2, 300], [1, 8197], [5, 256]];
 
-Deno.test("rmsNorm (f32 weights) matches rmsNormRef, also in place", async () => {
+const KERNELS = ["workgroup", "lanes"] as const;
+
+Deno.test("rmsNorm (f32 weights, both kernels) matches rmsNormRef, also in place", async () => {
   const { gpu, rec } = await testGpu();
   const acts = new BufferArena(gpu, 1 << 20, "acts");
   const weights = new BufferArena(gpu, 1 << 20, "weights");
-  for (const [M, H] of SHAPES) {
+  for (
+    const [kernel, [M, H]] of KERNELS.flatMap((k) => [...SHAPES, [17, 33]].map((sh) => [k, sh] as const))
+  ) {
     const x = randn(M * H, M * 31 + H, 2), w = randn(H, H + 5);
     const tx = acts.upload(x, [M, H], "f32", "x"), tw = weights.upload(w, [H], "f32", "w");
     const out = acts.alloc([M, H], "f32", "out");
-    rmsNorm(rec, out, tx, tw, 1e-5);
+    rmsNorm(rec, out, tx, tw, 1e-5, { kernel });
     const ref = rmsNormRef(x, w, 1e-5);
-    assertAllClose(await rec.readF32(out), ref, { name: `rmsNorm ${M}x${H}`, rtol: 1e-5, atol: 1e-6 });
-    rmsNorm(rec, tx, tx, tw, 1e-5); // in place
+    assertAllClose(await rec.readF32(out), ref, {
+      name: `rmsNorm ${kernel} ${M}x${H}`,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
+    rmsNorm(rec, tx, tx, tw, 1e-5, { kernel }); // in place
     assertAllClose(await rec.readF32(tx), ref, {
-      name: `rmsNorm in place ${M}x${H}`,
+      name: `rmsNorm ${kernel} in place ${M}x${H}`,
       rtol: 1e-5,
       atol: 1e-6,
     });
@@ -35,7 +43,7 @@ Deno.test("rmsNorm with f16 weights (shader-f16), and a weight sharing the activ
   const { gpu, rec } = await testGpu();
   const acts = new BufferArena(gpu, 1 << 20, "acts");
   const weights = new BufferArena(gpu, 1 << 20, "weights");
-  for (const [M, H] of SHAPES) {
+  for (const [kernel, [M, H]] of KERNELS.flatMap((k) => SHAPES.map((sh) => [k, sh] as const))) {
     const x = randn(M * H, M + H * 7);
     const w16 = new Float16Array(randn(H, H + 9));
     const w = Float32Array.from(w16); // the values the kernel sees
@@ -44,13 +52,21 @@ Deno.test("rmsNorm with f16 weights (shader-f16), and a weight sharing the activ
     const ref = rmsNormRef(x, w, 1e-6);
     if (gpu.features.f16) {
       const tw = weights.upload(new Uint16Array(w16.buffer), [H], "f16", "w16");
-      rmsNorm(rec, out, tx, tw, 1e-6);
-      assertAllClose(await rec.readF32(out), ref, { name: `rmsNorm f16 ${M}x${H}`, rtol: 1e-5, atol: 1e-6 });
+      rmsNorm(rec, out, tx, tw, 1e-6, { kernel });
+      assertAllClose(await rec.readF32(out), ref, {
+        name: `rmsNorm f16 ${kernel} ${M}x${H}`,
+        rtol: 1e-5,
+        atol: 1e-6,
+      });
     }
     // A weight in the activation arena gets the read_write variant instead of a usage conflict.
     const twShared = acts.upload(w, [H], "f32", "w-shared");
-    rmsNorm(rec, out, tx, twShared, 1e-6);
-    assertAllClose(await rec.readF32(out), ref, { name: `rmsNorm shared ${M}x${H}`, rtol: 1e-5, atol: 1e-6 });
+    rmsNorm(rec, out, tx, twShared, 1e-6, { kernel });
+    assertAllClose(await rec.readF32(out), ref, {
+      name: `rmsNorm shared ${kernel} ${M}x${H}`,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
     acts.reset();
     weights.reset();
   }

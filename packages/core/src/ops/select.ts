@@ -31,6 +31,11 @@ function checkOut(op: string, out: Tensor, outOffset: number, M: number): void {
 export interface ArgmaxOptions {
   /** Element of `out` that receives row 0's id (default 0). */
   outOffset?: number;
+  /**
+   * `workgroup`: 256 threads per row (hardware default); `lanes`: 8 threads per row reading vec4s
+   * (software-adapter default when N % 4 == 0). Tests force either.
+   */
+  kernel?: "workgroup" | "lanes";
 }
 
 /**
@@ -45,10 +50,18 @@ export function argmax(rec: Recorder, out: Tensor, x: Tensor, opts: ArgmaxOption
   checkOut("argmax", out, off, M);
   if (N === 0) throw new ShapeError(`argmax: ${x.name} has empty rows`);
   if (M === 0) return;
-  const k = memoKernel(rec, "argmax", () => ({
-    name: "argmax",
+  // Software adapters: 8 threads per row instead of 256 (llvmpipe switches fibers per 8 threads at
+  // every barrier; 60 × 8192: ~4 ms → ~0.3 ms, docs/engine.md §7). Needs N % 4 == 0 and a vec4-aligned
+  // binding.
+  const sw = opts.kernel === "lanes" ||
+    (opts.kernel === undefined && rec.gpu.isFallback && N % 4 === 0 && x.offset % 16 === 0);
+  if (sw && (N % 4 !== 0 || x.offset % 16 !== 0)) {
+    throw new ShapeError(`argmax: the lanes kernel needs N % 4 == 0 and a 16-byte aligned ${x.name}`);
+  }
+  const k = memoKernel(rec, sw ? "argmax_sw" : "argmax", () => ({
+    name: sw ? "argmax_sw" : "argmax",
     code: SELECT_WGSL,
-    entryPoint: "argmax",
+    entryPoint: sw ? "argmax_sw" : "argmax",
     storage: ["rw", "rw"],
     params: "uuu",
   }));

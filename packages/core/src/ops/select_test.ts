@@ -34,15 +34,22 @@ function tiedLogits(n: number, seed: number): Float32Array {
 Deno.test("argmax matches argmaxRef (lowest index on ties) and writes at outOffset", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 21, "acts");
-  for (const [M, N] of [[1, 1], [3, 7], [4, 300], [2, 8197]]) {
+  const shapes: [number, number, "workgroup" | "lanes"][] = [[1, 1], [3, 7], [4, 300], [2, 8197]].map((
+    [M, N],
+  ) => [M, N, "workgroup"]);
+  // The software kernel (N % 4 == 0): one and many rows, ties across lanes and inside a vec4.
+  for (const [M, N] of [[1, 4], [4, 300], [3, 8], [17, 8192]]) shapes.push([M, N, "lanes"]);
+  for (const [M, N, kernel] of shapes) {
     for (const x of [randn(M * N, M + N), tiedLogits(M * N, N)]) {
       if (N >= 300) x[N + 299] = x[N + 7] = 100; // row 1: a tie across threads, lower index wins
+      if (N === 8) x[2] = x[3] = x[6] = 50; // row 0: a tie inside a vec4 and across lanes
+      if (M > 3) x[3 * N + 5] = NaN; // a NaN is skipped
       const off = 5;
       const tx = arena.upload(x, [M, N], "f32", "x");
       const ring = arena.upload(new Uint32Array(off + M + 3).fill(77), [off + M + 3], "u32", "ring");
-      argmax(rec, ring, tx, { outOffset: off });
+      argmax(rec, ring, tx, { outOffset: off, kernel });
       const got = Array.from(await rec.read(ring));
-      deepEqual(got.slice(off, off + M), Array.from(argmaxRef(x, N)), `argmax ${M}x${N}`);
+      deepEqual(got.slice(off, off + M), Array.from(argmaxRef(x, N)), `argmax ${kernel} ${M}x${N}`);
       deepEqual(got.slice(0, off).concat(got.slice(off + M)), new Array(off + 3).fill(77), "ring untouched");
       arena.reset();
     }

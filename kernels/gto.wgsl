@@ -18,8 +18,9 @@
 //   branch), L_b = Σ_{j≥1} Π_{k≤j} p_k (Eq. 4; rows past the leaf count, whose first entry is −1, get 0)
 //   into branch_out[p·(N−1) + b]; then tree_out[p·8 + ·] = [r_lse = max + log(Σ exp(η(L − max)))/η
 //   (Eq. 5), r_max, r_mean, l (data-path acceptance: the longest root path whose tokens equal
-//   cont[p·cont_w ..], NONE-terminated), log M(Ŝ) = node score of Ŝ's last node (0 when l = 0),
-//   l_greedy (greedy walk over nodes with greedy agreement), number of branches, last node of Ŝ].
+//   cont[p·cont_w ..], NONE- or STOP-terminated), log M(Ŝ) = node score of Ŝ's last node (0 when
+//   l = 0), l_greedy (greedy walk over nodes with greedy agreement, at most the index of a STOP in
+//   cont: decoding stops at the eos), number of branches, last node of Ŝ].
 //   Sums run serially in row order: deterministic.
 // entry gto_coeff (one thread per prefix i, groups of m adjacent prefixes): R = r(M) − r(M₀) (or r(M)
 //   without debiasing) for the chosen aggregate; A = (R − mean)/(std + δ) (sample or population std;
@@ -40,7 +41,8 @@
 //
 // All bindings are read_write: tensors share arena buffers (see packages/core/src/gpu/kernel.ts).
 
-const NONE: u32 = 0xffffffffu;
+const NONE: u32 = 0xffffffffu; // continuation: unknown past here (a cut, or no data)
+const STOP: u32 = 0xfffffffeu; // continuation: the text ended here (the previous token is the eos)
 const NEG: f32 = -3.0e38;
 
 // ---------------------------------------------------------------------------------------------
@@ -232,12 +234,19 @@ fn tree_reward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       se += exp(rp.eta * (wl[b] - mx));
     }
   }
-  // Ŝ by data-path acceptance.
+  // Ŝ by data-path acceptance; `cap` = where the text ended (STOP), else no cap.
   var cur = 0u;
   var l = 0u;
+  var cap = rp.cont_w;
+  for (var d = 0u; d < rp.cont_w; d++) {
+    if (rcont[p * rp.cont_w + d] == STOP) {
+      cap = d;
+      break;
+    }
+  }
   for (var d = 0u; d < rp.cont_w; d++) {
     let t = rcont[p * rp.cont_w + d];
-    if (t == NONE) {
+    if (t == NONE || t == STOP) {
       break;
     }
     let c = child_of(p, cur, t, false);
@@ -251,10 +260,13 @@ fn tree_reward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   if (l > 0u) {
     log_m = bitcast<f32>(rst[p * rp.st_stride + rp.score_off + cur]);
   }
-  // Greedy (T = 0) acceptance.
+  // Greedy (T = 0) acceptance, stopping where the text ended (decoding stops at the eos too).
   var gcur = 0u;
   var lg = 0u;
   loop {
+    if (lg >= cap) {
+      break;
+    }
     let c = child_of(p, gcur, 0u, true);
     if (c < 0) {
       break;

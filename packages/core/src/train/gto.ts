@@ -7,6 +7,8 @@
  * reuse buffers):
  * 1. roots: K windows of m adjacent response roots (`sampleGroupRoots`, seeded by (seed, step, b));
  *    sequences with fewer windows are padded with copies of their first window, which get no weight;
+ *    a sequence not ending in an eos was cut, and its roots keep a whole continuation before the cut
+ *    (`rootSpanLength`); one ending in an eos caps greedy acceptance there (`continuationRows`);
  * 2. a target pass over the sequence (features + KV rows [0, S));
  * 3. the trees of M and of the frozen M₀ at those roots, verified and scored (`GtoTreeBatch`); their
  *    (P, 8) rows are copied into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
@@ -44,7 +46,13 @@ import {
   recordHardWeights,
   recordPathLogProbs,
 } from "./gto_ops.ts";
-import { gtoRowLayout, type GtoStepMetrics, sampleGroupRoots, summarizeGtoStep } from "./gto_groups.ts";
+import {
+  gtoRowLayout,
+  type GtoStepMetrics,
+  rootSpanLength,
+  sampleGroupRoots,
+  summarizeGtoStep,
+} from "./gto_groups.ts";
 import { GtoTreeBatch } from "./gto_trees.ts";
 import { TTT_DEFAULT_STEPS, TTT_MAX_STEPS, type TttBatch, TttTrainer, type TttUpdateOptions } from "./ttt.ts";
 
@@ -127,6 +135,8 @@ export class GtoObjective {
   readonly #rows: Tensor; // (B·P) u32
   readonly #rowMap: Tensor; // (B·S) i32
   readonly #toDraft: Int32Array;
+  readonly #eos: Set<number>;
+  readonly #pathWidth: number;
   #lastReal: boolean[] = [];
   #lastP = 0;
 
@@ -153,6 +163,8 @@ export class GtoObjective {
     }
     const P = this.prefixesPerSequence = K * m;
     const N = cfg.totalTokens;
+    this.#pathWidth = cfg.pathWidth;
+    this.#eos = new Set(target.config.eosTokenIds);
     const c = opts.verifyChunk ?? defaultChunk(P, N);
     this.settings = {
       maxBatch: opts.maxBatch,
@@ -241,9 +253,12 @@ export class GtoObjective {
     for (let b = 0; b < B; b++) {
       const n = batch.lengths[b];
       const tokens = Array.from({ length: n }, (_, t) => batch.ids[b * S + t]);
+      // A sequence whose last token is an eos ended there; any other was cut (seq-len or the
+      // regeneration's token limit): roots stop W − 2 earlier so no Ŝ runs into the cut.
+      const ended = n > 0 && this.#eos.has(tokens[n - 1]);
       let rs = sampleGroupRoots({
         promptLen: batch.promptLens[b],
-        length: n,
+        length: rootSpanLength(n, ended, this.#pathWidth),
         groups: st.groups,
         groupSize: m,
         seed: st.seed,
@@ -256,6 +271,7 @@ export class GtoObjective {
       while (rs.length < P) rs = [...rs, ...rs.slice(0, m)]; // padding groups, never weighted
       rs = rs.slice(0, P);
       writeTensor(this.#gpu, this.#ids.rows(n), Uint32Array.from(tokens));
+      rec.profileScope("gto.target");
       for (let at = 0; at < n; at += this.#target.maxBatch) {
         const T = Math.min(this.#target.maxBatch, n - at);
         this.#target.forward(rec, this.#kv, this.#ids, at, T, at, {
@@ -274,8 +290,11 @@ export class GtoObjective {
         [this.#trees0, this.#draft0, this.#stats0],
       ] as const;
       for (const [tb, dr, dst] of st.debias ? sides : sides.slice(0, 1)) {
-        tb.setRoots(tokens, rs);
+        tb.setRoots(tokens, rs, ended);
+        const side = tb === this.#treesM ? "M" : "M0";
+        rec.profileScope(`gto.grow.${side}`);
         tb.recordGrow(rec, dr, this.#feats.rows(n), this.#ids);
+        rec.profileScope(`gto.verify.${side}`);
         tb.recordVerify(rec, this.#target, this.#kv, st.eta);
         copyRows(
           rec,
@@ -314,6 +333,7 @@ export class GtoObjective {
     for (const t of [this.ttt, this.ttt0]) writeTensor(this.#gpu, t.hard!.labels, lay.labels);
     const statsM = this.#statsM.rows(B * P), stats0 = this.#stats0.rows(B * P), coef = this.#coef.rows(B * P);
     // 4. log M₀(Ŝ): unit weights on M's Ŝ rows, M₀ forward only.
+    rec.profileScope("gto.ttt0");
     recordHardWeights(rec, this.ttt0.hard!.weights, this.#rowMap, statsM, {
       steps: TTT_MAX_STEPS,
       stride,
@@ -347,7 +367,9 @@ export class GtoObjective {
       alpha: -st.omega,
       beta: 0,
     });
+    rec.profileScope("gto.ttt");
     this.ttt.step(rec, batch, update);
+    rec.profileScope("");
     this.#lastReal = real;
     this.#lastP = realCount;
   }

@@ -127,8 +127,10 @@ export class GtoTreeBatch {
   /**
    * Upload this step's roots (P indices into `tokens`, each in [1, S − 1]) of a sequence of S =
    * tokens.length ≤ maxSeqLen tokens: prefixes, root tokens, last-pair rows and continuations.
+   * `ended`: the text ends with the last token (the eos the target stopped on), so the greedy
+   * accepted length stops there ({@link continuationRows}); default false (unknown past the end).
    */
-  setRoots(tokens: ArrayLike<number>, roots: readonly number[]): void {
+  setRoots(tokens: ArrayLike<number>, roots: readonly number[], ended = false): void {
     const S = tokens.length, P = this.trees;
     if (S < 2 || S > this.maxSeqLen) {
       throw new ShapeError(`GtoTreeBatch: ${S} tokens, at most ${this.maxSeqLen}`);
@@ -146,7 +148,7 @@ export class GtoTreeBatch {
     writeTensor(
       gpu,
       this.continuation,
-      continuationRows(tokens, roots, this.tb.config.pathWidth - 1),
+      continuationRows(tokens, roots, this.tb.config.pathWidth - 1, ended),
     );
     this.#roots = [...roots];
     this.#seqLen = S;

@@ -34,6 +34,10 @@
 // entry probs: the same filtered distribution written out: out_p (M, N) f32 = w / Σ kept w on kept
 //   entries, 0 elsewhere (steps 1–2 of `sample`). Used by tree verification at T > 0, whose
 //   rejection walk needs the target's probabilities of the drafted tokens.
+// entry probs_sw (software adapters; no top-k / top-p filter, N % 4 == 0): the same distribution, w / Σ w
+//   over the whole row, from one 8-thread workgroup per row (one llvmpipe SIMD vector: barriers switch no
+//   fibers) reading and writing vec4s: max, Σ exp(z − max), then the row. Sums in another order than
+//   `probs` (f32 rounding differs, the distribution does not).
 //   RNG (counter-based, stateless): h = pcg(row + pcg(step + pcg(seed))) with the PCG-RXS-M-XS
 //   hash pcg(v) of Jarzynski & Olano (JCGT 2020); u = (h >> 8) · 2⁻²⁴ ∈ [0, 1). `sampleUniform` in
 //   packages/core/src/ops/select.ts computes the same u on the CPU.
@@ -49,7 +53,8 @@ struct SampleParams { n: u32, m: u32, out_offset: u32, top_k: u32, t: f32, top_p
 @group(0) @binding(3) var<uniform> kp: TopkParams;      // topk
 @group(0) @binding(2) var<uniform> sp: SampleParams;    // sample, probs
 @group(0) @binding(1) var<storage, read_write> out_p: array<f32>;  // probs
-@group(0) @binding(0) var<storage, read_write> x4: array<vec4f>;   // argmax_sw
+@group(0) @binding(0) var<storage, read_write> x4: array<vec4f>;   // argmax_sw, probs_sw
+@group(0) @binding(1) var<storage, read_write> out_p4: array<vec4f>; // probs_sw
 
 const NONE: u32 = 0xffffffffu;
 const NEG_MAX: f32 = -3.4028234663852886e38;
@@ -454,5 +459,41 @@ fn probs(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       pr = exp(z - mx) * inv;
     }
     out_p[base + i] = pr;
+  }
+}
+
+@compute @workgroup_size(8)
+fn probs_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+            @builtin(local_invocation_index) lid: u32) {
+  let row = row_of(wg, nwg);
+  if (row >= sp.m) {
+    return;
+  }
+  let n4 = sp.n / 4u;
+  let base = row * n4;
+  var mx4 = vec4f(NEG_MAX);
+  for (var i = lid; i < n4; i += 8u) {
+    mx4 = max(mx4, x4[base + i] / sp.t);
+  }
+  sw_v[lid] = max(max(mx4.x, mx4.y), max(mx4.z, mx4.w));
+  workgroupBarrier();
+  var mx = sw_v[0];
+  for (var l = 1u; l < 8u; l++) {
+    mx = max(mx, sw_v[l]);
+  }
+  workgroupBarrier(); // all have read sw_v before it holds the sums
+  var s4 = vec4f(0.0);
+  for (var i = lid; i < n4; i += 8u) {
+    s4 += exp(x4[base + i] / sp.t - mx);
+  }
+  sw_v[lid] = (s4.x + s4.y) + (s4.z + s4.w);
+  workgroupBarrier();
+  var s = 0.0;
+  for (var l = 0u; l < 8u; l++) {
+    s += sw_v[l];
+  }
+  let inv = 1.0 / s;
+  for (var i = lid; i < n4; i += 8u) {
+    out_p4[base + i] = exp(x4[base + i] / sp.t - mx) * inv;
   }
 }

@@ -165,6 +165,11 @@ export interface ProbsOptions {
   topK?: number;
   /** Nucleus mass (1 = off). */
   topP?: number;
+  /**
+   * `workgroup`: 256 threads per row (hardware default, and whenever a filter is on); `lanes`: 8
+   * threads per row reading vec4s, no top-k / top-p (the software-adapter default then, N % 4 == 0).
+   */
+  kernel?: "workgroup" | "lanes";
 }
 
 /**
@@ -184,10 +189,21 @@ export function filteredProbs(rec: Recorder, out: Tensor, logits: Tensor, opts: 
   const topP = opts.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new ShapeError(`filteredProbs: topP must be in (0, 1], got ${topP}`);
   if (M === 0) return;
-  const k = memoKernel(rec, "probs", () => ({
-    name: "probs",
+  // Software adapters, no filter: 8 threads per row, vec4 (the 256-thread kernel's barriers dominate on
+  // llvmpipe: 60 × 8192 ≈ 22 ms per T > 0 cycle before; docs/engine.md §7).
+  const unfiltered = (topK === 0 || topK >= N) && topP >= 1;
+  const aligned = N % 4 === 0 && logits.offset % 16 === 0 && out.offset % 16 === 0;
+  const sw = opts.kernel === "lanes" ||
+    (opts.kernel === undefined && rec.gpu.isFallback && unfiltered && aligned);
+  if (sw && !(unfiltered && aligned)) {
+    throw new ShapeError(
+      `filteredProbs: the lanes kernel needs no top-k / top-p, N % 4 == 0 and 16-byte aligned tensors`,
+    );
+  }
+  const k = memoKernel(rec, sw ? "probs_sw" : "probs", () => ({
+    name: sw ? "probs_sw" : "probs",
     code: SELECT_WGSL,
-    entryPoint: "probs",
+    entryPoint: sw ? "probs_sw" : "probs",
     storage: ["rw", "rw"],
     params: "uuuuffuu",
   }));

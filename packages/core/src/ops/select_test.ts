@@ -338,11 +338,16 @@ Deno.test("sample rejects bad options", async () => {
 Deno.test("filteredProbs writes the sampler's kept, renormalised distribution", async () => {
   const { gpu, rec } = await testGpu();
   const arena = new BufferArena(gpu, 1 << 22, "probs");
-  const cases: [number, number, { temperature: number; topK?: number; topP?: number }][] = [
-    [3, 300, { temperature: 0.8 }],
+  type Case = { temperature: number; topK?: number; topP?: number; kernel?: "workgroup" | "lanes" };
+  const cases: [number, number, Case][] = [
+    [3, 300, { temperature: 0.8, kernel: "workgroup" }],
     [4, 257, { temperature: 1, topK: 7 }],
     [2, 8197, { temperature: 1.2, topP: 0.8 }],
     [3, 100, { temperature: 0.7, topK: 20, topP: 0.9 }],
+    // The software kernel (no filter, N % 4 == 0); top-k ≥ N is no filter either.
+    [3, 300, { temperature: 0.8, kernel: "lanes" }],
+    [17, 8192, { temperature: 1, kernel: "lanes" }],
+    [2, 4, { temperature: 0.5, topK: 9, kernel: "lanes" }],
   ];
   for (const [M, N, o] of cases) {
     arena.reset();

@@ -10,8 +10,9 @@
  *    a sequence not ending in an eos was cut, and its roots keep a whole continuation before the cut
  *    (`rootSpanLength`); one ending in an eos caps greedy acceptance there (`continuationRows`);
  * 2. a target pass over the sequence (features + KV rows [0, S));
- * 3. the trees of M and of the frozen M₀ at those roots, verified and scored (`GtoTreeBatch`); their
- *    (P, 8) rows are copied into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
+ * 3. the trees of M and of the frozen M₀ at those roots, verified (only the nodes that have a child:
+ *    `GtoTreeBatch.verifyInternal`, one small readback each) and scored; their (P, 8) rows are copied
+ *    into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
  * Then for the batch:
  * 4. log M₀(Ŝ) of M's Ŝ: a forward-only M₀ TTT (8 steps, token loss weight 0) with unit hard weights
  *    on Ŝ's rows (`recordHardWeights`), summed back (`recordPathLogProbs`);
@@ -239,8 +240,10 @@ export class GtoObjective {
   /**
    * Record (and submit, per sequence) one whole GTO step: trees, rewards, coefficients, and M's
    * TTT step with the surrogate's hard rows, updating the draft with `update`. `step` seeds the roots.
+   * Awaits one small readback per sequence and draft (the grown trees, for internal-only
+   * verification: `GtoTreeBatch.verifyInternal`); the metrics are not read.
    */
-  step(rec: Recorder, batch: GtoBatch, step: number, update: TttUpdateOptions): void {
+  async step(rec: Recorder, batch: GtoBatch, step: number, update: TttUpdateOptions): Promise<void> {
     const { batch: B, seqLen: S } = batch;
     const st = this.settings, P = this.prefixesPerSequence, m = st.groupSize;
     if (B > st.maxBatch || S > st.maxSeqLen || batch.promptLens.length !== B || batch.lengths.length !== B) {
@@ -295,7 +298,7 @@ export class GtoObjective {
         rec.profileScope(`gto.grow.${side}`);
         tb.recordGrow(rec, dr, this.#feats.rows(n), this.#ids);
         rec.profileScope(`gto.verify.${side}`);
-        tb.recordVerify(rec, this.#target, this.#kv, st.eta);
+        await tb.verifyInternal(rec, this.#target, this.#kv, st.eta);
         copyRows(
           rec,
           dst,

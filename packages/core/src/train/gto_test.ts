@@ -71,7 +71,7 @@ async function oneStep(
     debias: o.debias,
   });
   try {
-    gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
+    await gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
     const metrics = await gto.readMetrics(rec);
     const ttt = await gto.ttt.readMetrics(rec);
     const after = await draft.toCheckpoint(rec);

@@ -14,7 +14,8 @@
  * finalize:      roots x[r_p]
  * verification:  chunks of c trees: target forward of c·N rows at KV rows S.., positions r_p + depth,
  *                segmented attention (tree p sees target rows [0, r_p) plus its own ancestors); logits
- *                → rewards (gto.wgsl)
+ *                → rewards (gto.wgsl). `verifyInternal` (what training uses): only the nodes that have
+ *                a child, compacted to c·I rows per chunk after one small readback of the trees
  * ```
  * No tree sees any row at or after its root in the caller's caches (the segmented mode scans only
  * [0, r_p) plus the tree's own keys), so nothing after the root leaks into a tree, its probabilities

@@ -583,7 +583,7 @@ export async function runTraining(
       if (gto) {
         const promptLens = samples.map((x) => Math.min(x.promptIds.length, S));
         const lengths = samples.map((x) => Math.min(x.promptIds.length + x.responseIds.length, S));
-        gto.step(rec, { ...batch, promptLens, lengths }, step, update);
+        await gto.step(rec, { ...batch, promptLens, lengths }, step, update);
       } else {
         trainer.step(rec, batch, update);
       }

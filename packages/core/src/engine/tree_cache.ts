@@ -12,8 +12,13 @@
  */
 import type { AcceptanceProfile, TreeCostTable } from "./auto_tree.ts";
 
-/** Bump when the measurements' meaning changes (old files are then ignored). */
-export const TREE_CACHE_VERSION = 2;
+/**
+ * Bump when the measurements' meaning changes, or when the engine's kernels change the costs enough
+ * that old files would decide wrongly (old files are then ignored). 3: the software-adapter kernels
+ * of 2026-11-30 (attention_sw, rms_norm / argmax lanes, fitted direct matmul) cut tree verification
+ * and drafting 2–3× on llvmpipe (docs/engine.md §6).
+ */
+export const TREE_CACHE_VERSION = 3;
 const HASH_LIMIT = 256 * 2 ** 20;
 
 /** What one cache file holds. */

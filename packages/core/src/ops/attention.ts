@@ -4,10 +4,10 @@
  * workgroup per (query, head) runs a tiled online softmax over the valid cache rows, so decode and
  * tree verification never materialise scores in global memory.
  *
- * Software adapters (llvmpipe) get `kernels/attention_sw.wgsl` instead for the causal, bitset and
- * prefix + tree masks: one invocation per (query, kv head) with the group's heads in registers and no
- * barriers (docs/engine.md §7 has the measurements); the segmented and TTT modes keep the workgroup
- * kernel everywhere.
+ * Software adapters (llvmpipe) get `kernels/attention_sw.wgsl` instead for the causal, bitset,
+ * prefix + tree and segmented masks: one invocation per (query, kv head) with the group's heads in
+ * registers and no barriers (docs/engine.md §7 has the measurements; GTO's segmented verification
+ * in docs/gto.md); the TTT mode keeps the workgroup kernel everywhere.
  *
  * Limits: f32 tensors; head dim a multiple of 4 and ≤ 128 (the kernel keeps q and the output as
  * hd/4 vec4 lanes of one workgroup).
@@ -94,7 +94,7 @@ function attentionSwKernel(rec: Recorder, hd: number, groups: number): Kernel {
       code: attentionSwCode(hd / 4, groups),
       entryPoint: "attention_sw",
       storage: ["rw", "rw", "rw", "rw", "rw", "rw"],
-      params: "uuuufuuiu",
+      params: "uuuufuuiuuuuu",
     });
     m.set(key, k);
   }
@@ -221,7 +221,7 @@ export function attention(
     workgroupSize?: 32 | 64 | 128 | 256;
     /**
      * Which kernel: `workgroup` (attention.wgsl, one workgroup per (query, head)) or `lanes`
-     * (attention_sw.wgsl, one invocation per (query, kv head); causal, `mask` and `treeMask` only).
+     * (attention_sw.wgsl, one invocation per (query, kv head); causal, `mask`, `treeMask`, `segmented`).
      * Default: `lanes` on software adapters where it applies (and no `workgroupSize` is forced), else
      * `workgroup`.
      */
@@ -361,17 +361,19 @@ export function attention(
       return;
     }
   }
-  const lanesOk = mode <= 2;
+  const lanesOk = mode <= 3;
   if (opts.kernel === "lanes" && !lanesOk) {
-    throw new ShapeError("attention: the lanes kernel takes the causal, mask and treeMask modes only");
+    throw new ShapeError(
+      "attention: the lanes kernel takes the causal, mask, treeMask and segmented modes only",
+    );
   }
   const kind = opts.kernel ??
     (lanesOk && rec.gpu.isFallback && opts.workgroupSize === undefined ? "lanes" : "workgroup");
   if (kind === "lanes") {
     rec.dispatch(
       attentionSwKernel(rec, hd, nH / nKV),
-      [q, kCache, vCache, mask ?? treeMask?.mask ?? q, out, meta ?? q],
-      [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen],
+      [q, kCache, vCache, mask ?? treeMask?.mask ?? segmented?.mask ?? q, out, meta ?? q],
+      [Tq, nH, nKV, kvLen, scale, mode, words, metaIndex, treeLen, ...seg],
       [Math.ceil((Tq * nKV) / 8)],
     );
     return;

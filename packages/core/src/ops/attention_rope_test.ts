@@ -84,7 +84,13 @@ Deno.test("attentionRope equals ropeQkv → attention bit for bit, and the f64 R
       v1 = arena.upload(cache(oldV), [S, kvW], "f32", "v1");
     const q = arena.alloc([T, nH * hd], "f32", "q"), out1 = arena.alloc([T, nH * hd], "f32", "out1");
     ropeQkv(rec, q, k1, v1, tQkv, common);
-    attention(rec, out1, q, k1, v1, { numHeads: nH, numKvHeads: nKV, headDim: hd, ...attOpts });
+    attention(rec, out1, q, k1, v1, {
+      numHeads: nH,
+      numKvHeads: nKV,
+      headDim: hd,
+      ...attOpts,
+      kernel: "workgroup",
+    });
     // Fused.
     const k2 = arena.upload(cache(oldK), [S, kvW], "f32", "k2"),
       v2 = arena.upload(cache(oldV), [S, kvW], "f32", "v2");

@@ -322,14 +322,21 @@ Deno.test("attention segmented mode (per-tree prefix + own tree keys) equals the
       blockStride: stride,
     };
     const opts = { numHeads: nH, numKvHeads: nKV, headDim: hd, kvLen: S, segmented };
-    attention(rec, tOut, tQ, tK, tV, wg ? { ...opts, workgroupSize: wg as 32 | 128 } : opts);
     const dims = { tq: Tq, tk: S, nHeads: nH, nKvHeads: nKV, headDim: hd };
     const expected = attentionRef(q, k, v, mask, 1 / Math.sqrt(hd), dims);
-    assertAllClose(await rec.readF32(tOut), expected, {
-      rtol: 1e-4,
-      atol: 2e-5,
-      name: `segmented G ${G} qpg ${qpg} tree ${treeLen}/${blk}x${blocks} base ${treeBase}`,
-    });
+    for (const kernel of ["workgroup", "lanes"] as const) {
+      const o = kernel === "lanes"
+        ? { ...opts, kernel }
+        : wg
+        ? { ...opts, workgroupSize: wg as 32 | 128 }
+        : opts;
+      attention(rec, tOut, tQ, tK, tV, { ...o, kernel });
+      assertAllClose(await rec.readF32(tOut), expected, {
+        rtol: 1e-4,
+        atol: 2e-5,
+        name: `${kernel} segmented G ${G} qpg ${qpg} tree ${treeLen}/${blk}x${blocks} base ${treeBase}`,
+      });
+    }
     arena.reset();
   }
   // Bad layouts name the problem.

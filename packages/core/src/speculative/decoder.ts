@@ -595,8 +595,8 @@ export class SpecDecoder {
 
   /**
    * Cost of a cycle's phases (benchmarks): after a prefill and one cycle on `prompt`, each phase is
-   * recorded `reps` times into one submit and timed from submit to `onSubmittedWorkDone` (Deno adds
-   * ~10 ms completion latency per submit, amortised over `reps`). Drafting = draft extension + tree
+   * recorded `reps` times into one submit and timed from submit to `onSubmittedWorkDone`, less the
+   * completion latency of an empty round trip (Deno's ~11 ms, measured here). Drafting = draft extension + tree
    * growth + re-rank; verification = the target's tree forward; a full cycle adds acceptance and KV
    * compaction (bookkeeping = full − drafting − verification). Also counts dispatches per phase.
    * `kernels: true` (needs `timestamp-query`) adds per-kernel GPU ms of a full cycle, scoped by phase
@@ -615,12 +615,23 @@ export class SpecDecoder {
       cyclesPerRead: 1,
     };
     await this.generate(prompt, { ...gen, maxTokens: 2 }); // warm-up: compiles every pipeline
+    // Deno resolves onSubmittedWorkDone a fixed ~11 ms after the GPU is done (docs/engine.md §2); an
+    // empty round trip measures it (fastest of 3: load only adds time) and it is subtracted, so a
+    // phase's figure is its GPU time, not that latency / reps (2.9 ms at reps 4, which made small
+    // trees look 2× dearer than they are on the CPU adapter).
+    let latency = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      await rec.finish();
+      latency = Math.min(latency, performance.now() - t);
+    }
     const time = async (encode: () => void): Promise<{ ms: number; dispatches: number }> => {
       const d0 = rec.stats.dispatches;
       const t = performance.now();
       for (let r = 0; r < reps; r++) encode();
       await rec.finish();
-      return { ms: (performance.now() - t) / reps, dispatches: (rec.stats.dispatches - d0) / reps };
+      const ms = Math.max(0, performance.now() - t - latency) / reps;
+      return { ms, dispatches: (rec.stats.dispatches - d0) / reps };
     };
     // Put the decoder into a mid-generation state: prefill + one cycle, not done.
     const state = new Uint32Array(STATE_WORDS);

@@ -7,9 +7,12 @@
  * reuse buffers):
  * 1. roots: K windows of m adjacent response roots (`sampleGroupRoots`, seeded by (seed, step, b));
  *    sequences with fewer windows are padded with copies of their first window, which get no weight;
+ *    a sequence not ending in an eos was cut, and its roots keep a whole continuation before the cut
+ *    (`rootSpanLength`); one ending in an eos caps greedy acceptance there (`continuationRows`);
  * 2. a target pass over the sequence (features + KV rows [0, S));
- * 3. the trees of M and of the frozen M₀ at those roots, verified and scored (`GtoTreeBatch`); their
- *    (P, 8) rows are copied into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
+ * 3. the trees of M and of the frozen M₀ at those roots, verified (only the nodes that have a child:
+ *    `GtoTreeBatch.verifyInternal`, one small readback each) and scored; their (P, 8) rows are copied
+ *    into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
  * Then for the batch:
  * 4. log M₀(Ŝ) of M's Ŝ: a forward-only M₀ TTT (8 steps, token loss weight 0) with unit hard weights
  *    on Ŝ's rows (`recordHardWeights`), summed back (`recordPathLogProbs`);
@@ -44,7 +47,13 @@ import {
   recordHardWeights,
   recordPathLogProbs,
 } from "./gto_ops.ts";
-import { gtoRowLayout, type GtoStepMetrics, sampleGroupRoots, summarizeGtoStep } from "./gto_groups.ts";
+import {
+  gtoRowLayout,
+  type GtoStepMetrics,
+  rootSpanLength,
+  sampleGroupRoots,
+  summarizeGtoStep,
+} from "./gto_groups.ts";
 import { GtoTreeBatch } from "./gto_trees.ts";
 import { TTT_DEFAULT_STEPS, TTT_MAX_STEPS, type TttBatch, TttTrainer, type TttUpdateOptions } from "./ttt.ts";
 
@@ -127,6 +136,8 @@ export class GtoObjective {
   readonly #rows: Tensor; // (B·P) u32
   readonly #rowMap: Tensor; // (B·S) i32
   readonly #toDraft: Int32Array;
+  readonly #eos: Set<number>;
+  readonly #pathWidth: number;
   #lastReal: boolean[] = [];
   #lastP = 0;
 
@@ -153,6 +164,8 @@ export class GtoObjective {
     }
     const P = this.prefixesPerSequence = K * m;
     const N = cfg.totalTokens;
+    this.#pathWidth = cfg.pathWidth;
+    this.#eos = new Set(target.config.eosTokenIds);
     const c = opts.verifyChunk ?? defaultChunk(P, N);
     this.settings = {
       maxBatch: opts.maxBatch,
@@ -227,8 +240,10 @@ export class GtoObjective {
   /**
    * Record (and submit, per sequence) one whole GTO step: trees, rewards, coefficients, and M's
    * TTT step with the surrogate's hard rows, updating the draft with `update`. `step` seeds the roots.
+   * Awaits one small readback per sequence and draft (the grown trees, for internal-only
+   * verification: `GtoTreeBatch.verifyInternal`); the metrics are not read.
    */
-  step(rec: Recorder, batch: GtoBatch, step: number, update: TttUpdateOptions): void {
+  async step(rec: Recorder, batch: GtoBatch, step: number, update: TttUpdateOptions): Promise<void> {
     const { batch: B, seqLen: S } = batch;
     const st = this.settings, P = this.prefixesPerSequence, m = st.groupSize;
     if (B > st.maxBatch || S > st.maxSeqLen || batch.promptLens.length !== B || batch.lengths.length !== B) {
@@ -241,9 +256,12 @@ export class GtoObjective {
     for (let b = 0; b < B; b++) {
       const n = batch.lengths[b];
       const tokens = Array.from({ length: n }, (_, t) => batch.ids[b * S + t]);
+      // A sequence whose last token is an eos ended there; any other was cut (seq-len or the
+      // regeneration's token limit): roots stop W − 2 earlier so no Ŝ runs into the cut.
+      const ended = n > 0 && this.#eos.has(tokens[n - 1]);
       let rs = sampleGroupRoots({
         promptLen: batch.promptLens[b],
-        length: n,
+        length: rootSpanLength(n, ended, this.#pathWidth),
         groups: st.groups,
         groupSize: m,
         seed: st.seed,
@@ -256,6 +274,7 @@ export class GtoObjective {
       while (rs.length < P) rs = [...rs, ...rs.slice(0, m)]; // padding groups, never weighted
       rs = rs.slice(0, P);
       writeTensor(this.#gpu, this.#ids.rows(n), Uint32Array.from(tokens));
+      rec.profileScope("gto.target");
       for (let at = 0; at < n; at += this.#target.maxBatch) {
         const T = Math.min(this.#target.maxBatch, n - at);
         this.#target.forward(rec, this.#kv, this.#ids, at, T, at, {
@@ -274,9 +293,12 @@ export class GtoObjective {
         [this.#trees0, this.#draft0, this.#stats0],
       ] as const;
       for (const [tb, dr, dst] of st.debias ? sides : sides.slice(0, 1)) {
-        tb.setRoots(tokens, rs);
+        tb.setRoots(tokens, rs, ended);
+        const side = tb === this.#treesM ? "M" : "M0";
+        rec.profileScope(`gto.grow.${side}`);
         tb.recordGrow(rec, dr, this.#feats.rows(n), this.#ids);
-        tb.recordVerify(rec, this.#target, this.#kv, st.eta);
+        rec.profileScope(`gto.verify.${side}`);
+        await tb.verifyInternal(rec, this.#target, this.#kv, st.eta);
         copyRows(
           rec,
           dst,
@@ -314,6 +336,7 @@ export class GtoObjective {
     for (const t of [this.ttt, this.ttt0]) writeTensor(this.#gpu, t.hard!.labels, lay.labels);
     const statsM = this.#statsM.rows(B * P), stats0 = this.#stats0.rows(B * P), coef = this.#coef.rows(B * P);
     // 4. log M₀(Ŝ): unit weights on M's Ŝ rows, M₀ forward only.
+    rec.profileScope("gto.ttt0");
     recordHardWeights(rec, this.ttt0.hard!.weights, this.#rowMap, statsM, {
       steps: TTT_MAX_STEPS,
       stride,
@@ -347,7 +370,9 @@ export class GtoObjective {
       alpha: -st.omega,
       beta: 0,
     });
+    rec.profileScope("gto.ttt");
     this.ttt.step(rec, batch, update);
+    rec.profileScope("");
     this.#lastReal = real;
     this.#lastP = realCount;
   }

@@ -10,15 +10,22 @@
  * there; the first tree's root is the first response token). K_eff = min(K, ⌊span/m⌋) non-overlapping
  * windows of m consecutive roots, span = n − 1 − promptLen, placed uniformly over all placements
  * (stars and bars over the slack), from a PRNG seeded by hash(seed, step, sequence): a step is a
- * pure function of its inputs, so `--resume` replays it exactly.
+ * pure function of its inputs, so `--resume` replays it exactly. A sequence cut before its text ended
+ * (no eos at its end) gives roots only up to n − W ({@link rootSpanLength}), so every Ŝ is decidable.
  * @module
  */
 import { mulberry32 } from "../util/random.ts";
 import { ShapeError } from "../errors.ts";
 import { GTO_COEF_COLS, GTO_TREE_COLS } from "./gto_ops.ts";
 
-/** The u32 that ends a continuation row (past the sequence end). */
+/** The u32 that ends a continuation row past the data: what follows is unknown (a cut, or no data). */
 export const CONTINUATION_END = 0xffffffff;
+
+/**
+ * The u32 that marks where the text itself ended (the target stopped: the token before it is the
+ * eos): decoding stops there too, so the greedy accepted length is capped at this index.
+ */
+export const CONTINUATION_STOP = 0xfffffffe;
 
 /** 32-bit mix of three integers (murmur3 finaliser over a running combination). */
 function hash3(a: number, b: number, c: number): number {
@@ -84,12 +91,15 @@ export function sampleGroupRoots(o: GroupRootOptions): number[] {
 
 /**
  * Data continuations (P, width) u32 for roots `roots` of `tokens`: row p = tokens[r_p + 1 ..
- * r_p + width], {@link CONTINUATION_END} past the sequence end. width = pathWidth − 1 of the tree.
+ * r_p + width], then {@link CONTINUATION_STOP} right after the last token when `ended` (the text
+ * ends there: the target stopped on the eos that is the last token) and {@link CONTINUATION_END}
+ * for the rest. width = pathWidth − 1 of the tree.
  */
 export function continuationRows(
   tokens: ArrayLike<number>,
   roots: readonly number[],
   width: number,
+  ended = false,
 ): Uint32Array {
   const out = new Uint32Array(roots.length * width).fill(CONTINUATION_END);
   roots.forEach((r, p) => {
@@ -97,8 +107,25 @@ export function continuationRows(
       throw new ShapeError(`continuationRows: root ${r} outside the ${tokens.length} tokens`);
     }
     for (let j = 0; j < width && r + 1 + j < tokens.length; j++) out[p * width + j] = tokens[r + 1 + j];
+    const stop = tokens.length - 1 - r; // index right after the last token
+    if (ended && stop < width) out[p * width + stop] = CONTINUATION_STOP;
   });
   return out;
+}
+
+/**
+ * The `length` to give {@link sampleGroupRoots} for a sequence of n real tokens: n when the data ends
+ * where the text ended (`ended`: its last token is the eos the target stopped on), else n − (W − 2)
+ * (W = the tree's pathWidth), so that every root r ≤ n − W has its whole continuation x_{r+1..r+W−1}
+ * inside the data. Past a cut (`--seq-len` truncation, the regeneration's token limit) the greedy
+ * continuation is unknown, and a root there would get an Ŝ cut short where greedy verification of
+ * the same tree accepts more (measured: the cause of the Ŝ-agreement drops; docs/gto.md).
+ */
+export function rootSpanLength(n: number, ended: boolean, pathWidth: number): number {
+  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(pathWidth) || pathWidth < 2) {
+    throw new ShapeError(`rootSpanLength: n ${n} and pathWidth ${pathWidth} must be integers (≥ 0, ≥ 2)`);
+  }
+  return ended ? n : Math.max(0, n - (pathWidth - 2));
 }
 
 /** Metrics of one GTO step (what the trainer logs every `--log-every` steps). */

@@ -1,8 +1,10 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
   CONTINUATION_END,
+  CONTINUATION_STOP,
   continuationRows,
   gtoRowLayout,
+  rootSpanLength,
   sampleGroupRoots,
   summarizeGtoStep,
 } from "./gto_groups.ts";
@@ -58,6 +60,41 @@ Deno.test("continuationRows: the next width tokens, ended past the sequence", ()
   const E = CONTINUATION_END;
   deepEqual(Array.from(continuationRows([5, 6, 7, 8, 9], [1, 3, 4], 3)), [7, 8, 9, 9, E, E, E, E, E]);
   throws(() => continuationRows([1, 2], [2], 3), /root 2/);
+  // The text ended with the last token (9, the eos): STOP right after it, END beyond.
+  const T = CONTINUATION_STOP;
+  deepEqual(Array.from(continuationRows([5, 6, 7, 8, 9], [1, 2, 3, 4], 3, true)), [
+    7,
+    8,
+    9,
+    8,
+    9,
+    T,
+    9,
+    T,
+    E,
+    T,
+    E,
+    E,
+  ]);
+});
+
+Deno.test("rootSpanLength: a cut sequence keeps whole continuations before the cut", () => {
+  // Tree depth 7 → pathWidth 9: roots r ≤ n − 9 have x_{r+1..r+8} inside n tokens.
+  equal(rootSpanLength(100, true, 9), 100);
+  equal(rootSpanLength(100, false, 9), 93);
+  const roots = sampleGroupRoots({
+    promptLen: 40,
+    length: rootSpanLength(100, false, 9),
+    groups: 16,
+    groupSize: 8,
+    seed: 1,
+    step: 0,
+    sequence: 0,
+  });
+  equal(roots.length, 48, "⌊(93 − 1 − 40)/8⌋ = 6 windows");
+  ok(Math.max(...roots) + 8 <= 99, "every continuation is inside the data");
+  equal(rootSpanLength(5, false, 9), 0);
+  throws(() => rootSpanLength(5, false, 1), /pathWidth/);
 });
 
 Deno.test("summarizeGtoStep: hand-built rows", () => {

@@ -25,6 +25,7 @@ import {
 } from "./gto_ops.ts";
 
 const NONE = 0xffffffff;
+const STOP = 0xfffffffe;
 
 /** P random trees grown on the GPU (TreeBuffers) and by buildDraftTree from the same tables. */
 async function growTrees(P: number, N: number, D: number, k: number, Vd: number, V: number, seed: number) {
@@ -73,15 +74,24 @@ function continuations(refs: DraftTree[], W: number, V: number, seed: number): U
       if (node >= 0) path.push(t.tokens[node]);
     }
     const kind = p % 4;
-    if (kind === 0) row.set(path); // full branch, then the sequence ends
-    else if (kind === 1) row.set([...path.slice(0, 1), (path[1] ?? 0) + 1].map((x) => x % V).slice(0, W - 1));
-    else if (kind === 2) { for (let j = 0; j < W - 1; j++) row[j] = Math.floor(r() * V); }
-    else row.set(path.slice(0, path.length - 1)); // truncated by the sequence end
+    // p ≡ 0, 3 (mod 8): the text ended there (STOP caps greedy acceptance); otherwise it was cut (NONE).
+    const end = (n: number) => (p % 8 === 0 || p % 8 === 3) && n < W - 1 ? row[n] = STOP : 0;
+    if (kind === 0) {
+      row.set(path); // full branch, then the sequence ends
+      end(path.length);
+    } else if (kind === 1) {
+      row.set([...path.slice(0, 1), (path[1] ?? 0) + 1].map((x) => x % V).slice(0, W - 1));
+    } else if (kind === 2) { for (let j = 0; j < W - 1; j++) row[j] = Math.floor(r() * V); }
+    else {
+      row.set(path.slice(0, path.length - 1)); // truncated by the sequence end
+      end(path.length - 1);
+    }
   });
   return cont;
 }
 
 Deno.test("gto kernels: node log-probs, branch L, rewards, Ŝ and greedy length equal gto_ref", async () => {
+  let capped = 0; // trees whose greedy walk was cut where the text ended
   for (
     const [P, N, D, k, Vd, V, chunks] of [[3, 60, 7, 10, 40, 301, 1], [17, 16, 3, 4, 20, 97, 3], [
       5,
@@ -126,7 +136,11 @@ Deno.test("gto kernels: node log-probs, branch L, rewards, Ŝ and greedy length 
     const nodeF = new Float32Array(nodes.buffer, nodes.byteOffset, nodes.length);
     refs.forEach((tree, p) => {
       const label = `P ${P} N ${N} tree ${p}`;
-      const ev = evaluateTree(tree, logitsHost.subarray(p * N * V, (p + 1) * N * V), V, eta);
+      const c = Array.from(contHost.subarray(p * (W - 1), (p + 1) * (W - 1)));
+      const stop = c.indexOf(STOP);
+      const tLogits = logitsHost.subarray(p * N * V, (p + 1) * N * V);
+      const ev = evaluateTree(tree, tLogits, V, eta, stop < 0 ? Infinity : stop);
+      if (ev.greedyLength < evaluateTree(tree, tLogits, V, eta).greedyLength) capped++;
       const lp = Array.from({ length: N }, (_, j) => nodeF[2 * (p * N + j)]);
       assertAllClose(lp, ev.logProbs, { atol: 2e-6, rtol: 1e-6, name: `${label} log p_T` });
       deepEqual(
@@ -147,8 +161,7 @@ Deno.test("gto kernels: node log-probs, branch L, rewards, Ŝ and greedy length 
         rtol: 1e-6,
         name: `${label} rewards`,
       });
-      const c = Array.from(contHost.subarray(p * (W - 1), (p + 1) * (W - 1)));
-      const end = c.indexOf(NONE);
+      const end = c.findIndex((x) => x === NONE || x === STOP);
       const S = acceptedPath(tree, end < 0 ? c : c.slice(0, end));
       equal(row[3], S.length, `${label} l`);
       walked += S.length > 1 ? 1 : 0;
@@ -171,6 +184,7 @@ Deno.test("gto kernels: node log-probs, branch L, rewards, Ŝ and greedy length 
     tb.destroy();
     arena.destroy();
   }
+  ok(capped > 0, "some greedy walks ran past the end of the text and were capped");
 });
 
 Deno.test("gto_coeff equals gto_ref: debias, group advantages, ratio, clip, coefficients", async () => {

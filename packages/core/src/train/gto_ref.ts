@@ -34,10 +34,12 @@
  * - sample (Bessel) standard deviation, torch `.std()`'s default; m = 1 → A = R (Table 4's m = 1 run
  *   beats EAGLE-3, which population std (A ≡ 0) would not give);
  * - Ŝ at training time = data-path acceptance: the longest root path of T whose tokens equal the
- *   data continuation x_{r+1}, x_{r+2}, … (truncated at the sequence end). On target-regenerated
+ *   data continuation x_{r+1}, x_{r+2}, … (truncated at the sequence end; the caller places roots of
+ *   a sequence cut before its text ended so that the continuation is whole). On target-regenerated
  *   greedy data this is greedy verification up to argmax near-ties; on data sampled at T it has the
  *   distribution of T > 0 recursive-rejection acceptance. Greedy acceptance against the target's
- *   argmax is computed as well, for the τ monitor and the `tree` command;
+ *   argmax is computed as well, for the τ monitor and the `tree` command; it stops where the text
+ *   ended (the eos), as decoding does;
  * - reward from the full target vocabulary at T = 1 (the acceptance probability of a drafted token);
  * - roots only in the response (the caller picks them).
  * @module
@@ -283,14 +285,15 @@ export function acceptedPath(tree: GtoTree, continuation: ArrayLike<number>): nu
 
 /**
  * Greedy (T = 0) verification: from the root, repeatedly step to the child whose token is the target
- * argmax after the current node (`argmax` (N), see {@link nodeTargetLogProbs}). Node indices, root
- * excluded; its length is the accepted length (the bonus token not counted).
+ * argmax after the current node (`argmax` (N), see {@link nodeTargetLogProbs}), at most `maxLength`
+ * steps (where the text ended: decoding stops at the eos, so nothing after it is accepted). Node
+ * indices, root excluded; its length is the accepted length (the bonus token not counted).
  */
-export function greedyAcceptedPath(tree: GtoTree, argmax: ArrayLike<number>): number[] {
+export function greedyAcceptedPath(tree: GtoTree, argmax: ArrayLike<number>, maxLength = Infinity): number[] {
   const N = checkTree(tree, "greedyAcceptedPath");
   const path: number[] = [];
   let cur = 0;
-  for (;;) {
+  while (path.length < maxLength) {
     let next = -1;
     for (let j = cur + 1; j < N; j++) {
       if (tree.parents[j] === cur && tree.tokens[j] === argmax[cur]) {
@@ -298,10 +301,11 @@ export function greedyAcceptedPath(tree: GtoTree, argmax: ArrayLike<number>): nu
         break;
       }
     }
-    if (next < 0) return path;
+    if (next < 0) break;
     path.push(next);
     cur = next;
   }
+  return path;
 }
 
 /** s = exp((log M(Ŝ) − log M₀(Ŝ))/max(l, 1)); l = 0 (Ŝ empty, both log-probs 0) gives s = 1. */
@@ -376,8 +380,17 @@ export interface TreeEvaluation {
   greedyLength: number;
 }
 
-/** Reward pipeline of one tree from its verification logits ((N, V), row i = logits after node i). */
-export function evaluateTree(tree: GtoTree, logits: ArrayLike<number>, V: number, eta = 1): TreeEvaluation {
+/**
+ * Reward pipeline of one tree from its verification logits ((N, V), row i = logits after node i);
+ * `greedyCap` = where the text ended after the root (see {@link greedyAcceptedPath}; default none).
+ */
+export function evaluateTree(
+  tree: GtoTree,
+  logits: ArrayLike<number>,
+  V: number,
+  eta = 1,
+  greedyCap = Infinity,
+): TreeEvaluation {
   const { logProbs, greedyOk, argmax } = nodeTargetLogProbs(tree, logits, V);
   const branches = treeBranches(tree);
   const L = branchLengths(branches, logProbs);
@@ -387,6 +400,6 @@ export function evaluateTree(tree: GtoTree, logits: ArrayLike<number>, V: number
     branches,
     L,
     rewards: treeRewards(L, eta),
-    greedyLength: greedyAcceptedPath(tree, argmax).length,
+    greedyLength: greedyAcceptedPath(tree, argmax, greedyCap).length,
   };
 }

@@ -121,6 +121,8 @@ Deno.test("gto_ref: data-path and greedy acceptance", () => {
   // argmax after each node: root → 1, node 1 → 3, node 3 → 0.
   deepEqual(greedyAcceptedPath(FORK, [1, 3, 0, 0, 0, 0]), [1, 3]);
   deepEqual(greedyAcceptedPath(FORK, [6, 3, 0, 0, 0, 0]), []);
+  deepEqual(greedyAcceptedPath(FORK, [1, 3, 0, 0, 0, 0], 1), [1], "capped where the text ended");
+  deepEqual(greedyAcceptedPath(FORK, [1, 3, 0, 0, 0, 0], 0), []);
 });
 
 Deno.test("gto_ref: ratio and clipped surrogate; l = 0 gives s = 1 and no gradient", () => {

@@ -13,7 +13,7 @@ import { LlamaModel } from "../model/llama.ts";
 import { Eagle3Draft } from "../model/eagle3.ts";
 import { randn, testGpu } from "../testing/mod.ts";
 import { GtoObjective } from "./gto.ts";
-import { sampleGroupRoots } from "./gto_groups.ts";
+import { rootSpanLength, sampleGroupRoots } from "./gto_groups.ts";
 import { inspectTrees } from "./gto_inspect.ts";
 
 const dir = await loadModelDir(TINY_DIR);
@@ -71,7 +71,7 @@ async function oneStep(
     debias: o.debias,
   });
   try {
-    gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
+    await gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
     const metrics = await gto.readMetrics(rec);
     const ttt = await gto.ttt.readMetrics(rec);
     const after = await draft.toCheckpoint(rec);
@@ -112,7 +112,7 @@ Deno.test("GTO step with M ≠ M₀ and a non-empty Ŝ: the surrogate changes th
   const tokens0 = base.ids.slice(0, base.lengths[0]);
   const r0 = sampleGroupRoots({
     promptLen: base.promptLens[0],
-    length: base.lengths[0],
+    length: rootSpanLength(base.lengths[0], false, TREE.depth + 2), // no eos at the end: a cut sequence
     groups: 2,
     groupSize: 2,
     seed: 3,

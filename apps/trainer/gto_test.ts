@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { KernelCache, loadSafetensors, Recorder, requestGpu } from "@gto/core";
+import { KernelCache, loadSafetensors, Recorder } from "@gto/core";
+import { testGpu } from "@gto/core/testing";
 import type { TrainSample } from "@gto/core/train";
 import { resolveConfig, type TrainConfig } from "./config.ts";
 import { resolveRun, runTraining } from "./train.ts";
@@ -17,7 +18,7 @@ import { readMetricsFile, type StepRow } from "./metrics.ts";
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
 
 Deno.test("train --phase gto: metrics, final draft, exact resume", async () => {
-  const gpu = await requestGpu();
+  const { gpu } = await testGpu(); // the process-wide device: one Vulkan device per test process
   const rec = new Recorder(gpu, new KernelCache(gpu));
   const tmp = await Deno.makeTempDir({ prefix: "gto_train_gto_" });
   let s = 777;

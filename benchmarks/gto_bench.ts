@@ -30,6 +30,7 @@ interface GtoBenchSettings {
   tree: { totalTokens: number; depth: number; topK: number };
   reps: number;
   draft: string;
+  omega: number;
 }
 const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
   {
@@ -58,6 +59,14 @@ const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
   },
   { flag: "tree", key: "tree", kind: "tree", arg: "T,D,K", help: "Training tree (default 60,7,10)." },
   { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps of each kind (default 2)." },
+  {
+    flag: "omega",
+    key: "omega",
+    kind: "num",
+    arg: "W",
+    min: 0,
+    help: "ω (default 0.5); 0 times the control's unlogged step (trees skipped).",
+  },
   {
     flag: "draft",
     key: "draft",
@@ -113,6 +122,7 @@ const gto = GtoObjective.create(gpu, target, draft, draft0, {
   groupSize: m,
   tree,
   seed: 1,
+  omega: v.omega ?? 0.5,
 });
 const measure = async (f: (rep: number) => void | Promise<void>) => {
   const wall: number[] = [], cpu: number[] = [];
@@ -130,7 +140,7 @@ const measure = async (f: (rep: number) => void | Promise<void>) => {
 };
 const upd = { lr: 1e-4, maxGradNorm: 0.5 };
 const p1 = await measure(() => ttt.step(rec, batch, upd));
-const g = await measure((rep) => gto.step(rec, batch, rep, upd));
+const g = await measure((rep) => gto.step(rec, batch, rep, upd, { metrics: v.omega !== 0 }));
 console.log(
   `| B × S | K × m | tree | Phase-I step ms / CPU s | GTO step ms / CPU s | ratio (wall / CPU) |\n|---|---|---|---|---|---|\n` +
     `| 1 × ${S} | ${K} × ${m} | ${N}/${D}/${k} | ${p1.ms.toFixed(0)} / ${p1.cpu.toFixed(2)} | ${

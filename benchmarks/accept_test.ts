@@ -6,7 +6,8 @@
  * markdown table must carry every column.
  */
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { Eagle3Draft, KernelCache, loadModelDir, Recorder, requestGpu } from "@gto/core";
+import { Eagle3Draft, KernelCache, loadModelDir, Recorder } from "@gto/core";
+import { testGpu } from "@gto/core/testing";
 import { EvalDataError, loadGsm8k, loadHumanEval, loadMtBench } from "./eval_data.ts";
 import { formatMarkdown, runAcceptBench, TABLE_COLUMNS } from "./accept.ts";
 
@@ -139,7 +140,7 @@ Deno.test("eval loaders: missing and malformed files fail with one-line errors n
 
 Deno.test("harness on tiny with a random saved draft: T=0 lossless, every column in the table", async () => {
   const root = await Deno.makeTempDir({ prefix: "accept_run_" });
-  const gpu = await requestGpu();
+  const { gpu } = await testGpu(); // the process-wide device: one Vulkan device per test process
   const rec = new Recorder(gpu, new KernelCache(gpu));
   try {
     await writeEvalDir(`${root}/eval`);

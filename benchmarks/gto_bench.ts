@@ -5,7 +5,8 @@
  * bundled tiny target with fresh drafts, completion awaited. Reports median wall ms and CPU seconds per
  * step (CPU seconds — llvmpipe's worker threads included — are far less sensitive than wall time to
  * other processes on a shared machine); never asserts a speed. Run with
- * `deno run -A benchmarks/gto_bench.ts [--seq-len 128] [--groups 4] [--group-size 8] [--tree 60,7,10] [--reps 2]`.
+ * `deno run -A benchmarks/gto_bench.ts [--seq-len 128] [--groups 4] [--group-size 8] [--tree 60,7,10] [--reps 2]
+ * [--draft models/tiny-draft]`.
  * @module
  */
 import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
@@ -28,6 +29,8 @@ interface GtoBenchSettings {
   groupSize: number;
   tree: { totalTokens: number; depth: number; topK: number };
   reps: number;
+  draft: string;
+  omega: number;
 }
 const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
   {
@@ -56,6 +59,23 @@ const FLAGS: readonly FlagSpec<keyof GtoBenchSettings>[] = [
   },
   { flag: "tree", key: "tree", kind: "tree", arg: "T,D,K", help: "Training tree (default 60,7,10)." },
   { flag: "reps", key: "reps", kind: "int", arg: "N", min: 1, help: "Timed steps of each kind (default 2)." },
+  {
+    flag: "omega",
+    key: "omega",
+    kind: "num",
+    arg: "W",
+    min: 0,
+    help: "ω (default 0.5); 0 times the control's unlogged step (trees skipped).",
+  },
+  {
+    flag: "draft",
+    key: "draft",
+    kind: "string",
+    arg: "DIR",
+    help:
+      "M and M₀ from this EAGLE-3 directory, e.g. models/tiny-draft (default: fresh random drafts, whose " +
+      "trees have a different shape).",
+  },
 ];
 const v = await parseCommandLine<GtoBenchSettings>(
   FLAGS,
@@ -75,8 +95,12 @@ const dir = await loadModelDir(decodeURIComponent(new URL("../models/tiny", impo
 const tree = { totalTokens: N, depth: D, topK: k };
 const target = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 2048, maxBatch: 1024 });
 const dOpts = { seed: 1, draftVocabSize: 1024, maxSeqLen: 2048, maxBatch: Math.max(256, S, K * m * k) };
-const draft = Eagle3Draft.create(gpu, dir, dOpts);
-const draft0 = Eagle3Draft.create(gpu, dir, dOpts);
+const draft = v.draft
+  ? await Eagle3Draft.load(gpu, v.draft, dir, dOpts)
+  : Eagle3Draft.create(gpu, dir, dOpts);
+const draft0 = v.draft
+  ? await Eagle3Draft.load(gpu, v.draft, dir, dOpts)
+  : Eagle3Draft.create(gpu, dir, dOpts);
 const rec = new Recorder(gpu, new KernelCache(gpu));
 let seed = 7;
 const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
@@ -98,12 +122,13 @@ const gto = GtoObjective.create(gpu, target, draft, draft0, {
   groupSize: m,
   tree,
   seed: 1,
+  omega: v.omega ?? 0.5,
 });
-const measure = async (f: (rep: number) => void) => {
+const measure = async (f: (rep: number) => void | Promise<void>) => {
   const wall: number[] = [], cpu: number[] = [];
   for (let rep = 0; rep <= reps; rep++) {
     const t = performance.now(), c = process.cpuUsage();
-    f(rep);
+    await f(rep);
     await rec.finish();
     const dc = process.cpuUsage(c);
     if (rep > 0) {
@@ -115,7 +140,7 @@ const measure = async (f: (rep: number) => void) => {
 };
 const upd = { lr: 1e-4, maxGradNorm: 0.5 };
 const p1 = await measure(() => ttt.step(rec, batch, upd));
-const g = await measure((rep) => gto.step(rec, batch, rep, upd));
+const g = await measure((rep) => gto.step(rec, batch, rep, upd, { metrics: v.omega !== 0 }));
 console.log(
   `| B × S | K × m | tree | Phase-I step ms / CPU s | GTO step ms / CPU s | ratio (wall / CPU) |\n|---|---|---|---|---|---|\n` +
     `| 1 × ${S} | ${K} × ${m} | ${N}/${D}/${k} | ${p1.ms.toFixed(0)} / ${p1.cpu.toFixed(2)} | ${

@@ -13,7 +13,9 @@
 //   logsumexp(z_row) (f32, max subtracted), stats[2·(row_off + row) + 1] = argmax (lowest index on ties).
 // entry node_logprob (one thread per node of the chunk): for node j ≥ 1 of tree p with parent a,
 //   nodes[2·(p·N + j)] = bits of log p_T(x̄_j) = z[a][tok_j] − lse[a] (T = 1, full vocabulary; Eq. 3),
-//   nodes[2·(p·N + j) + 1] = 1 iff tok_j = argmax[a] (greedy agreement); the root gets (0, 0).
+//   nodes[2·(p·N + j) + 1] = 1 iff tok_j = argmax[a] (greedy agreement); the root gets (0, 0). With
+//   use_map, a's logits row in the chunk is map[p·N + a] (internal-only verification: only nodes with
+//   a child are verified, compacted), else q·N + a.
 // entry tree_reward (one 256-thread workgroup per tree of the chunk): per retrieve row b (a root→leaf
 //   branch), L_b = Σ_{j≥1} Π_{k≤j} p_k (Eq. 4; rows past the leaf count, whose first entry is −1, get 0)
 //   into branch_out[p·(N−1) + b]; then tree_out[p·8 + ·] = [r_lse = max + log(Σ exp(η(L − max)))/η
@@ -113,14 +115,15 @@ fn row_lse(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u
 // ---------------------------------------------------------------------------------------------
 // node_logprob
 
-struct NodeParams { v: u32, count: u32, n: u32, tree0: u32 }
+struct NodeParams { v: u32, count: u32, n: u32, tree0: u32, use_map: u32 }
 
 @group(0) @binding(0) var<storage, read_write> nz: array<f32>;
 @group(0) @binding(1) var<storage, read_write> nstats: array<u32>;
 @group(0) @binding(2) var<storage, read_write> ntok: array<u32>;
 @group(0) @binding(3) var<storage, read_write> npar: array<i32>;
 @group(0) @binding(4) var<storage, read_write> nodes: array<u32>;
-@group(0) @binding(5) var<uniform> np: NodeParams;
+@group(0) @binding(5) var<storage, read_write> nmap: array<i32>;
+@group(0) @binding(6) var<uniform> np: NodeParams;
 
 @compute @workgroup_size(256)
 fn node_logprob(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -137,7 +140,10 @@ fn node_logprob(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   if (j > 0u) {
     let a = u32(npar[g]);
     let tok = ntok[g];
-    let arow = q * np.n + a; // parent's logits row in the chunk
+    var arow = q * np.n + a; // parent's logits row in the chunk
+    if (np.use_map == 1u) {
+      arow = u32(nmap[np.tree0 * np.n + q * np.n + a]); // internal-only verification: compacted row
+    }
     let st = 2u * (np.tree0 * np.n + arow);
     lp = nz[arow * np.v + tok] - bitcast<f32>(nstats[st]);
     if (nstats[st + 1u] == tok) {

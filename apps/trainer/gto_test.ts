@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { KernelCache, loadSafetensors, Recorder, requestGpu } from "@gto/core";
+import { KernelCache, loadSafetensors, Recorder } from "@gto/core";
+import { testGpu } from "@gto/core/testing";
 import type { TrainSample } from "@gto/core/train";
 import { resolveConfig, type TrainConfig } from "./config.ts";
 import { resolveRun, runTraining } from "./train.ts";
@@ -17,7 +18,7 @@ import { readMetricsFile, type StepRow } from "./metrics.ts";
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
 
 Deno.test("train --phase gto: metrics, final draft, exact resume", async () => {
-  const gpu = await requestGpu();
+  const { gpu } = await testGpu(); // the process-wide device: one Vulkan device per test process
   const rec = new Recorder(gpu, new KernelCache(gpu));
   const tmp = await Deno.makeTempDir({ prefix: "gto_train_gto_" });
   let s = 777;
@@ -86,6 +87,12 @@ Deno.test("train --phase gto: metrics, final draft, exact resume", async () => {
     const wa = await loadSafetensors(`${tmp}/a/draft/model.safetensors`);
     const wb = await loadSafetensors(`${tmp}/b/draft/model.safetensors`);
     for (const n of wa.names()) assert.deepEqual(wb.get(n).bytes, wa.get(n).bytes, n);
+    // The ω = 0 control builds trees only on logged steps: those rows still carry GTO metrics.
+    const ctl = await runTraining({ ...gtoCfg(`${tmp}/ctl`), omega: 0, logEvery: 2 }, null, deps);
+    assert.equal(ctl.finished, true);
+    const rowsC = (await readMetricsFile(`${tmp}/ctl/metrics.jsonl`)) as StepRow[];
+    assert.deepEqual(rowsC.map((r) => r.step), [2, 4]);
+    for (const r of rowsC) assert.ok(r.gto && r.gto.prefixes > 0, `control step ${r.step}: gto metrics`);
   } finally {
     rec.destroy();
     await Deno.remove(tmp, { recursive: true });

@@ -572,6 +572,7 @@ export async function runTraining(
       await gpu.device.queue.onSubmittedWorkDone();
       windowSecs += (performance.now() - windowStart) / 1000;
     };
+    let gtoMeasured = false;
     while (step < stopAt) {
       const { indices } = batchAt(step, train.length, B, cfg.seed);
       const samples = indices.map((i) => train[i]);
@@ -583,7 +584,10 @@ export async function runTraining(
       if (gto) {
         const promptLens = samples.map((x) => Math.min(x.promptIds.length, S));
         const lengths = samples.map((x) => Math.min(x.promptIds.length + x.responseIds.length, S));
-        gto.step(rec, { ...batch, promptLens, lengths }, step, update);
+        // The ω = 0 control builds its trees only on the steps it logs (same update bit for bit).
+        const logs = (step + 1) % cfg.logEvery === 0 || step + 1 === stopAt;
+        await gto.step(rec, { ...batch, promptLens, lengths }, step, update, { metrics: logs });
+        gtoMeasured = logs || cfg.omega !== 0;
       } else {
         trainer.step(rec, batch, update);
       }
@@ -595,7 +599,7 @@ export async function runTraining(
       const stop = deps.shouldStop?.() ?? false;
       if (step % cfg.logEvery === 0 || step === stopAt || stop) {
         const m = await trainer.readMetrics(rec);
-        const g: GtoStepMetrics | null = gto ? await gto.readMetrics(rec) : null;
+        const g: GtoStepMetrics | null = gto && gtoMeasured ? await gto.readMetrics(rec) : null;
         const secs = windowSecs + (performance.now() - windowStart) / 1000;
         trainSeconds += secs;
         const row: StepRow = {

@@ -14,12 +14,12 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Eagle3Draft, KernelCache, loadModelDir, loadSafetensors, Recorder, requestGpu } from "@gto/core";
+import { Eagle3Draft, KernelCache, loadModelDir, loadSafetensors, Recorder } from "@gto/core";
 import type { TrainSample } from "@gto/core/train";
 import { ConfigError, DEFAULTS, FLAGS, parseConfigText, resolveConfig, type TrainConfig } from "./config.ts";
 import { batchAt, resolveRun, runTraining } from "./train.ts";
 import { readMetricsFile, renderSvg, type StepRow } from "./metrics.ts";
-import { type CliResult, runCli } from "@gto/core/testing";
+import { type CliResult, runCli, testGpu } from "@gto/core/testing";
 
 const CLI = fileURLToPath(new URL("./main.ts", import.meta.url));
 const TINY = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -146,7 +146,7 @@ Deno.test("train: data order is a seeded per-epoch permutation", () => {
 });
 
 Deno.test("train: N steps = N/2 steps + --resume N/2 (bit-identical losses and weights)", async () => {
-  const gpu = await requestGpu();
+  const { gpu } = await testGpu(); // the process-wide device: one Vulkan device per test process
   const rec = new Recorder(gpu, new KernelCache(gpu));
   const tmp = await Deno.makeTempDir({ prefix: "gto_train_resume_" });
   // Synthetic samples (no regeneration): random prompt and response ids of varying lengths.
@@ -303,7 +303,7 @@ Deno.test("train end to end on tiny: regenerate, Ctrl-C (exit 130, checkpoint), 
     const svg = await Deno.readTextFile(`${out}/metrics.svg`);
     assert.match(svg, /^<svg[\s\S]*τ[\s\S]*<\/svg>\n$/);
     assert.equal((await Deno.readTextFile(`${out}/latest`)).trim(), "checkpoint-6");
-    const gpu = await requestGpu();
+    const { gpu } = await testGpu();
     const draft = await Eagle3Draft.load(gpu, `${out}/draft`, await loadModelDir(TINY), { maxSeqLen: 64 });
     assert.equal(draft.config.draftVocabSize, 256);
     draft.destroy();

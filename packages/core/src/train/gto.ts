@@ -10,8 +10,9 @@
  *    a sequence not ending in an eos was cut, and its roots keep a whole continuation before the cut
  *    (`rootSpanLength`); one ending in an eos caps greedy acceptance there (`continuationRows`);
  * 2. a target pass over the sequence (features + KV rows [0, S));
- * 3. the trees of M and of the frozen M₀ at those roots, verified and scored (`GtoTreeBatch`); their
- *    (P, 8) rows are copied into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
+ * 3. the trees of M and of the frozen M₀ at those roots, verified (only the nodes that have a child:
+ *    `GtoTreeBatch.verifyInternal`, one small readback each) and scored; their (P, 8) rows are copied
+ *    into batch-level (B·P, 8) tensors (M₀'s only when debiasing).
  * Then for the batch:
  * 4. log M₀(Ŝ) of M's Ŝ: a forward-only M₀ TTT (8 steps, token loss weight 0) with unit hard weights
  *    on Ŝ's rows (`recordHardWeights`), summed back (`recordPathLogProbs`);
@@ -137,6 +138,8 @@ export class GtoObjective {
   readonly #toDraft: Int32Array;
   readonly #eos: Set<number>;
   readonly #pathWidth: number;
+  readonly #zeroWeights: Float32Array;
+  #measured = false;
   #lastReal: boolean[] = [];
   #lastP = 0;
 
@@ -194,6 +197,7 @@ export class GtoObjective {
       stepWeights,
       hardLabels: true,
     });
+    this.#zeroWeights = new Float32Array(this.ttt.hard!.weights.size);
     this.ttt0 = TttTrainer.create(gpu, target, draft0, {
       ...sizes,
       steps: TTT_MAX_STEPS,
@@ -239,14 +243,35 @@ export class GtoObjective {
   /**
    * Record (and submit, per sequence) one whole GTO step: trees, rewards, coefficients, and M's
    * TTT step with the surrogate's hard rows, updating the draft with `update`. `step` seeds the roots.
+   * Awaits one small readback per sequence and draft (the grown trees, for internal-only
+   * verification: `GtoTreeBatch.verifyInternal`); the metrics are not read. With ω = 0 and
+   * `opts.metrics: false` only M's TTT step runs (the control's update is the same bit for bit; its
+   * metrics are then unavailable): a trainer passes `metrics: true` on the steps it logs.
    */
-  step(rec: Recorder, batch: GtoBatch, step: number, update: TttUpdateOptions): void {
+  async step(
+    rec: Recorder,
+    batch: GtoBatch,
+    step: number,
+    update: TttUpdateOptions,
+    opts: { metrics?: boolean } = {},
+  ): Promise<void> {
     const { batch: B, seqLen: S } = batch;
     const st = this.settings, P = this.prefixesPerSequence, m = st.groupSize;
     if (B > st.maxBatch || S > st.maxSeqLen || batch.promptLens.length !== B || batch.lengths.length !== B) {
       throw new ShapeError(
         `GtoObjective: batch ${B}×${S} exceeds ${st.maxBatch}×${st.maxSeqLen} or is ragged`,
       );
+    }
+    this.#measured = true;
+    if (st.omega === 0 && opts.metrics === false) {
+      // The ω = 0 control without metrics: the surrogate's hard weights would be exactly +0 (−0·c + 0),
+      // so trees, rewards and M₀'s pass change nothing in the update; skip them (tested bit for bit).
+      writeTensor(this.#gpu, this.ttt.hard!.weights, this.#zeroWeights);
+      rec.profileScope("gto.ttt");
+      this.ttt.step(rec, batch, update);
+      rec.profileScope("");
+      this.#measured = false;
+      return;
     }
     const roots: number[][] = [];
     const real: boolean[] = [];
@@ -295,7 +320,7 @@ export class GtoObjective {
         rec.profileScope(`gto.grow.${side}`);
         tb.recordGrow(rec, dr, this.#feats.rows(n), this.#ids);
         rec.profileScope(`gto.verify.${side}`);
-        tb.recordVerify(rec, this.#target, this.#kv, st.eta);
+        await tb.verifyInternal(rec, this.#target, this.#kv, st.eta);
         copyRows(
           rec,
           dst,
@@ -376,6 +401,9 @@ export class GtoObjective {
 
   /** Read the last step's GTO metrics (submits; call every `--log-every` steps only). */
   async readMetrics(rec: Recorder): Promise<GtoStepMetrics> {
+    if (!this.#measured) {
+      throw new ShapeError("GtoObjective.readMetrics: the last step ran with ω = 0 and metrics: false");
+    }
     const n = this.#lastReal.length;
     const [tm, t0, cf] = await Promise.all([
       rec.readF32(this.#statsM.rows(n)),

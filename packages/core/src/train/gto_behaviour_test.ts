@@ -79,7 +79,7 @@ Deno.test("GTO behaviour: L_GTO alone on fixed prefixes raises the tree reward r
   try {
     for (let i = 0; i <= STEPS; i++) {
       // Fixed roots (step seed 0); the last call only measures (lr 0).
-      gto.step(rec, batch, 0, { lr: i < STEPS ? 1e-4 : 0, maxGradNorm: 0.5 });
+      await gto.step(rec, batch, 0, { lr: i < STEPS ? 1e-4 : 0, maxGradNorm: 0.5 });
       const g = await gto.readMetrics(rec);
       ok(g.prefixes === K * m, `${g.prefixes} prefixes`);
       if (i === 0) {
@@ -130,7 +130,7 @@ Deno.test("GTO Ŝ agreement on greedy data: data-path l = greedy l at every root
   try {
     for (const n of [full.length, full.length - 9]) {
       const seq = full.slice(0, n);
-      gto.step(
+      await gto.step(
         rec,
         {
           batch: 1,

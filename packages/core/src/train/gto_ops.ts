@@ -119,12 +119,19 @@ export interface TreeRewardOptions {
   eta?: number;
   /** First tree of this verification chunk (default 0). */
   tree0?: number;
+  /**
+   * Internal-only verification: the chunk's logits hold `perTree` rows per tree (its nodes that have
+   * a child, compacted, then padding), and `map` (P·N) i32 gives each node's logits row within the
+   * chunk (−1 for leaves, whose logits no reward needs). Default: N rows per tree, node i at row i.
+   */
+  rows?: { map: Tensor; perTree: number };
 }
 
 /**
  * Record the reward pipeline of trees [tree0, tree0 + count) of `tb`: `logits` (count·N, V) f32 are
  * the target's verification logits (tree tree0 + q's node i at row q·N + i: the next-token logits
- * after node i given the prefix and node i's ancestors-or-self); `cont` (P, W − 1) u32 holds each
+ * after node i given the prefix and node i's ancestors-or-self; with `opts.rows`, only the nodes
+ * that have a child, at the rows the map gives); `cont` (P, W − 1) u32 holds each
  * tree's data continuation x_{r+1}, x_{r+2}, … (NONE = 0xffffffff past the sequence end), W =
  * pathWidth. Writes rows of `gb` for those trees. Three dispatches (row_lse, node_logprob,
  * tree_reward). Throws {@link ShapeError} on mismatched shapes.
@@ -148,11 +155,18 @@ export function recordTreeRewards(
   if (!(eta > 0) || !Number.isFinite(eta)) {
     throw new ShapeError(`recordTreeRewards: eta must be > 0, got ${eta}`);
   }
-  if (logits.shape.length !== 2 || logits.shape[0] % N !== 0) {
-    throw new ShapeError(`recordTreeRewards: ${logits.name} must be (count·${N}, V), got [${logits.shape}]`);
+  const per = opts.rows?.perTree ?? N;
+  if (!Number.isInteger(per) || per < 1 || per > N) {
+    throw new ShapeError(`recordTreeRewards: rows.perTree ${per} must be in [1, ${N}]`);
   }
-  const count = logits.shape[0] / N, V = logits.shape[1];
-  logits.expectShape([count * N, V], "f32"); // (count·N, V)
+  if (logits.shape.length !== 2 || logits.shape[0] % per !== 0) {
+    throw new ShapeError(
+      `recordTreeRewards: ${logits.name} must be (count·${per}, V), got [${logits.shape}]`,
+    );
+  }
+  const count = logits.shape[0] / per, V = logits.shape[1];
+  logits.expectShape([count * per, V], "f32"); // (count·per, V)
+  opts.rows?.map.expectShape([P * N], "i32"); // (P·N)
   if (!Number.isInteger(tree0) || tree0 < 0 || count < 1 || tree0 + count > P) {
     throw new ShapeError(`recordTreeRewards: trees [${tree0}, ${tree0 + count}) outside [0, ${P})`);
   }
@@ -165,13 +179,13 @@ export function recordTreeRewards(
       storage: new Array(storage).fill("rw"),
       params,
     }));
-  const rows = count * N;
+  const rows = count * per;
   rec.dispatch(kern("row_lse", 2, "uuu"), [logits, gb.rowStats], [V, rows, tree0 * N], rowGrid(rec, rows));
   rec.dispatch(
-    kern("node_logprob", 5, "uuuu"),
-    [logits, gb.rowStats, tb.tokens, tb.parents, gb.nodes],
-    [V, count, N, tree0],
-    grid1d(rows),
+    kern("node_logprob", 6, "uuuuu"),
+    [logits, gb.rowStats, tb.tokens, tb.parents, gb.nodes, opts.rows?.map ?? tb.parents],
+    [V, count, N, tree0, opts.rows ? 1 : 0],
+    grid1d(count * N),
   );
   rec.dispatch(
     kern("tree_reward", 8, "uuuuuuf"),

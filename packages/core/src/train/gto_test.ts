@@ -52,7 +52,7 @@ async function oneStep(
   mCkpt: Eagle3Checkpoint,
   m0Ckpt: Eagle3Checkpoint,
   omega: number,
-  o: { ids0?: number[]; stdFloor?: number; debias?: boolean } = {},
+  o: { ids0?: number[]; stdFloor?: number; debias?: boolean; metrics?: boolean } = {},
 ) {
   const { gpu, rec } = await testGpu();
   const target = await LlamaModel.load(gpu, dir, { weightDtype: "f32", maxSeqLen: 256, maxBatch: 64 });
@@ -71,8 +71,8 @@ async function oneStep(
     debias: o.debias,
   });
   try {
-    gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 });
-    const metrics = await gto.readMetrics(rec);
+    await gto.step(rec, batch(o.ids0), 0, { lr: 1e-3, maxGradNorm: 0.5 }, { metrics: o.metrics });
+    const metrics = o.metrics === false ? null : await gto.readMetrics(rec);
     const ttt = await gto.ttt.readMetrics(rec);
     const after = await draft.toCheckpoint(rec);
     return { metrics, ttt, after };
@@ -88,11 +88,11 @@ Deno.test("GTO step at M = M₀: R ≡ 0, A ≡ 0, and the update equals the ω 
   const c = ckpt(5);
   const gto = await oneStep(c, c, 0.5);
   const control = await oneStep(c, c, 0);
-  equal(gto.metrics.meanR, 0);
-  equal(gto.metrics.meanAbsA, 0);
-  equal(gto.metrics.lossGto, 0);
-  equal(gto.metrics.rewardM, gto.metrics.rewardM0);
-  ok(gto.metrics.prefixes > 0, "some prefixes were trained on");
+  equal(gto.metrics!.meanR, 0);
+  equal(gto.metrics!.meanAbsA, 0);
+  equal(gto.metrics!.lossGto, 0);
+  equal(gto.metrics!.rewardM, gto.metrics!.rewardM0);
+  ok(gto.metrics!.prefixes > 0, "some prefixes were trained on");
   deepEqual(gto.ttt.plosses, control.ttt.plosses);
   equal(gto.ttt.gradNorm, control.ttt.gradNorm);
   for (const [name, w] of Object.entries(gto.after.tensors)) {
@@ -134,7 +134,7 @@ Deno.test("GTO step with M ≠ M₀ and a non-empty Ŝ: the surrogate changes th
   ids0.splice(r0 + 1, branch.length, ...branch);
   const gto = await oneStep(m, m0, 0.5, { ids0, stdFloor: 1e-9 });
   const control = await oneStep(m, m0, 0, { ids0, stdFloor: 1e-9 });
-  const x = gto.metrics;
+  const x = gto.metrics!;
   for (const [k, v] of Object.entries(x)) ok(Number.isFinite(v), `${k} = ${v}`);
   ok(x.meanLength > 0, `mean l ${x.meanLength}: Ŝ is non-empty somewhere`);
   ok(x.meanAbsA > 0, "advantages are not all zero");
@@ -150,8 +150,20 @@ Deno.test("GTO step with M ≠ M₀ and a non-empty Ŝ: the surrogate changes th
 
 Deno.test("GTO step without debiasing: R = r(M), no M₀ trees", async () => {
   const c = ckpt(5);
-  const { metrics } = await oneStep(c, c, 0.5, { debias: false });
+  const metrics = (await oneStep(c, c, 0.5, { debias: false })).metrics!;
   ok(Number.isNaN(metrics.rewardM0), "M₀'s trees were not built");
   ok(Math.abs(metrics.meanR - metrics.rewardM) <= 1e-6 * Math.abs(metrics.rewardM), "mean R = mean r(M)");
   ok(metrics.meanR !== 0);
+});
+
+Deno.test("GTO ω = 0 without metrics skips the trees: the same update bit for bit, no metrics", async () => {
+  const m = ckpt(5), m0 = ckpt(6);
+  const full = await oneStep(m, m0, 0);
+  const fast = await oneStep(m, m0, 0, { metrics: false });
+  ok(full.metrics && full.metrics.prefixes > 0, "the full control step measured its trees");
+  equal(fast.metrics, null);
+  deepEqual(fast.ttt, full.ttt, "token losses, accuracies and gradient norm");
+  for (const [name, w] of Object.entries(full.after.tensors)) {
+    deepEqual(fast.after.tensors[name as keyof typeof full.after.tensors], w, `${name}`);
+  }
 });

@@ -14,7 +14,8 @@
  * finalize:      roots x[r_p]
  * verification:  chunks of c trees: target forward of c·N rows at KV rows S.., positions r_p + depth,
  *                segmented attention (tree p sees target rows [0, r_p) plus its own ancestors); logits
- *                → rewards (gto.wgsl)
+ *                → rewards (gto.wgsl). `verifyInternal` (what training uses): only the nodes that have
+ *                a child, compacted to c·I rows per chunk after one small readback of the trees
  * ```
  * No tree sees any row at or after its root in the caller's caches (the segmented mode scans only
  * [0, r_p) plus the tree's own keys), so nothing after the root leaks into a tree, its probabilities
@@ -73,6 +74,10 @@ export class GtoTreeBatch {
   readonly #hidden: Tensor; // (P·k, H)
   readonly #posE: Tensor; // (P·k) u32
   readonly #posV: Tensor; // (c·N) u32
+  readonly #cTokens: Tensor; // (P·N) u32: internal-only verification rows (chunk k from t0·N)
+  readonly #cPos: Tensor; // (P·N) u32
+  readonly #cMask: Tensor; // (P·N·⌈N/32⌉) u32
+  readonly #rowMap: Tensor; // (P·N) i32: node → its logits row in the chunk, −1 for leaves
   readonly #arena: BufferArena;
   readonly #gpu: GpuDevice;
   #roots: number[] = [];
@@ -110,7 +115,10 @@ export class GtoTreeBatch {
     this.tb = new TreeBuffers(gpu, { ...cfg, draftVocab: Vd, trees: P }, draft.d2t);
     this.rewards = new GtoRewardBuffers(gpu, { trees: P, totalTokens: N });
     this.draftKv = draft.createKvCache(S + D * P * k, "gto.draft_kv");
-    const words = 4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k * (H + 1) + c * N) + 16 * 256;
+    const wN = Math.ceil(N / 32);
+    const words =
+      4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k * (H + 1) + c * N + P * N * (3 + wN)) +
+      20 * 256;
     const a = this.#arena = new BufferArena(gpu, words, "gto.trees");
     this.prefix = a.alloc([P], "u32", "gto.prefix");
     this.rootTokens = a.alloc([P], "u32", "gto.rootTokens");
@@ -122,6 +130,10 @@ export class GtoTreeBatch {
     this.#hidden = a.alloc([P * k, H], "f32", "gto.hidden");
     this.#posE = a.alloc([P * k], "u32", "gto.posE");
     this.#posV = a.alloc([c * N], "u32", "gto.posV");
+    this.#cTokens = a.alloc([P * N], "u32", "gto.internalTokens");
+    this.#cPos = a.alloc([P * N], "u32", "gto.internalPositions");
+    this.#cMask = a.alloc([P * N * wN], "u32", "gto.internalMask");
+    this.#rowMap = a.alloc([P * N], "i32", "gto.internalRowMap");
   }
 
   /**
@@ -246,6 +258,92 @@ export class GtoTreeBatch {
       })!; // (cnt·N, V)
       recordTreeRewards(rec, this.rewards, tb, logits, this.continuation, { eta, tree0: t0 });
     }
+  }
+
+  /**
+   * Verify and score all P trees like {@link recordVerify}, but run the target only on the nodes that
+   * have a child: a leaf's logits would score its children (it has none) and its key is seen by no
+   * other node, so dropping it changes no reward, p_T, Ŝ or greedy length (up to the f32 rounding of
+   * a different row count; tested against {@link recordVerify}). Reads the trees back (one wait),
+   * compacts each chunk to I = its largest internal-node count rows per tree (padding rows see only
+   * themselves), uploads their tokens, positions (r_p + depth) and ancestor masks, then records c·I
+   * rows per chunk instead of c·N. On tiny with the bundled draft a 60/7/10 tree has ~20 internal
+   * nodes (max ~30 per 32 trees): about half the verification work.
+   */
+  async verifyInternal(rec: Recorder, target: LlamaModel, targetKv: KvCache, eta = 1): Promise<void> {
+    const P = this.trees, c = this.verifyChunk, N = this.tb.config.totalTokens;
+    const base = this.maxSeqLen, tb = this.tb, wN = Math.ceil(N / 32);
+    if (targetKv.capacity < base + c * N) {
+      throw new ShapeError(
+        `GtoTreeBatch: the target cache (${targetKv.capacity}) needs ${base + c * N} rows`,
+      );
+    }
+    const [parRaw, tokRaw] = await Promise.all([rec.read(tb.parents), rec.read(tb.tokens)]);
+    const parents = new Int32Array(parRaw.buffer, parRaw.byteOffset, P * N);
+    const tokens = new Uint32Array(tokRaw.buffer, tokRaw.byteOffset, P * N);
+    const cTok = new Uint32Array(P * N), cPos = new Uint32Array(P * N);
+    const cMask = new Uint32Array(P * N * wN), map = new Int32Array(P * N).fill(-1);
+    const perChunk: number[] = [];
+    const depth = new Int32Array(N), idx = new Int32Array(N);
+    for (let t0 = 0; t0 < P; t0 += c) {
+      const cnt = Math.min(c, P - t0);
+      const lists: number[][] = [];
+      for (let q = 0; q < cnt; q++) {
+        const off = (t0 + q) * N, hasChild = new Uint8Array(N);
+        for (let j = 1; j < N; j++) hasChild[parents[off + j]] = 1;
+        lists.push(Array.from({ length: N }, (_, j) => j).filter((j) => hasChild[j]));
+      }
+      const I = Math.max(1, ...lists.map((l) => l.length)), wI = Math.ceil(I / 32);
+      perChunk.push(I);
+      lists.forEach((list, q) => {
+        const p = t0 + q, off = p * N, r = this.#roots[p];
+        depth[0] = 0;
+        for (let j = 1; j < N; j++) depth[j] = depth[parents[off + j]] + 1; // parents precede children
+        list.forEach((j, i) => idx[j] = i);
+        for (let i = 0; i < I; i++) {
+          const row = q * I + i, at = t0 * N + row, m = t0 * N * wN + row * wI;
+          if (i >= list.length) { // padding: the root token at the root position, seeing itself only
+            cTok[at] = tokens[off];
+            cPos[at] = r;
+            cMask[m + (i >> 5)] |= 1 << (i & 31);
+            continue;
+          }
+          const j = list[i];
+          cTok[at] = tokens[off + j];
+          cPos[at] = r + depth[j];
+          map[off + j] = row;
+          for (let a = j; a >= 0; a = a === 0 ? -1 : parents[off + a]) {
+            cMask[m + (idx[a] >> 5)] |= 1 << (idx[a] & 31); // ancestors-or-self (all internal)
+          }
+        }
+      });
+    }
+    const gpu = this.#gpu;
+    writeTensor(gpu, this.#cTokens, cTok);
+    writeTensor(gpu, this.#cPos, cPos);
+    writeTensor(gpu, this.#cMask, cMask);
+    writeTensor(gpu, this.#rowMap, map);
+    const view = (t: Tensor, off: number, shape: number[], dtype: "u32" | "i32") =>
+      new Tensor(t.buffer, t.offset + 4 * off, shape, dtype, t.name);
+    perChunk.forEach((I, k) => {
+      const t0 = k * c, cnt = Math.min(c, P - t0), rows = cnt * I;
+      const logits = target.forward(rec, targetKv, this.#cTokens, t0 * N, rows, base, {
+        logits: "all",
+        positions: view(this.#cPos, t0 * N, [rows], "u32"),
+        segmented: {
+          prefix: { meta: this.prefix, index: t0 },
+          queriesPerGroup: I,
+          mask: view(this.#cMask, t0 * N * wN, [rows, Math.ceil(I / 32)], "u32"),
+          treeLen: I,
+          treeBase: base,
+        },
+      })!; // (cnt·I, V)
+      recordTreeRewards(rec, this.rewards, tb, logits, this.continuation, {
+        eta,
+        tree0: t0,
+        rows: { map: this.#rowMap, perTree: I },
+      });
+    });
   }
 
   /** The roots of the last {@link setRoots}. */

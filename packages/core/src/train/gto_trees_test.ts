@@ -46,6 +46,7 @@ async function runBatch(
   tokens: number[],
   roots: number[],
   tree: { totalTokens: number; depth: number; topK: number },
+  o: { internal?: boolean; verifyChunk?: number } = {},
 ) {
   const { gpu, rec } = await testGpu();
   const ckpt = peakyDraft();
@@ -59,7 +60,7 @@ async function runBatch(
     maxSeqLen: 512,
     maxBatch: Math.max(S, P * tree.topK),
   });
-  const batch = new GtoTreeBatch(gpu, draft, { trees: P, maxSeqLen: S, tree });
+  const batch = new GtoTreeBatch(gpu, draft, { trees: P, maxSeqLen: S, tree, verifyChunk: o.verifyChunk });
   const kv = target.createKvCache(S + P * N);
   const arena = new BufferArena(gpu, 1 << 22, "gto-trees-test");
   try {
@@ -72,7 +73,8 @@ async function runBatch(
     });
     batch.setRoots(tokens, roots);
     batch.recordGrow(rec, draft, feats, ids);
-    batch.recordVerify(rec, target, kv);
+    if (o.internal) await batch.verifyInternal(rec, target, kv);
+    else batch.recordVerify(rec, target, kv);
     const stats = await rec.readF32(batch.rewards.treeStats);
     const nodeBits = await rec.read(batch.rewards.nodes);
     const nodeF = new Float32Array(nodeBits.buffer, nodeBits.byteOffset, nodeBits.length);
@@ -99,15 +101,30 @@ async function runBatch(
 const TOKENS = dir.tokenizer.encode("def add(a, b):\n    return a + b\n\nprint(add(2, 3))\n");
 const TREE = { totalTokens: 16, depth: 3, topK: 4 };
 
-Deno.test("GtoTreeBatch: P batched trees equal the CPU oracle (tree, node scores, p_T, rewards, Ŝ)", async () => {
+Deno.test("GtoTreeBatch: P batched trees equal the CPU oracle (tree, node scores, p_T, rewards, Ŝ), all nodes or internal only", async () => {
   const roots = [3, 4, 9, 14, TOKENS.length - 2];
-  const { run, ckpt } = await runBatch(TOKENS, roots, TREE);
+  for (
+    const [mode, o] of [["all nodes", {}], ["internal only", { internal: true }], [
+      "internal only, chunks of 4 trees",
+      { internal: true, verifyChunk: 4 },
+    ]] as const
+  ) {
+    await checkAgainstOracle(roots, mode, o);
+  }
+});
+
+async function checkAgainstOracle(
+  roots: number[],
+  mode: string,
+  o: { internal?: boolean; verifyChunk?: number },
+) {
+  const { run, ckpt } = await runBatch(TOKENS, roots, TREE, o);
   const targetRef = new LlamaRef(dir.config, (name) => dir.weights.f32(name));
   const draftRef = new Eagle3Ref(ckpt, TOKENS.length + TREE.depth * TREE.topK + 8);
   roots.forEach((r, p) => {
     const ref = referenceTreeAt(targetRef, draftRef, TOKENS, r, TREE);
     const got = run.nodes[p];
-    const label = `root ${r}`;
+    const label = `${mode}, root ${r}`;
     deepEqual(got.tokens, Array.from(ref.tree.tokens), `${label}: tokens`);
     deepEqual(got.parents, Array.from(ref.tree.parents), `${label}: parents`);
     assertAllClose(got.scores, ref.tree.nodeScores, {
@@ -127,11 +144,11 @@ Deno.test("GtoTreeBatch: P batched trees equal the CPU oracle (tree, node scores
     equal(row[3], S.length, `${label}: l`);
     equal(row[5], ref.evaluation.greedyLength, `${label}: greedy length`);
   });
-});
+}
 
 Deno.test("GtoTreeBatch: no leakage — tokens after a root change nothing in its tree or reward", async () => {
   const roots = [5, 11, 17];
-  const a = await runBatch(TOKENS, roots, TREE);
+  const a = await runBatch(TOKENS, roots, TREE, { internal: true });
   // Change every token after root 11 (tree 1): trees 0 and 1 must be bitwise unchanged. The new
   // continuation of tree 1 is its own deepest branch, so its data-path acceptance Ŝ becomes that branch.
   const t1 = a.run.nodes[1];
@@ -142,7 +159,7 @@ Deno.test("GtoTreeBatch: no leakage — tokens after a root change nothing in it
   for (let i = leaf; i > 0; i = t1.parents[i]) branch.unshift(t1.tokens[i]);
   const changed = TOKENS.map((t, i) => (i > 11 ? (t * 7 + 13) % V : t));
   changed.splice(12, branch.length, ...branch);
-  const b = await runBatch(changed, roots, TREE);
+  const b = await runBatch(changed, roots, TREE, { internal: true });
   equal(b.run.stats[8 + 3], branch.length, "tree 1: Ŝ = the branch that became the data");
   equal(b.run.stats[8 + 4], t1.scores[leaf], "tree 1: log M(Ŝ) = the node score of Ŝ's last node");
   equal(b.run.stats[8 + 7], leaf, "tree 1: Ŝ ends at that leaf");

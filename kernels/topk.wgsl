@@ -30,6 +30,13 @@
 // default (10 rows × 1024, k = 10, loaded llvmpipe: WG 8–32 0.56–0.68 ms, 64 1.8 ms, 256 14.6 ms,
 // vs 9.0 ms for log_softmax + topk; benchmarks/kernels_bench.ts). Hardware GPUs get WG = 256. Also measured there: declaring the large `zc` array before the reduction arrays made this
 // kernel 4–5× slower on llvmpipe (0.54 → 2.2–3.4 ms for one 1024-row), so it is declared last.
+// entry topk_log_softmax_sw (software adapters): the same result, bit for bit, from one invocation per
+//   row (8 per workgroup, row = (wg.y · nwg.x + wg.x) · 8 + lid; no barriers, no workgroup memory): the
+//   256 virtual threads' (max, Σexp) pairs and their merge tree run in order in private arrays, then one
+//   more pass keeps the K best log-probs in a sorted private list (insertion only when an element beats
+//   the K-th; ties keep the lower index first). Loaded llvmpipe, 10 rows × 2048, k = 10: 0.46 → 0.29 ms;
+//   slower below 8 rows (one invocation walks its row serially), where the op keeps the WG entry.
+//   Placeholder {{KMAX}}: list length (the op passes 64 = TOPK_MAX).
 // Placeholders: {{WG}}, {{CACHED}} (true | false), {{CACHE}} (elements of zc, ≥ N when CACHED, else 1).
 
 struct Params { n: u32, m: u32, k: u32, t: f32 }
@@ -151,6 +158,75 @@ fn topk_log_softmax(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) n
     }
     if (best != NONE && best % WG == lid) {
       cand = own_best(base, lid, lse, bv, best);
+    }
+  }
+}
+
+const KMAX: u32 = {{KMAX}}u;
+
+@compute @workgroup_size(8)
+fn topk_log_softmax_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_index) lid: u32) {
+  let row = (wg.y * nwg.x + wg.x) * 8u + lid;
+  if (row >= p.m) {
+    return;
+  }
+  let base = row * p.n;
+  // 1. The 256 virtual threads of softmax.wgsl's row_stats, in order, then its merge tree.
+  var pm: array<f32, 256>;
+  var ps: array<f32, 256>;
+  for (var v = 0u; v < 256u; v++) {
+    var m = NEG_MAX;
+    var s = 0.0;
+    for (var i = v; i < p.n; i += 256u) {
+      let z = x[base + i] / p.t;
+      if (z > m) {
+        s = s * exp(m - z) + 1.0;
+        m = z;
+      } else {
+        s += exp(z - m);
+      }
+    }
+    pm[v] = m;
+    ps[v] = s;
+  }
+  for (var h = 128u; h > 0u; h >>= 1u) {
+    for (var v = 0u; v < h; v++) {
+      let m1 = pm[v];
+      let m2 = pm[v + h];
+      let mm = max(m1, m2);
+      ps[v] = ps[v] * exp(m1 - mm) + ps[v + h] * exp(m2 - mm);
+      pm[v] = mm;
+    }
+  }
+  let lse = pm[0] + log(ps[0]);
+  // 2. The K best log-probs, sorted descending, equal values by lower index (i ascends, so a later
+  //    equal value goes after); NaNs are never kept.
+  var bv: array<f32, KMAX>;
+  var bi: array<u32, KMAX>;
+  var cnt = 0u;
+  for (var i = 0u; i < p.n; i++) {
+    let v = x[base + i] / p.t - lse;
+    // `v == v` is the NaN test (as in select.wgsl); `v != v` let NaNs through on llvmpipe.
+    if (v == v && (cnt < p.k || v > bv[p.k - 1u])) {
+      var j = min(cnt, p.k - 1u);
+      while (j > 0u && v > bv[j - 1u]) {
+        bv[j] = bv[j - 1u];
+        bi[j] = bi[j - 1u];
+        j--;
+      }
+      bv[j] = v;
+      bi[j] = i;
+      cnt = min(cnt + 1u, p.k);
+    }
+  }
+  for (var j = 0u; j < p.k; j++) {
+    if (j < cnt) {
+      out_ids[row * p.k + j] = bi[j];
+      out_vals[row * p.k + j] = bv[j];
+    } else {
+      out_ids[row * p.k + j] = NONE;
+      out_vals[row * p.k + j] = bitcast<f32>(0x7fc00000u | (row & 0u));
     }
   }
 }

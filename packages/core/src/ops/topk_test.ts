@@ -79,15 +79,19 @@ Deno.test("topkLogSoftmax equals logSoftmax → topk bit for bit (cached and unc
       topk(rec, ids0, vals0, lp, k);
       const want = [await rec.read(ids0), new Uint32Array((await rec.read(vals0)).buffer)];
       for (
-        const [cache, workgroupSize] of [["auto", 16], ["never", 16], ["auto", 8], ["auto", 256], [
-          "never",
-          64,
-        ]] as const
+        const [cache, workgroupSize, kernel] of [
+          ["auto", 16, "workgroup"],
+          ["never", 16, "workgroup"],
+          ["auto", 8, "workgroup"],
+          ["auto", 256, "workgroup"],
+          ["never", 64, "workgroup"],
+          ["never", undefined, "lanes"],
+        ] as const
       ) {
         const ids = arena.alloc([M, k], "u32", "ids"), vals = arena.alloc([M, k], "f32", "vals");
-        topkLogSoftmax(rec, ids, vals, tx, k, { cache, workgroupSize });
+        topkLogSoftmax(rec, ids, vals, tx, k, { cache, workgroupSize, kernel });
         const got = [await rec.read(ids), new Uint32Array((await rec.read(vals)).buffer)];
-        const name = `${M}x${N} k=${k} cache=${cache} wg=${workgroupSize}`;
+        const name = `${M}x${N} k=${k} cache=${cache} wg=${workgroupSize} ${kernel}`;
         deepEqual(Array.from(got[0]), Array.from(want[0]), `ids ${name}`);
         deepEqual(Array.from(got[1]), Array.from(want[1]), `value bits ${name}`);
       }

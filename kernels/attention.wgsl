@@ -9,10 +9,10 @@
 //      memory as D4 vec4s; k read as vec4s) or a sentinel for masked / out-of-range keys, into sc[i];
 //   2. values: thread (kg = i / D4, d4 = i % D4) owns output dims [4·d4, 4·d4 + 4) for key group
 //      kg (keys j0 + kg, j0 + kg + NKG, …) and keeps an online softmax in registers — running max
-//      m, sum l, vec4 accumulator — rescaled once per tile by exp(m_old − m_new). The D4 lanes of a
-//      group compute the same exp(s_j − m) in one SIMD instruction; spreading those exps over the
-//      lanes (one more barrier and a weight array) measured 2× slower on lavapipe. 2 barriers/tile.
+//      m, sum l, vec4 accumulator — rescaled once per tile by exp(m_old − m_new). 2 barriers/tile.
 //   At the end the NKG partial (m, l, acc) triples are combined through workgroup memory.
+//   Step 2 and the combine are attention_online.wgsl (included by kernels/mod.ts `linkWgsl`, shared
+//   with attention_rope.wgsl and attention_split.wgsl); this file supplies the scores and `tile_value`.
 //   A query with no visible key writes zeros. Only rows [0, kv_len) of the caches are read.
 //   q, out: (Tq, nH·hd) as vec4   kc, vc: (S, nKv·hd) as vec4   mask: (Tq, mask_words) u32
 //   kv_len = p.kv_len + (p.kv_meta ≥ 0 ? dyn_state[p.kv_meta] : 0): the valid length may live on the GPU
@@ -66,15 +66,10 @@ struct Params {
 
 const WG: u32 = {{WG}}u;
 const D4: u32 = {{D4}}u;
-const NKG: u32 = WG / D4;  // key groups of phase 2 (threads i ≥ NKG·D4 idle there)
-const NEG: f32 = -1.0e30;  // score of a masked key (finite: WGSL may assume no infinities)
-const VISIBLE: f32 = -5.0e29;
 
 var<workgroup> qs: array<vec4f, D4>; // q · scale
-var<workgroup> sc: array<f32, WG>;   // scores of the current tile
-var<workgroup> gm: array<f32, WG>;   // final combine: running max per thread
-var<workgroup> gl: array<f32, WG>;   //                running sum per thread
-var<workgroup> ga: array<vec4f, WG>; //                accumulator per thread
+// NKG, NEG, VISIBLE, the tile scores `sc` and the online softmax:
+// #include attention_online.wgsl
 
 // Physical cache row of virtual key v of query t (identity except in modes 3 and 4).
 fn key_row(v: u32, pre: u32, grp: u32, t: u32) -> u32 {
@@ -89,6 +84,19 @@ fn key_row(v: u32, pre: u32, grp: u32, t: u32) -> u32 {
   }
   let jt = v - pre;
   return p.tree_base + (jt / p.blk) * p.blk_stride + grp * p.blk + jt % p.blk;
+}
+
+// attention_online.wgsl's value source: virtual key v of query t, kv head at vec4 koff of a row.
+struct ValueSrc {
+  pre: u32,
+  grp: u32,
+  t: u32,
+  row4: u32, // vec4s per cache row
+  koff: u32,
+}
+
+fn tile_value(src: ValueSrc, v: u32, d4: u32) -> vec4f {
+  return vc[key_row(v, src.pre, src.grp, src.t) * src.row4 + src.koff + d4];
 }
 
 @compute @workgroup_size(WG)
@@ -123,12 +131,8 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   }
   let row4 = p.nkv * D4; // vec4s per cache row
   let koff = g * D4;
-  let d4 = lid % D4;
-  let kg = lid / D4;
-  let grouped = kg < NKG;
-  var m = NEG;
-  var l = 0.0;
-  var acc = vec4f(0.0);
+  let src = ValueSrc(prefix, grp, t, row4, koff);
+  var st = online_init();
   workgroupBarrier();
   for (var j0 = 0u; j0 < kend; j0 += WG) {
     // 1. scores of keys j0 .. j0 + WG
@@ -154,49 +158,13 @@ fn attention(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     sc[lid] = s;
     workgroupBarrier();
     // 2. online softmax · V over this thread's key group and vec4 of the head dim
-    let n = min(WG, kend - j0);
-    if (grouped) {
-      var mt = NEG;
-      for (var jj = kg; jj < n; jj += NKG) {
-        mt = max(mt, sc[jj]);
-      }
-      let mn = max(m, mt); // stays NEG while the group has seen no visible key
-      let alpha = exp(m - mn);
-      acc *= alpha;
-      l *= alpha;
-      m = mn;
-      for (var jj = kg; jj < n; jj += NKG) {
-        let sj = sc[jj];
-        if (sj > VISIBLE) {
-          let pj = exp(sj - m);
-          l += pj;
-          acc = fma(vec4f(pj), vc[key_row(j0 + jj, prefix, grp, t) * row4 + koff + d4], acc);
-        }
-      }
-    }
+    st = online_tile(st, src, j0, min(WG, kend - j0), lid);
     workgroupBarrier();
   }
   // combine the NKG key groups
-  gm[lid] = m;
-  gl[lid] = l;
-  ga[lid] = acc;
+  online_publish(st, lid);
   workgroupBarrier();
   if (lid < D4) {
-    var mx = NEG;
-    for (var k = 0u; k < NKG; k++) {
-      mx = max(mx, gm[k * D4 + lid]);
-    }
-    var den = 0.0;
-    var num = vec4f(0.0);
-    for (var k = 0u; k < NKG; k++) {
-      let w = exp(gm[k * D4 + lid] - mx);
-      den += gl[k * D4 + lid] * w;
-      num += ga[k * D4 + lid] * w;
-    }
-    var o = vec4f(0.0);
-    if (den > 0.0) {
-      o = num / den;
-    }
-    out[qrow + lid] = o;
+    out[qrow + lid] = online_out(online_merged(lid));
   }
 }

@@ -4,7 +4,8 @@
 //
 // entry attention_rope: one workgroup of WG threads per (query head h = wg.x, new token t = wg.y),
 //   the same tile loop as attention.wgsl (scores of WG keys into workgroup memory, then an online
-//   softmax · V per key group and vec4 of the head dim, key groups merged at the end), with:
+//   softmax · V per key group and vec4 of the head dim, key groups merged at the end; the softmax part
+//   is attention_online.wgsl, the very code attention.wgsl includes), with:
 //   - q: head h of token t of qkv, rotated in registers exactly as rope.wgsl rotates it (same
 //     expressions, so the same bits), times the scale;
 //   - the T new keys of kv head g (tokens 0..T−1, cache rows row0 + t′ with row0 = cache_row +
@@ -53,18 +54,13 @@ struct Params {
 const WG: u32 = {{WG}}u;
 const D4: u32 = {{D4}}u;
 const TMAX: u32 = {{TMAX}}u;
-const NKG: u32 = WG / D4;
-const NEG: f32 = -1.0e30;
-const VISIBLE: f32 = -5.0e29;
 const TWO_PI_HI: f32 = 6.28125;
 const TWO_PI_LO: f32 = 0.0019353071795864769253;
 const INV_TWO_PI: f32 = 0.15915494309189533577;
 
 var<workgroup> qs: array<vec4f, D4>;
-var<workgroup> sc: array<f32, WG>;
-var<workgroup> gm: array<f32, WG>;
-var<workgroup> gl: array<f32, WG>;
-var<workgroup> ga: array<vec4f, WG>;
+// NKG, NEG, VISIBLE, the tile scores `sc` and the online softmax:
+// #include attention_online.wgsl
 var<workgroup> kn: array<vec4f, TMAX * D4>; // rotated new keys of this kv head, (T, D4)
 
 fn position(t: u32) -> u32 {
@@ -113,6 +109,22 @@ fn rotated(head4: u32, d4: u32, pos: u32) -> vec4f {
                x.w * c3.x + y.w * c3.y);
 }
 
+// attention_online.wgsl's value source: key j is a new key (value in qkv) iff j ∈ [row0, row0 + T).
+struct ValueSrc {
+  row0: u32,
+  slots4: u32, // vec4s per qkv row
+  vnew: u32,   // vec4 offset of the kv head's value in a qkv row
+  row4: u32,   // vec4s per cache row
+  koff: u32,
+}
+
+fn tile_value(src: ValueSrc, j: u32, d4: u32) -> vec4f {
+  if (j < src.row0 || j >= src.row0 + p.tq) {
+    return vc[j * src.row4 + src.koff + d4];
+  }
+  return qkv[(j - src.row0) * src.slots4 + src.vnew + d4];
+}
+
 @compute @workgroup_size(WG)
 fn attention_rope(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
@@ -143,12 +155,8 @@ fn attention_rope(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
     kend = kv_len - p.tq + t + 1u;
   }
   let vnew = (p.nh + p.nkv + g) * D4; // vec4 offset of kv head g's value in a qkv row
-  let d4 = lid % D4;
-  let kg = lid / D4;
-  let grouped = kg < NKG;
-  var m = NEG;
-  var l = 0.0;
-  var acc = vec4f(0.0);
+  let src = ValueSrc(row0, slots4, vnew, row4, koff);
+  var st = online_init();
   workgroupBarrier();
   if (h % per_group == 0u && lid < D4) { // cache write of token t, kv head g
     let dst = (row0 + t) * row4 + koff + lid;
@@ -185,55 +193,12 @@ fn attention_rope(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
     }
     sc[lid] = s;
     workgroupBarrier();
-    let n = min(WG, kend - j0);
-    if (grouped) {
-      var mt = NEG;
-      for (var jj = kg; jj < n; jj += NKG) {
-        mt = max(mt, sc[jj]);
-      }
-      let mn = max(m, mt);
-      let alpha = exp(m - mn);
-      acc *= alpha;
-      l *= alpha;
-      m = mn;
-      for (var jj = kg; jj < n; jj += NKG) {
-        let sj = sc[jj];
-        if (sj > VISIBLE) {
-          let pj = exp(sj - m);
-          l += pj;
-          let jv = j0 + jj;
-          var vv = vec4f(0.0);
-          if (jv < row0 || jv >= row0 + p.tq) {
-            vv = vc[jv * row4 + koff + d4];
-          } else {
-            vv = qkv[(jv - row0) * slots4 + vnew + d4];
-          }
-          acc = fma(vec4f(pj), vv, acc);
-        }
-      }
-    }
+    st = online_tile(st, src, j0, min(WG, kend - j0), lid);
     workgroupBarrier();
   }
-  gm[lid] = m;
-  gl[lid] = l;
-  ga[lid] = acc;
+  online_publish(st, lid);
   workgroupBarrier();
   if (lid < D4) {
-    var mx = NEG;
-    for (var k = 0u; k < NKG; k++) {
-      mx = max(mx, gm[k * D4 + lid]);
-    }
-    var den = 0.0;
-    var num = vec4f(0.0);
-    for (var k = 0u; k < NKG; k++) {
-      let w = exp(gm[k * D4 + lid] - mx);
-      den += gl[k * D4 + lid] * w;
-      num += ga[k * D4 + lid] * w;
-    }
-    var o = vec4f(0.0);
-    if (den > 0.0) {
-      o = num / den;
-    }
-    out[(t * p.nh + h) * D4 + lid] = o;
+    out[(t * p.nh + h) * D4 + lid] = online_out(online_merged(lid));
   }
 }

@@ -9,7 +9,8 @@
 //   0 causal, 1 bitset, 2 prefix + tree) is cut into SPLITS chunks of ceil(kend / SPLITS) keys, so
 //   the split sizes follow a dynamic length. Within its chunk a workgroup runs attention.wgsl's tile
 //   loop (scores of WG keys into workgroup memory, then an online softmax · V per key group and
-//   vec4 of the head dim) and merges its key groups; it writes the unnormalised partial state
+//   vec4 of the head dim, attention_online.wgsl as in attention.wgsl) and merges its key groups;
+//   it writes the unnormalised partial state
 //   (running max m, sum l, accumulator acc (hd)) to part[(t, h, z)] = D4 vec4s of acc then
 //   vec4(m, l, 0, 0). An empty chunk writes m = NEG, l = 0, acc = 0.
 // entry attn_merge: one workgroup of D4 threads per (head, query): with M = max_z m_z,
@@ -44,15 +45,20 @@ struct Params {
 
 const WG: u32 = {{WG}}u;
 const D4: u32 = {{D4}}u;
-const NKG: u32 = WG / D4;
-const NEG: f32 = -1.0e30;
-const VISIBLE: f32 = -5.0e29;
 
 var<workgroup> qs: array<vec4f, D4>;
-var<workgroup> sc: array<f32, WG>;
-var<workgroup> gm: array<f32, WG>;
-var<workgroup> gl: array<f32, WG>;
-var<workgroup> ga: array<vec4f, WG>;
+// NKG, NEG, VISIBLE, the tile scores `sc` and the online softmax:
+// #include attention_online.wgsl
+
+// attention_online.wgsl's value source: the kv head at vec4 koff of a cache row.
+struct ValueSrc {
+  row4: u32, // vec4s per cache row
+  koff: u32,
+}
+
+fn tile_value(src: ValueSrc, j: u32, d4: u32) -> vec4f {
+  return vc[j * src.row4 + src.koff + d4];
+}
 
 @compute @workgroup_size(WG)
 fn attn_split(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -78,12 +84,8 @@ fn attn_split(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
   let k1 = min(k0 + chunk, kend);
   let row4 = p.nkv * D4;
   let koff = g * D4;
-  let d4 = lid % D4;
-  let kg = lid / D4;
-  let grouped = kg < NKG;
-  var m = NEG;
-  var l = 0.0;
-  var acc = vec4f(0.0);
+  let src = ValueSrc(row4, koff);
+  var st = online_init();
   workgroupBarrier();
   for (var j0 = k0; j0 < k1; j0 += WG) {
     let j = j0 + lid;
@@ -107,48 +109,17 @@ fn attn_split(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
     }
     sc[lid] = s;
     workgroupBarrier();
-    let n = min(WG, k1 - j0);
-    if (grouped) {
-      var mt = NEG;
-      for (var jj = kg; jj < n; jj += NKG) {
-        mt = max(mt, sc[jj]);
-      }
-      let mn = max(m, mt);
-      let alpha = exp(m - mn);
-      acc *= alpha;
-      l *= alpha;
-      m = mn;
-      for (var jj = kg; jj < n; jj += NKG) {
-        let sj = sc[jj];
-        if (sj > VISIBLE) {
-          let pj = exp(sj - m);
-          l += pj;
-          acc = fma(vec4f(pj), vc[(j0 + jj) * row4 + koff + d4], acc);
-        }
-      }
-    }
+    st = online_tile(st, src, j0, min(WG, k1 - j0), lid);
     workgroupBarrier();
   }
-  gm[lid] = m;
-  gl[lid] = l;
-  ga[lid] = acc;
+  online_publish(st, lid);
   workgroupBarrier();
   if (lid < D4) {
-    var mx = NEG;
-    for (var k = 0u; k < NKG; k++) {
-      mx = max(mx, gm[k * D4 + lid]);
-    }
-    var den = 0.0;
-    var num = vec4f(0.0);
-    for (var k = 0u; k < NKG; k++) {
-      let w = exp(gm[k * D4 + lid] - mx);
-      den += gl[k * D4 + lid] * w;
-      num += ga[k * D4 + lid] * w;
-    }
+    let r = online_merged(lid);
     let base = ((t * p.nh + h) * p.splits + z) * (D4 + 1u);
-    part[base + lid] = num;
+    part[base + lid] = r.acc;
     if (lid == 0u) {
-      part[base + D4] = vec4f(mx, den, 0.0, 0.0);
+      part[base + D4] = vec4f(r.m, r.l, 0.0, 0.0);
     }
   }
 }
@@ -171,9 +142,5 @@ fn attn_merge(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
     den += ml.y * w;
     num += mpart[b + lid] * w;
   }
-  var o = vec4f(0.0);
-  if (den > 0.0) {
-    o = num / den;
-  }
-  out[(t * mp.nh + h) * D4 + lid] = o;
+  out[(t * mp.nh + h) * D4 + lid] = online_out(Online(mx, den, num));
 }

@@ -26,6 +26,11 @@
 //   Measured on llvmpipe (2 cores), 8192×128 f32, M = 1: 0.67 ms against 1.35 ms for one weight row
 //   per thread and ~1.8 ms for the `matvec` entry; faster than `matvec` at every M ≤ 8 measured.
 //   Grid: ceil(N / (64·RPT)) workgroups of 64 (SWIGLU: RPT/2 outputs per thread).
+// entry matvec_sw4 (software, M ≥ 3): matvec_sw with x rows in quads instead of pairs, so each
+//   weight vec4 loaded feeds four x rows and the weight is streamed ceil(M/4) times, not ceil(M/2).
+//   Same per-output arithmetic (bit-identical to matvec_sw). The op generates it (the SW4_ENTRY placeholder at the end,
+//   `matvecSw4Entry` in ops/linear.ts: named registers for RPT rows × 4 x rows); other builds pass "".
+//   Loaded llvmpipe, M = 4 / 8: see docs/engine.md §7.
 
 const ROWS: u32 = {{ROWS}}u;
 const TPR: u32 = 256u / ROWS;
@@ -263,3 +268,5 @@ fn matvec_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
     }
   }
 }
+
+{{SW4_ENTRY}}

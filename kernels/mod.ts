@@ -5,8 +5,47 @@
  *
  * Kernels are specialised by `{{NAME}}` placeholders (see `specialize` in `@gto/core`) and
  * pipeline-overridable constants; the ops in `@gto/core` (packages/core/src/ops) own the choice.
+ * WGSL shared by several kernels lives in a fragment that each user names on a line
+ * `// #include NAME.wgsl`, resolved here once at import by {@link linkWgsl}, so every export is still
+ * one string object (the pipeline cache keys on it) and a dispatch never builds WGSL text.
  * @module
  */
+import attentionOnline from "./attention_online.wgsl" with { type: "text" };
+
+/** Fragments a kernel may `#include`, by file name. */
+const FRAGMENTS: Readonly<Record<string, string>> = {
+  "attention_online.wgsl": attentionOnline,
+};
+
+const INCLUDE = /^\/\/ #include (\S+)[ \t]*$/gm;
+
+/**
+ * Replace each line `// #include NAME` of a kernel source by the text of fragment NAME (WGSL has no
+ * include). WGSL module-scope declarations are order-independent, so a fragment may use names that
+ * the kernel declares after the line (its documented hooks), and the line's place decides only the
+ * order of the workgroup arrays. One level: a fragment may not include another. Throws naming the
+ * kernel and the fragment when NAME is unknown, included twice, or itself includes.
+ */
+export function linkWgsl(
+  kernel: string,
+  code: string,
+  fragments: Readonly<Record<string, string>> = FRAGMENTS,
+): string {
+  const seen = new Set<string>();
+  return code.replace(INCLUDE, (_, name: string) => {
+    const text = Object.hasOwn(fragments, name) ? fragments[name] : undefined;
+    if (text === undefined) throw new Error(`${kernel}: #include ${name}: no such WGSL fragment`);
+    if (seen.has(name)) throw new Error(`${kernel}: #include ${name}: included twice`);
+    if (new RegExp(INCLUDE.source, "m").test(text)) {
+      throw new Error(`${kernel}: #include ${name}: a fragment may not include another`);
+    }
+    seen.add(name);
+    return text.trimEnd();
+  });
+}
+
+/** The online softmax shared by the workgroup attention kernels (linked into them; for reading). */
+export const ATTENTION_ONLINE_WGSL: string = attentionOnline;
 import elementwise from "./elementwise.wgsl" with { type: "text" };
 
 /** Elementwise kernels: `add`. */
@@ -16,7 +55,7 @@ import rope from "./rope.wgsl" with { type: "text" };
 export const ROPE_WGSL: string = rope;
 import attention from "./attention.wgsl" with { type: "text" };
 /** Attention over the KV cache (GQA, causal or bitset mask, online softmax): `attention`. */
-export const ATTENTION_WGSL: string = attention;
+export const ATTENTION_WGSL: string = linkWgsl("attention.wgsl", attention);
 import attentionSw from "./attention_sw.wgsl" with { type: "text" };
 /** Attention for software adapters: one invocation per (query, kv head), no barriers: `attention_sw`. */
 export const ATTENTION_SW_WGSL: string = attentionSw;
@@ -95,7 +134,7 @@ import topkKernel from "./topk.wgsl" with { type: "text" };
 export const TOPK_WGSL: string = topkKernel;
 import attentionSplit from "./attention_split.wgsl" with { type: "text" };
 /** Split-K attention for few queries over a long cache: `attn_split` (partials), `attn_merge`. */
-export const ATTENTION_SPLIT_WGSL: string = attentionSplit;
+export const ATTENTION_SPLIT_WGSL: string = linkWgsl("attention_split.wgsl", attentionSplit);
 import attentionRope from "./attention_rope.wgsl" with { type: "text" };
 /** Attention fused with RoPE and the KV-cache write for ≤ 8 new tokens: `attention_rope`. */
-export const ATTENTION_ROPE_WGSL: string = attentionRope;
+export const ATTENTION_ROPE_WGSL: string = linkWgsl("attention_rope.wgsl", attentionRope);

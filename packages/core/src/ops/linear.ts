@@ -91,6 +91,11 @@ export interface LinearOptions {
   /** Weight rows per thread of the `rows` matvec: 2, 4 or 8 (default 8). */
   matvecRowsPerThread?: 2 | 4 | 8;
   /**
+   * `rows` matvec: x rows in quads (`matvec_sw4`, each weight vec4 feeds 4 rows) instead of pairs.
+   * Default: quads for M ≥ 3. Bit-identical either way.
+   */
+  matvecQuads?: boolean;
+  /**
    * Fuse an RMSNorm of x into the load: out = (rmsNorm(x, eps) ⊙ weight)·wᵀ, weight (K) f32 —
    * the model's input_layernorm / post_attention_layernorm / final norm before a projection, saving
    * the norm's dispatch. Matvec path only (M ≤ {@link MATVEC_MAX_M}); x itself is not modified.
@@ -145,6 +150,60 @@ function overlaps(a: Tensor, b: Tensor): boolean {
 
 function sameSpan(a: Tensor, b: Tensor): boolean {
   return a.buffer === b.buffer && a.offset === b.offset && a.byteLength === b.byteLength;
+}
+
+/**
+ * The WGSL of entry `matvec_sw4` (kernels/matvec.wgsl) for `rpt` weight rows per thread, with or without
+ * the fused norm and SwiGLU (inserted after specialisation, so it carries no placeholders): x rows m..m+3 (clamped) per pass, accumulators `a{q}_{i}` for x row q and weight slot i.
+ */
+export function matvecSw4Entry(rpt: number, norm: boolean, swiglu: boolean): string {
+  const Q = [0, 1, 2, 3], I = Array.from({ length: rpt }, (_, i) => i);
+  const lines: string[] = [
+    "@compute @workgroup_size(64)",
+    "fn matvec_sw4(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,",
+    "              @builtin(local_invocation_index) lid: u32) {",
+    "  var outs = RPT;",
+    `  if (${swiglu}) {`,
+    "    outs = RPT / 2u;",
+    "  }",
+    "  let n0 = ((wg.y * nwg.x + wg.x) * 64u + lid) * outs;",
+    "  if (n0 >= p.N) {",
+    "    return;",
+    "  }",
+    ...I.map((i) => `  let w${i} = sw_row(n0, ${i}u);`),
+    "  for (var m = 0u; m < MR; m += 4u) {",
+    "    let r1 = min(m + 1u, MR - 1u);",
+    "    let r2 = min(m + 2u, MR - 1u);",
+    "    let r3 = min(m + 3u, MR - 1u);",
+    ...Q.flatMap((q) => I.map((i) => `    var a${q}_${i} = vec4<f32>();`)),
+    ...Q.map((q) => `    var s${q} = vec4<f32>();`),
+    "    for (var k4 = 0u; k4 < p.KV; k4++) {",
+    "      var x0 = ldx_in(m, k4);",
+    "      var x1 = ldx_in(r1, k4);",
+    "      var x2 = ldx_in(r2, k4);",
+    "      var x3 = ldx_in(r3, k4);",
+    ...(norm
+      ? [
+        "      let gv = ldg(k4);",
+        ...Q.map((q) => `      s${q} = fma(x${q}, x${q}, s${q});`),
+        ...Q.map((q) => `      x${q} = x${q} * gv;`),
+      ]
+      : []),
+    ...I.flatMap((i) => [
+      `      let v${i} = ldw_in(w${i}, k4);`,
+      ...Q.map((q) => `      a${q}_${i} = fma(v${i}, x${q}, a${q}_${i});`),
+    ]),
+    "    }",
+    ...Q.flatMap((q) => {
+      const args = Array.from({ length: 8 }, (_, i) => (i < rpt ? `a${q}_${i}` : "vec4<f32>()")).join(", ");
+      const scale = norm ? `inv_rms(hsum(s${q}))` : "1.0";
+      const store = `sw_store(m + ${q}u, n0, ${scale}, ${args});`;
+      return q === 0 ? [`    ${store}`] : [`    if (m + ${q}u < MR) {`, `      ${store}`, "    }"];
+    }),
+    "  }",
+    "}",
+  ];
+  return lines.join("\n");
 }
 
 /** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */
@@ -268,8 +327,9 @@ export function linear(
       if (rpt !== 2 && rpt !== 4 && rpt !== 8) {
         throw new ShapeError(`linear: matvecRowsPerThread must be 2, 4 or 8, got ${rpt}`);
       }
-      const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}`, () => ({
-        name: `linear_matvec_sw_${variant}_m${M}`,
+      const quad = opts.matvecQuads ?? M >= 3;
+      const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}:${quad}`, () => ({
+        name: `linear_matvec_sw${quad ? "4" : ""}_${variant}_m${M}`,
         code: prelude() + specialize(MATVEC_WGSL, {
           ROWS: 8,
           RPT: rpt,
@@ -278,8 +338,9 @@ export function linear(
           NORM_X: g
             ? "let gv = ldg(k4);\n      ss = fma(xv, xv, ss);\n      st = fma(yv, yv, st);\n      xv = xv * gv;\n      yv = yv * gv;"
             : "",
+          SW4_ENTRY: quad ? matvecSw4Entry(rpt, g !== undefined, swi) : "",
         }),
-        entryPoint: "matvec_sw",
+        entryPoint: quad ? "matvec_sw4" : "matvec_sw",
         storage,
         params: "uuuuf",
         constants: { MR: M },
@@ -306,6 +367,7 @@ export function linear(
         ...fuse,
         NORM_G: g ? "* ldg(k4)" : "",
         NORM_X: "",
+        SW4_ENTRY: "",
       }),
       entryPoint: "matvec",
       storage,

@@ -74,6 +74,8 @@ async function check(
     matvecRows?: number;
     directRows?: 8 | 16;
     directThreadRows?: 1 | 2 | 4 | 8;
+    matvecKind?: "reduce" | "rows";
+    matvecQuads?: boolean;
   },
 ): Promise<void> {
   const { gpu, rec } = await testGpu();
@@ -106,6 +108,8 @@ async function check(
       matvecRows: opts.matvecRows,
       directRows: opts.directRows,
       directThreadRows: opts.directThreadRows,
+      matvecKind: opts.matvecKind,
+      matvecQuads: opts.matvecQuads,
     });
     assertAllClose(await rec.readF32(out), expected, {
       name: `linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
@@ -127,6 +131,7 @@ Deno.test("linear f32 matches linearRef on odd shapes (auto kernel), all residua
 Deno.test("linear: matvec and tiled paths agree with the reference on the same shapes", async () => {
   for (const [M, K, N] of [[1, 5, 3], [3, 130, 67], [8, 96, 300], [7, 64, 1000]] as const) {
     await check(M, K, N, { kernel: "matvec" });
+    await check(M, K, N, { kernel: "matvec", matvecKind: "rows", matvecQuads: false, residual: "separate" });
     await check(M, K, N, { kernel: "tiled", residual: "inplace" });
     await check(M, K, N, { kernel: "naive", residual: "separate" });
   }
@@ -261,6 +266,7 @@ async function checkFused(
     matvecKind?: "reduce" | "rows";
     matvecRowsPerThread?: 2 | 4 | 8;
     matvecRows?: number;
+    matvecQuads?: boolean;
   },
 ): Promise<void> {
   const { gpu, rec } = await testGpu();
@@ -302,6 +308,7 @@ async function checkFused(
       matvecKind: opts.matvecKind,
       matvecRowsPerThread: opts.matvecRowsPerThread,
       matvecRows: opts.matvecRows,
+      matvecQuads: opts.matvecQuads,
     });
     assertAllClose(await rec.readF32(out), expected, {
       name: `fused linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
@@ -319,17 +326,21 @@ Deno.test("linear: fused RMSNorm / SwiGLU matvec (both kernels, every rows setti
     5,
     7,
     1,
-  ]];
+  ], [6, 36, 70]];
   for (const [M, K, N] of shapes) {
     for (const [norm, swiglu] of [[true, false], [false, true], [true, true]]) {
       for (const matvecRowsPerThread of [2, 4, 8] as const) {
-        await checkFused(M, K, N, {
-          norm,
-          swiglu,
-          matvecKind: "rows",
-          matvecRowsPerThread,
-          residual: !swiglu,
-        });
+        // x rows in quads (the default for M ≥ 3) and in pairs.
+        for (const matvecQuads of [true, false]) {
+          await checkFused(M, K, N, {
+            norm,
+            swiglu,
+            matvecKind: "rows",
+            matvecRowsPerThread,
+            matvecQuads,
+            residual: !swiglu,
+          });
+        }
       }
       for (const matvecRows of [2, 8, 64]) {
         await checkFused(M, K, N, { norm, swiglu, matvecKind: "reduce", matvecRows, residual: swiglu });

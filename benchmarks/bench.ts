@@ -7,7 +7,7 @@
  * @module
  */
 import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
-import { fail, type FlagSpec, helpText, parseCommandLine } from "@gto/core/cli";
+import { fail, type FlagSpec, helpText, parseCommandLine, WEIGHT_DTYPE_FLAG } from "@gto/core/cli";
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
 import { benchSpec, specTable } from "./spec_bench.ts";
@@ -99,14 +99,7 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
     help: "Decode: RoPE + KV write inside attention (5 dispatches per layer instead of 6); auto (default) " +
       "= on for hardware adapters, off for software ones.",
   },
-  {
-    flag: "weight-dtype",
-    key: "weightDtype",
-    kind: "enum",
-    arg: "TYPE",
-    choices: ["auto", "f32", "f16"],
-    help: "Decode: weight storage (default auto: f16 for f16/bf16 checkpoints with shader-f16).",
-  },
+  WEIGHT_DTYPE_FLAG,
   { flag: "json", key: "json", kind: "string", arg: "FILE", help: "Also write all rows as JSON to FILE." },
 ];
 

@@ -14,7 +14,7 @@ import {
   ModelLoadError,
   ShapeError,
 } from "@gto/core";
-import { fail, FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { fail, FlagError, type FlagSpec, helpText, parseFlags, WEIGHT_DTYPE_FLAG } from "@gto/core/cli";
 
 const DEFAULT_MODEL = decodeURIComponent(new URL("../../models/tiny", import.meta.url).pathname);
 
@@ -103,14 +103,7 @@ export const FLAGS: readonly FlagSpec<keyof GenerateSettings>[] = [
     max: 2 ** 32 - 1,
     help: "Sampling seed (default 0).",
   },
-  {
-    flag: "weight-dtype",
-    key: "weightDtype",
-    kind: "enum",
-    arg: "D",
-    choices: ["auto", "f32", "f16"],
-    help: "auto | f32 | f16: GPU storage of the weight matrices (default auto).",
-  },
+  WEIGHT_DTYPE_FLAG,
   {
     flag: "steps-per-read",
     key: "stepsPerRead",

@@ -7,7 +7,7 @@
  * `models/tiny` target with `models/tiny-draft` when that directory exists (plain decoding otherwise).
  * @module
  */
-import { FlagError, type FlagSpec, helpText, parseFlags } from "@gto/core/cli";
+import { FlagError, type FlagSpec, helpText, parseFlags, WEIGHT_DTYPE_FLAG } from "@gto/core/cli";
 
 export { FlagError };
 
@@ -167,14 +167,7 @@ export const FLAGS: readonly FlagSpec<keyof ServeFlags>[] = [
     help: "Chat max tokens when a request sets none, capped by the remaining context (default 512). " +
       "/v1/completions defaults to 16 as in OpenAI's API.",
   },
-  {
-    flag: "weight-dtype",
-    key: "weightDtype",
-    kind: "enum",
-    arg: "D",
-    choices: ["auto", "f32", "f16"],
-    help: "auto | f32 | f16: GPU storage of the weight matrices (default auto).",
-  },
+  WEIGHT_DTYPE_FLAG,
 ];
 
 /** `--help` text (every flag). */

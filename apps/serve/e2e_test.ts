@@ -16,6 +16,7 @@ import OpenAI from "npm:openai@7.59.0";
 import { runCli } from "../../packages/core/src/testing/cli.ts";
 import { startServer } from "./testing/server.ts";
 import { parseSse } from "./testing/http.ts";
+import { saveRandomDraft } from "./testing/draft.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
@@ -28,17 +29,7 @@ async function draftDir(): Promise<{ dir: string; cleanup: () => Promise<void> }
   if (await Deno.stat(bundled).then(() => true, () => false)) {
     return { dir: bundled, cleanup: async () => {} };
   }
-  const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
-  const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
-  const { gpu } = await testGpu();
-  const dir = await Deno.makeTempDir({ prefix: "gto_serve_draft_" });
-  const d = Eagle3Draft.create(gpu, await loadModelDir(TINY), {
-    seed: 3,
-    draftVocabSize: 256,
-    maxSeqLen: 64,
-  });
-  await d.save(new Recorder(gpu, new KernelCache(gpu)), dir);
-  d.destroy();
+  const dir = await saveRandomDraft("gto_serve_draft_");
   return { dir, cleanup: () => Deno.remove(dir, { recursive: true }) };
 }
 

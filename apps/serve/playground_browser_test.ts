@@ -15,9 +15,23 @@ import { chromium } from "npm:playwright-core@1.65.1";
 import { createApp } from "./app.ts";
 import { FakeEngine } from "./fake_engine.ts";
 import { startServer } from "./testing/server.ts";
+import { saveRandomDraft } from "./testing/draft.ts";
 
 const CHROMIUM = Deno.env.get("GTO_CHROMIUM") ?? "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
+/** Headless Chromium as both tests launch it (no sandbox or GPU: CI containers have neither). */
+function launchChromium(): ReturnType<typeof chromium.launch> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-dev-shm-usage",
+    ],
+  });
+}
 const SHOT = Deno.env.get("GTO_SCREENSHOT") ??
   decodeURIComponent(new URL("../../out/playground.png", import.meta.url).pathname);
 
@@ -32,16 +46,7 @@ Deno.test({
     const engine = new FakeEngine({ cycleDelayMs: 15 });
     const app = createApp(engine);
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
@@ -100,18 +105,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const { Eagle3Draft, KernelCache, loadModelDir, Recorder } = await import("@gto/core");
-    const { testGpu } = await import("../../packages/core/src/testing/mod.ts");
     const TINY = decodeURIComponent(new URL("../../models/tiny", import.meta.url).pathname);
-    const { gpu } = await testGpu();
-    const dir = await Deno.makeTempDir({ prefix: "gto_pg_draft_" });
-    const d = Eagle3Draft.create(gpu, await loadModelDir(TINY), {
-      seed: 3,
-      draftVocabSize: 256,
-      maxSeqLen: 64,
-    });
-    await d.save(new Recorder(gpu, new KernelCache(gpu)), dir);
-    d.destroy();
+    const dir = await saveRandomDraft("gto_pg_draft_");
     const server = await startServer([
       "--model",
       TINY,
@@ -122,16 +117,7 @@ Deno.test({
       "--max-context",
       "512",
     ]);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(`${server.url}/`);

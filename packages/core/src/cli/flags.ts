@@ -64,6 +64,17 @@ export interface FlagSpec<K extends string = string> {
   multiple?: boolean;
 }
 
+/** `--weight-dtype`, shared by the apps and benchmarks that load a target (`Engine`'s `weightDtype`). */
+export const WEIGHT_DTYPE_FLAG: FlagSpec<"weightDtype"> = {
+  flag: "weight-dtype",
+  key: "weightDtype",
+  kind: "enum",
+  arg: "D",
+  choices: ["auto", "f32", "f16"],
+  help: "auto | f32 | f16: GPU storage of the weight matrices (default auto: f16 for f16/bf16 checkpoints " +
+    "when the adapter has shader-f16, else f32).",
+};
+
 /** What {@link parseFlags} returns. */
 export interface ParsedFlags<T> {
   /** Whether `--help` / `-h` was given. */

@@ -14,30 +14,16 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { memoKernel } from "./kernel_memo.ts";
 import { ATTENTION_MAX_HEAD_DIM, type DynamicValue, type TreeMask } from "./attention.ts";
+import type { RopeQkvOptions } from "./rope.ts";
 
 /** Most new tokens {@link attentionRope} takes (rows of its workgroup key staging). */
 export const ATTENTION_ROPE_MAX_TOKENS = 8;
 
-/** Options of {@link attentionRope}: `ropeQkv`'s and `attention`'s, for the same T tokens. */
-export interface AttentionRopeOptions {
-  /** Query heads nH. */
-  numHeads: number;
-  /** Key/value heads nKV (divides nH). */
-  numKvHeads: number;
-  /** Head dim (a multiple of 8, ≤ 128). */
-  headDim: number;
-  /** RoPE θ (> 1). */
-  theta: number;
-  /** Cache row of token 0 (plus `dynamicRow`). */
-  cacheRow: number;
-  /** Position of token 0 when `positions` is not given (default 0). */
-  pos0?: number;
-  /** u32 (T): per-token positions (tree depths). */
-  positions?: Tensor;
-  /** GPU scalar added to the cache row. */
-  dynamicRow?: DynamicValue;
-  /** GPU scalar added to every position. */
-  dynamicPos?: DynamicValue;
+/**
+ * Options of {@link attentionRope}: `ropeQkv`'s and `attention`'s, for the same T tokens (head dim a multiple
+ * of 8, ≤ 128).
+ */
+export interface AttentionRopeOptions extends RopeQkvOptions {
   /** Valid cache rows after the write (plus `dynamicLen`); the new rows lie inside. */
   kvLen: number;
   /** GPU scalar added to kvLen. */

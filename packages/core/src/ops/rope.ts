@@ -62,6 +62,28 @@ function checkPositions(op: string, T: number, pos0: number, positions: Tensor |
   }
 }
 
+/** Options of {@link ropeQkv} (and the RoPE half of `attentionRope`). */
+export interface RopeQkvOptions {
+  /** Query heads nH. */
+  numHeads: number;
+  /** Key/value heads nKV (divides nH). */
+  numKvHeads: number;
+  /** Head dim. */
+  headDim: number;
+  /** RoPE θ (> 1). */
+  theta: number;
+  /** Cache row of token 0 (plus `dynamicRow`). */
+  cacheRow: number;
+  /** Position of token 0 when `positions` is not given (default 0). */
+  pos0?: number;
+  /** u32 (T): per-token positions (tree depths). */
+  positions?: Tensor;
+  /** GPU scalar added to the cache row (and, unless `dynamicPos` is given, to every position). */
+  dynamicRow?: DynamicValue;
+  /** GPU scalar added to every position. */
+  dynamicPos?: DynamicValue;
+}
+
 /**
  * Fused split + RoPE + KV-cache write after the fused QKV projection.
  * `qkv` (T, (nH + 2·nKV)·hd) rows are [q (nH·hd) | k (nKV·hd) | v (nKV·hd)] (HF head-major within
@@ -77,19 +99,7 @@ export function ropeQkv(
   kCache: Tensor,
   vCache: Tensor,
   qkv: Tensor,
-  opts: {
-    numHeads: number;
-    numKvHeads: number;
-    headDim: number;
-    theta: number;
-    cacheRow: number;
-    pos0?: number;
-    positions?: Tensor;
-    /** GPU scalar added to the cache row (and, unless `dynamicPos` is given, to every position). */
-    dynamicRow?: DynamicValue;
-    /** GPU scalar added to every position. */
-    dynamicPos?: DynamicValue;
-  },
+  opts: RopeQkvOptions,
 ): void {
   const { numHeads: nH, numKvHeads: nKV, headDim: hd, theta, cacheRow, pos0 = 0, positions } = opts;
   const rowMeta = checkDyn("ropeQkv", opts.dynamicRow);

@@ -14,20 +14,12 @@
  * nodes in breadth-first order (parents precede children).
  * @module
  */
-import { sampleUniform } from "../ops/select.ts";
-import { pcgHash } from "../ops/select.ts";
-import type { SampledAcceptance } from "./accept_ref.ts";
+import { pcgHash, sampleUniform } from "../ops/select.ts";
+import type { acceptSampleRef } from "./accept_ref.ts";
 import { type ChiSquareResult, chiSquareTest } from "../testing/stats.ts";
 
 /** The shape of {@link acceptSampleRef}: one cycle's acceptance over a verified tree. */
-export type AcceptRule = (
-  treeTokens: ArrayLike<number>,
-  parents: ArrayLike<number>,
-  probs: Float32Array,
-  V: number,
-  dp: number,
-  u: (d: number) => number,
-) => SampledAcceptance;
+export type AcceptRule = typeof acceptSampleRef;
 
 /** Settings of {@link horizonCheck}. */
 export interface HorizonOptions {

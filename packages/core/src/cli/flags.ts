@@ -72,7 +72,7 @@ export const WEIGHT_DTYPE_FLAG: FlagSpec<"weightDtype"> = {
   arg: "D",
   choices: ["auto", "f32", "f16"],
   help: "auto | f32 | f16: GPU storage of the weight matrices (default auto: f16 for f16/bf16 checkpoints " +
-    "when the adapter has shader-f16, else f32).",
+    "on a hardware adapter with shader-f16, else f32).",
 };
 
 /** What {@link parseFlags} returns. */

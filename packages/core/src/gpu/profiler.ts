@@ -5,7 +5,7 @@
  * While a {@link Recorder} profiles (`rec.startProfile()`), every dispatch gets a compute pass of its
  * own with `timestampWrites` at its beginning and end (WebGPU has no timestamp between two dispatches
  * of one pass without the non-standard `timestamp-query-inside-passes`). At each submit the query set
- * is resolved and copied to a staging buffer of that submit; `rec.stopProfile()` awaits them and sums
+ * is resolved and copied to a pooled staging buffer (reused across submits); `rec.stopProfile()` awaits them and sums
  * the durations by (scope, kernel name). Scopes are labels the caller sets around a stretch of work
  * (`rec.profileScope("verification")`). With profiling off the recorder holds `null` here and its
  * dispatch path is unchanged but for one null check, so it costs nothing in decode loops.
@@ -17,6 +17,7 @@
  * @module
  */
 import type { GpuDevice } from "./device.ts";
+import { BufferPool } from "./arena.ts";
 import { ShapeError } from "../errors.ts";
 
 /** One kernel's share of a profiled stretch. */
@@ -53,9 +54,9 @@ interface Pending {
 
 /** The timestamp queries of a profiling recorder (internal to {@link Recorder}). */
 export class DispatchProfiler {
-  readonly #gpu: GpuDevice;
   readonly #querySet: GPUQuerySet;
   readonly #resolve: GPUBuffer;
+  readonly #staging: BufferPool; // readback buffers, reused across submits
   #names: string[] = [];
   #pending: Pending[] = [];
   /** The current scope label. */
@@ -68,7 +69,7 @@ export class DispatchProfiler {
         `profiling needs the timestamp-query feature, which ${gpu.adapterName} does not expose`,
       );
     }
-    this.#gpu = gpu;
+    this.#staging = new BufferPool(gpu);
     const count = 2 * PROFILE_DISPATCHES_PER_SUBMIT;
     this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count, label: "profile" });
     this.#resolve = gpu.device.createBuffer({
@@ -104,19 +105,19 @@ export class DispatchProfiler {
     const names = this.#names;
     this.#names = [];
     const bytes = 16 * n;
-    const staging = this.#gpu.device.createBuffer({
-      label: "profile-read",
-      size: bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const staging = this.#staging.acquire(
+      bytes,
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      "profile-read",
+    );
     encoder.resolveQuerySet(this.#querySet, 0, 2 * n, this.#resolve, 0);
     encoder.copyBufferToBuffer(this.#resolve, 0, staging, 0, bytes);
     // Mapped after the submit (the caller runs the returned function once it has submitted).
     return () => {
       const read = staging.mapAsync(GPUMapMode.READ).then(() => {
-        const v = new BigUint64Array(staging.getMappedRange().slice(0));
+        const v = new BigUint64Array(staging.getMappedRange(0, bytes).slice(0));
         staging.unmap();
-        staging.destroy();
+        this.#staging.release(staging);
         return v;
       });
       this.#pending.push({ names, read });
@@ -156,6 +157,7 @@ export class DispatchProfiler {
   destroy(): void {
     this.#querySet.destroy();
     this.#resolve.destroy();
+    this.#staging.destroy();
   }
 }
 

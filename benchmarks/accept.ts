@@ -42,10 +42,13 @@ import {
   EngineInputError,
   type GpuDevice,
   GpuUnavailableError,
+  llamaParamCount,
+  loadLlamaConfig,
   ModelLoadError,
   requestGpu,
   resolveTreeConfig,
   ShapeError,
+  softwareThreadsFor,
 } from "@gto/core";
 import {
   BENCH_NAMES,
@@ -735,7 +738,12 @@ async function main(): Promise<void> {
 
   let gpu: GpuDevice;
   try {
-    gpu = await requestGpu();
+    // The engine's software-adapter threading for this target (a bad path fails later, with its message).
+    const threads = await loadLlamaConfig(args.target).then(
+      (c) => softwareThreadsFor(llamaParamCount(c)),
+      () => undefined,
+    );
+    gpu = await requestGpu({ softwareThreads: threads });
   } catch (e) {
     if (e instanceof GpuUnavailableError) fail(`${e.name}: ${e.message}`);
     throw e;

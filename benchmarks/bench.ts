@@ -6,7 +6,17 @@
  * the adapter first and medians only; never asserts a speed (targets live in the issues and notes).
  * @module
  */
-import { add, BufferArena, describeGpu, KernelCache, Recorder, requestGpu } from "@gto/core";
+import {
+  add,
+  BufferArena,
+  describeGpu,
+  KernelCache,
+  llamaParamCount,
+  loadLlamaConfig,
+  Recorder,
+  requestGpu,
+  softwareThreadsFor,
+} from "@gto/core";
 import { fail, type FlagSpec, helpText, parseCommandLine, WEIGHT_DTYPE_FLAG } from "@gto/core/cli";
 import { benchKernels } from "./kernels_bench.ts";
 import { benchDecode, type DecodeBenchRow } from "./decode_bench.ts";
@@ -26,6 +36,7 @@ interface BenchSettings {
   pytorch: boolean;
   fuse: "auto" | "on" | "off";
   weightDtype: "auto" | "f32" | "f16";
+  softwareThreads: number;
   json: string;
 }
 
@@ -100,6 +111,16 @@ const FLAGS: readonly FlagSpec<keyof BenchSettings>[] = [
       "= on for hardware adapters, off for software ones.",
   },
   WEIGHT_DTYPE_FLAG,
+  {
+    flag: "software-threads",
+    key: "softwareThreads",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help: "Worker threads of a software adapter (Mesa's LP_NUM_THREADS; 0 = each dispatch inline on the " +
+      "submitting thread). Default: what Engine picks for the first --model (inline up to 6 M parameters, " +
+      "else Mesa's default); one setting per process, shown in the adapter line.",
+  },
   { flag: "json", key: "json", kind: "string", arg: "FILE", help: "Also write all rows as JSON to FILE." },
 ];
 
@@ -140,7 +161,12 @@ async function pytorchPeer(models: string[], n: number, p: number, reps: number)
   fail(`--pytorch: no python with torch among ${candidates.join(", ")} (apt-get install -y python3-torch)`);
 }
 
-const gpu = await requestGpu();
+const firstModel = args.model?.[0] ??
+  decodeURIComponent(new URL("../models/tiny", import.meta.url).pathname);
+const gpu = await requestGpu({
+  softwareThreads: args.softwareThreads ??
+    await loadLlamaConfig(firstModel).then((c) => softwareThreadsFor(llamaParamCount(c)), () => undefined),
+});
 console.log(`adapter: ${describeGpu(gpu)}`);
 const out: Record<string, unknown> = { adapter: describeGpu(gpu), date: new Date().toISOString() };
 

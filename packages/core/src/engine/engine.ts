@@ -24,6 +24,7 @@
  * @module
  */
 import { describeGpu, type GpuDevice, requestGpu } from "../gpu/device.ts";
+import { llamaParamCount, softwareThreadsFor } from "../gpu/software_threads.ts";
 import { KernelCache } from "../gpu/kernel.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { type ChatMessage, encodeChat } from "../io/chat.ts";
@@ -413,7 +414,9 @@ export class Engine {
       );
     }
     const rows = requiredRows(tree, maxContext);
-    const gpu = opts.gpu ?? await requestGpu();
+    // A small target on a software adapter runs each dispatch inline (gpu/software_threads.ts).
+    const gpu = opts.gpu ??
+      await requestGpu({ softwareThreads: softwareThreadsFor(llamaParamCount(dir.config)) });
     const owned: { destroy(): void }[] = [];
     try {
       const batch = tree ? Math.max(SPEC_BATCH, tree.totalTokens) : PLAIN_BATCH;

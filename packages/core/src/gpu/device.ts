@@ -6,6 +6,7 @@
  * @module
  */
 import { GpuUnavailableError } from "../errors.ts";
+import { applySoftwareThreads } from "./software_threads.ts";
 
 /** Optional features the engine knows how to use, as found on the device. */
 export interface GpuFeatures {
@@ -23,6 +24,12 @@ export interface GpuOptions {
   disableF16?: boolean;
   /** Passed to `requestAdapter`. */
   powerPreference?: GPUPowerPreference;
+  /**
+   * Worker threads of a software adapter (Mesa's `LP_NUM_THREADS`; 0 = run each dispatch inline; see
+   * `softwareThreadsFor`). Only the first device of a process can set it, and an `LP_NUM_THREADS`
+   * already in the environment wins. Default: Mesa's (one worker per core).
+   */
+  softwareThreads?: number;
 }
 
 /** The acquired device with its adapter description, features and limits. */
@@ -37,6 +44,11 @@ export interface GpuDevice {
   features: GpuFeatures;
   /** The limits granted to the device (= the adapter's). */
   limits: GPUSupportedLimits;
+  /**
+   * `LP_NUM_THREADS` in effect for a software adapter (0 = inline), null for Mesa's default; always
+   * null on a hardware adapter.
+   */
+  softwareThreads: number | null;
   /**
    * Uncaptured WebGPU errors (shader compile errors, validation errors) not yet reported. The
    * recorder throws them from its next awaited read, so a broken kernel fails loudly instead of
@@ -69,7 +81,14 @@ export function describeGpu(gpu: GpuDevice): string {
   const f = gpu.features;
   const feats = [f.f16 && "shader-f16", f.subgroups && "subgroups", f.timestamp && "timestamp-query"]
     .filter(Boolean).join(", ");
-  return `${gpu.adapterName}${gpu.isFallback ? " [software]" : ""} (features: ${feats || "none"})`;
+  const sw = !gpu.isFallback
+    ? ""
+    : gpu.softwareThreads === null
+    ? " [software]"
+    : gpu.softwareThreads === 0
+    ? " [software, inline dispatch]"
+    : ` [software, ${gpu.softwareThreads} threads]`;
+  return `${gpu.adapterName}${sw} (features: ${feats || "none"})`;
 }
 
 /**
@@ -84,6 +103,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuDevice> {
   try {
     if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   } catch { /* no env permission: only a warning is lost */ }
+  const threads = applySoftwareThreads(options.softwareThreads); // before the first adapter: Mesa reads it once
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: options.powerPreference });
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
   const want: GPUFeatureName[] = [];
@@ -101,12 +121,14 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuDevice> {
     if (errors.length < 16) errors.push(msg);
   });
   const info = adapter.info;
+  const isFallback = Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter);
   return {
     errors,
     device,
     adapterName: info.description || info.device || info.vendor || "unknown adapter",
-    isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    isFallback,
     features: { f16, subgroups: has("subgroups"), timestamp: has("timestamp-query") },
     limits: device.limits,
+    softwareThreads: isFallback ? threads : null,
   };
 }

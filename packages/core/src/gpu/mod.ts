@@ -3,6 +3,7 @@
  * @module
  */
 export * from "./device.ts";
+export * from "./software_threads.ts";
 export * from "./tensor.ts";
 export * from "./arena.ts";
 export * from "./kernel.ts";

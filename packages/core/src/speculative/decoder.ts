@@ -306,7 +306,7 @@ export class SpecDecoder {
         cacheRow: at,
         pos0: at,
         kvLen: at + T,
-        logits: last ? "all" : "none",
+        logits: "none",
       });
       if (last) {
         copyRows(
@@ -318,16 +318,7 @@ export class SpecDecoder {
           1,
           H,
         );
-        const Vd = draft.config.draftVocabSize;
-        copyRows(
-          rec,
-          this.#lastLogits,
-          { offset: 0, stride: Vd },
-          r.logits!,
-          { offset: (T - 1) * Vd, stride: Vd },
-          1,
-          Vd,
-        );
+        draft.head(rec, this.#lastLogits, this.#lastHidden); // only the last row's logits are used
       }
     }
   }
@@ -351,10 +342,11 @@ export class SpecDecoder {
       dynamicPos: base,
       kvLen: Dp,
       dynamicLen: base,
-      logits: "all",
+      logits: "none",
     });
+    // Only the last accepted row's logits seed the next tree: lm_head on 1 row, not Dp.
     gatherRows(rec, this.#lastHidden, r.out, this.#state, STATE.lastAccept);
-    gatherRows(rec, this.#lastLogits, r.logits!, this.#state, STATE.lastAccept);
+    draft.head(rec, this.#lastLogits, this.#lastHidden);
   }
 
   /** Record tree growth from the last pair (draft rows draftLen ..) and the final re-rank. */

@@ -16,9 +16,10 @@ import type { AcceptanceProfile, TreeCostTable } from "./auto_tree.ts";
  * Bump when the measurements' meaning changes, or when the engine's kernels change the costs enough
  * that old files would decide wrongly (old files are then ignored). 3: the software-adapter kernels
  * of 2026-11-30 (attention_sw, rms_norm / argmax lanes, fitted direct matmul) cut tree verification
- * and drafting 2–3× on llvmpipe (docs/engine.md §6).
+ * and drafting 2–3× on llvmpipe (docs/engine.md §6). 4: the draft extension's lm_head runs on one row
+ * (was the whole accepted path), and small targets dispatch inline on llvmpipe (gpu/software_threads.ts).
  */
-export const TREE_CACHE_VERSION = 3;
+export const TREE_CACHE_VERSION = 4;
 const HASH_LIMIT = 256 * 2 ** 20;
 
 /** What one cache file holds. */

@@ -133,8 +133,9 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
       kvLen: P + N,
       treeMask,
     });
-    assertAllClose(await rec.readF32(a.out), refT.out, { rtol: 2e-4, atol: 2e-5, name: "tree out" });
-    assertAllClose(await rec.readF32(a.logits!), refT.logits, {
+    const aOut = await rec.readF32(a.out), aLogits = await rec.readF32(a.logits!);
+    assertAllClose(aOut, refT.out, { rtol: 2e-4, atol: 2e-5, name: "tree out" });
+    assertAllClose(aLogits, refT.logits, {
       rtol: 2e-4,
       atol: 5e-5,
       name: "tree logits",
@@ -166,6 +167,28 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
       atol: 5e-5,
       name: "dynamic tree logits",
     });
+
+    // The same expansion picking its hidden rows from a larger (N + 3, H) source by a GPU index (tree
+    // growth's `hiddenRows`), writing over that source: bit-identical to passing the rows themselves.
+    const perm = [6, 0, 3, 5, 1];
+    const src = randn((N + 3) * H, 41);
+    perm.forEach((j, t) => src.set(th.subarray(t * H, (t + 1) * H), j * H));
+    const srcT = io.upload(src, [N + 3, H], "f32", "tree_hidden_src");
+    const c = draft.forward(rec, {
+      kv,
+      hidden: srcT,
+      hiddenRows: io.upload(Uint32Array.from([7, ...perm]), [N + 1], "u32", "tree_rows"),
+      hiddenRowsOffset: 1,
+      out: srcT,
+      ids: tidsT,
+      T: N,
+      cacheRow: P,
+      positions: posT,
+      kvLen: P + N,
+      treeMask,
+    });
+    deepEqual(await rec.readF32(c.out), aOut);
+    deepEqual(await rec.readF32(c.logits!), aLogits);
 
     // head() = lm_head(norm(x)), d2t maps on the GPU.
     const lg = io.alloc([N, Vd], "f32", "head_logits");

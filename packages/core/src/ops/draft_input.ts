@@ -60,7 +60,9 @@ export function draftInput(
   eps: number,
   opts: DraftInputOptions = {},
 ): void {
-  if (table.shape.length !== 2) throw new ShapeError(`draftInput: ${table.name} must be (V, H), got [${table.shape}]`);
+  if (table.shape.length !== 2) {
+    throw new ShapeError(`draftInput: ${table.name} must be (V, H), got [${table.shape}]`);
+  }
   const [V, H] = table.shape; // (V, H)
   table.expectShape([V, H], ["f32", "f16"]);
   if (en.shape.length !== 2) throw new ShapeError(`draftInput: ${en.name} must be (T, H), got [${en.shape}]`);
@@ -75,7 +77,9 @@ export function draftInput(
   const lo = Math.min(en.offset, hn.offset);
   const hi = Math.max(en.offset + en.byteLength, hn.offset + hn.byteLength);
   const normed = new Tensor(en.buffer, lo, [(hi - lo) / 4], "f32", `${en.name}+${hn.name}`);
-  if (hidden.shape.length !== 2) throw new ShapeError(`draftInput: ${hidden.name} must be (S, H), got [${hidden.shape}]`);
+  if (hidden.shape.length !== 2) {
+    throw new ShapeError(`draftInput: ${hidden.name} must be (S, H), got [${hidden.shape}]`);
+  }
   const S = hidden.shape[0];
   hidden.expectShape([S, H], "f32"); // (S, H)
   inputNorm.expectShape([H], "f32");
@@ -98,7 +102,9 @@ export function draftInput(
     throw new ShapeError(`draftInput: ${hidden.name} has ${S} rows < T=${T}`);
   }
   const outs = g ? [normed, g.out] : [normed];
-  const ins = g ? [table, ids, hidden, g.index, inputNorm, hiddenNorm] : [table, ids, hidden, inputNorm, hiddenNorm];
+  const ins = g
+    ? [table, ids, hidden, g.index, inputNorm, hiddenNorm]
+    : [table, ids, hidden, inputNorm, hiddenNorm];
   for (const o of outs) {
     for (const t of [...ins, ...outs]) {
       if (t !== o && overlaps(o, t)) {

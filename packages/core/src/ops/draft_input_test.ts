@@ -4,7 +4,7 @@ import { embedding } from "./embedding.ts";
 import { rmsNorm } from "./norm.ts";
 import { assertAllClose, randn, testGpu } from "../testing/mod.ts";
 import { BufferArena } from "../gpu/arena.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { draftInputRef, embeddingRef } from "../reference/ops.ts";
 import { ShapeError } from "../errors.ts";
@@ -62,10 +62,14 @@ Deno.test("draftInput matches draftInputRef (both kernels, with and without a ro
       });
       if (S >= T) {
         draftInput(rec, en, hn, tTable, tIds, tHidden, tIn, tHid, 1e-6, { idsOffset: off, kernel });
-        assertAllClose(await readPair(rec, en, hn), draftInputRef(table, ids, hidden, null, gIn, gHid, 1e-6), {
-          name,
-          ...tol,
-        });
+        assertAllClose(
+          await readPair(rec, en, hn),
+          draftInputRef(table, ids, hidden, null, gIn, gHid, 1e-6),
+          {
+            name,
+            ...tol,
+          },
+        );
       }
       if (gpu.features.f16) {
         const t16 = new Float16Array(table);
@@ -95,7 +99,12 @@ Deno.test("draftInput is bit-identical to embedding + rmsNorm + rmsNorm (+ the r
       const tTable = weights.upload(randn(V * H, 11), [V, H], "f32", "table");
       const tIn = weights.upload(randn(H, 12), [H], "f32", "g_in");
       const tHid = weights.upload(randn(H, 13), [H], "f32", "g_hid");
-      const tIds = acts.upload(Uint32Array.from({ length: T }, (_, t) => (t * 13 + 1) % V), [T], "u32", "ids");
+      const tIds = acts.upload(
+        Uint32Array.from({ length: T }, (_, t) => (t * 13 + 1) % V),
+        [T],
+        "u32",
+        "ids",
+      );
       const tIdx = acts.upload(Uint32Array.from({ length: T }, (_, t) => (T - t) % S), [T], "u32", "rows");
       const tHidden = acts.upload(randn(S * H, 14, 4), [S, H], "f32", "hidden");
       const en = acts.alloc([T, H], "f32", "en"), hn = acts.alloc([T, H], "f32", "hn");

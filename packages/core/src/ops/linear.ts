@@ -206,6 +206,15 @@ export function matvecSw4Entry(rpt: number, norm: boolean, swiglu: boolean): str
   return lines.join("\n");
 }
 
+/**
+ * Whether {@link linear}'s default kernel for M rows on this device takes the fused `norm` and
+ * `swiglu` options (callers fall back to the separate ops when not): the matvec kernels (M ≤
+ * {@link MATVEC_MAX_M}).
+ */
+export function linearFuses(_rec: Recorder, M: number): boolean {
+  return M <= MATVEC_MAX_M;
+}
+
 /** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */
 export function defaultMatvecRows(rec: Recorder): number {
   return isSoftware(rec) ? MATVEC_ROWS_SOFTWARE : MATVEC_ROWS;

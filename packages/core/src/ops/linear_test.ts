@@ -435,3 +435,75 @@ Deno.test("linear: fused options are validated", async () => {
     acts.destroy();
   }
 });
+
+Deno.test("linear: a weight tail (x·[w | wTail]ᵀ) matches linearRef on the concatenated weight, every kernel", async () => {
+  const { gpu, rec } = await testGpu();
+  const acts = new BufferArena(gpu, 1 << 22, "acts");
+  const weights = new BufferArena(gpu, 1 << 22, "weights");
+  try {
+    // [M, K1, K2, N]: K1 ≠ K2, odd N; M from decode to past the matvec limit.
+    const shapes: [number, number, number, number][] = [[1, 12, 8, 5], [3, 64, 128, 67], [8, 32, 36, 9], [
+      10,
+      128,
+      64,
+      33,
+    ], [17, 20, 44, 70]];
+    const kernels: { kernel?: LinearKernel; matvecKind?: "reduce" | "rows" }[] = [
+      { kernel: "matvec", matvecKind: "rows" },
+      { kernel: "matvec", matvecKind: "reduce" },
+      { kernel: "direct" },
+      { kernel: "tiled" },
+      {},
+    ];
+    for (const [M, K1, K2, N] of shapes) {
+      for (const f16 of gpu.features.f16 ? [false, true] : [false]) {
+        const seed = M * 131 + K1 * 7 + K2 + N;
+        const x = randn(M * (K1 + K2), seed, 2);
+        let w1 = randn(N * K1, seed + 1, 0.2), w2 = randn(N * K2, seed + 2, 0.2);
+        const up = (v: Float32Array, K: number, name: string) => {
+          if (!f16) return weights.upload(v, [N, K], "f32", name);
+          const h = toF16(v);
+          return weights.upload(h.bits, [N, K], "f16", name);
+        };
+        const tw1 = up(w1, K1, "w1");
+        weights.alloc([3], "f32", "gap"); // the tail need not be adjacent
+        const tw2 = up(w2, K2, "w2");
+        if (f16) [w1, w2] = [toF16(w1).rounded, toF16(w2).rounded];
+        const wCat = new Float32Array(N * (K1 + K2)); // (N, K1 + K2)
+        for (let n = 0; n < N; n++) {
+          wCat.set(w1.subarray(n * K1, (n + 1) * K1), n * (K1 + K2));
+          wCat.set(w2.subarray(n * K2, (n + 1) * K2), n * (K1 + K2) + K1);
+        }
+        const r = randn(M * N, seed + 3);
+        const want = linearRef(x, wCat, M, K1 + K2, N).map((v, i) => v + r[i]);
+        const tx = acts.upload(x, [M, K1 + K2], "f32", "x");
+        for (const k of kernels) {
+          if (k.kernel === "matvec" && M > MATVEC_MAX_M) continue;
+          const out = acts.upload(r, [M, N], "f32", "out");
+          linear(rec, out, tx, tw1, { ...k, wTail: tw2, residual: out });
+          assertAllClose(await rec.readF32(out), want, {
+            name: `wTail M=${M} K=${K1}+${K2} N=${N} f16=${f16} ${JSON.stringify(k)}`,
+            rtol: 1e-4,
+            atol: 1e-4 * Math.sqrt(K1 + K2),
+          });
+        }
+        acts.reset();
+        weights.reset();
+      }
+    }
+    // Validation: x's K, the tail's place and shape, K1 / K2 multiples of 4.
+    const w = weights.alloc([4, 8], "f32", "wa"), wt = weights.alloc([4, 4], "f32", "wb");
+    const xs = acts.alloc([2, 12], "f32", "x"), o = acts.alloc([2, 4], "f32", "o");
+    assert.throws(() => linear(rec, o, acts.alloc([2, 8], "f32", "x8"), w, { wTail: wt }), /x8/);
+    assert.throws(() => linear(rec, o, xs, wt, { wTail: w }), /must follow/);
+    assert.throws(() => linear(rec, o, xs, w, { wTail: weights.alloc([3, 4], "f32", "w3") }), /w3/);
+    const odd = weights.alloc([4, 6], "f32", "odd"), odd2 = weights.alloc([4, 6], "f32", "odd2");
+    assert.throws(
+      () => linear(rec, o, acts.alloc([2, 12], "f32", "x12"), odd, { wTail: odd2 }),
+      /multiples of 4/,
+    );
+  } finally {
+    acts.destroy();
+    weights.destroy();
+  }
+});

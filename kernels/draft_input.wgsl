@@ -1,31 +1,34 @@
-// The EAGLE-3 draft layer's attention input in one dispatch: for T rows, normed (T, 2h) row t =
-//   [rmsNorm(table[ids[ids_off + t]], g_in) | rmsNorm(src[srow(t)], g_hid)]
-// i.e. concat(input_layernorm(embedding), hidden_norm(hidden)), which the q/k/v projection multiplies,
+// The EAGLE-3 draft layer's two normalised inputs in one dispatch: for T rows,
+//   en[t] = rmsNorm(table[ids[ids_off + t]], g_in)       (input_layernorm of the embedding)
+//   hn[t] = rmsNorm(src[srow(t)], g_hid)                  (hidden_norm of the hidden input)
 // with srow(t) = t, or idx[idx_off + t] when GATHER (tree growth: the frontier's hidden rows picked
 // from the previous level's output), in which case the picked raw row is also written to hout[t]
 // (the layer's residual input). This replaces embedding + rmsNorm + rmsNorm (+ gather_rows), four
-// dispatches per draft step, with one (8 storage bindings: WebGPU's default limit per stage).
+// dispatches per draft step, with one. en and hn are two (T, h) tensors of one buffer, bound as the
+// span `normed` that covers both (element offsets en_off / hn_off): storage bindings must start at
+// 256-byte offsets, so hn cannot simply be rows T.. of a (2T, h) tensor, and one binding keeps the
+// kernel within WebGPU's default of 8 storage buffers per stage.
 //
 // Each row is normalised by exactly the arithmetic of kernels/norm.wgsl (same entry shapes, same
 // reduction order), so the results are bit-identical to the unfused ops on the same adapter.
 //
-// Work row r < T is the embedding half of normed row r, r ≥ T the hidden half of normed row r − T.
-// entry main: one 256-thread workgroup per work row (2T rows; row = wg.y * nwg.x + wg.x): strided
+// Output row r < T is en[r], r ≥ T is hn[r − T].
+// entry main: one 256-thread workgroup per output row (2T rows; row = wg.y * nwg.x + wg.x): strided
 //   Σx², workgroup tree reduction, then scale (norm.wgsl `main`).
-// entry main_sw (software adapters, llvmpipe): one invocation per work row, 8 per workgroup, no
+// entry main_sw (software adapters, llvmpipe): one invocation per output row, 8 per workgroup, no
 //   barrier (norm.wgsl `main_sw`; row = (wg.y · nwg.x + wg.x) · 8 + lid).
 //
 // An id ≥ v or a gathered row ≥ s reads as a row of NaNs (clamping would be a silent wrong answer).
 //
 // bindings: 0 table (v, h) {{WT}} · 1 ids u32 · 2 src (s, h) f32 · 3 idx u32 (GATHER only) ·
-//   4 g_in (h) f32 · 5 g_hid (h) f32 · 6 normed (t, 2h) f32 · 7 hout (t, h) f32 (GATHER only) · p
+//   4 g_in (h) f32 · 5 g_hid (h) f32 · 6 normed (en and hn) f32 · 7 hout (t, h) f32 (GATHER only) · p
 // Placeholders: {{ENABLE}}, {{WT}} (table f32 | f16), {{TACCESS}} / {{GIACCESS}} / {{GHACCESS}}
 //   (`read` for weight-arena bindings, else `read_write`), {{SROW}} the body of srow(t), {{HOUT}}
 //   the statement that stores the raw hidden value (empty without GATHER).
 {{ENABLE}}
 
 struct Params {
-  t: u32, h: u32, v: u32, ids_off: u32, s: u32, idx_off: u32, eps: f32,
+  t: u32, h: u32, v: u32, ids_off: u32, s: u32, idx_off: u32, eps: f32, en_off: u32, hn_off: u32,
 }
 
 @group(0) @binding(0) var<storage, {{TACCESS}}> table: array<{{WT}}>;
@@ -77,9 +80,9 @@ fn gain(q: RowSrc, i: u32) -> f32 {
 // Store normalised element i of output row r (and the raw hidden value when gathering).
 fn store(q: RowSrc, r: u32, i: u32, v: f32, scale: f32) {
   if (q.emb) {
-    normed[r * 2u * p.h + i] = v * scale * gain(q, i);
+    normed[p.en_off + r * p.h + i] = v * scale * gain(q, i);
   } else {
-    normed[(r - p.t) * 2u * p.h + p.h + i] = v * scale * gain(q, i);
+    normed[p.hn_off + (r - p.t) * p.h + i] = v * scale * gain(q, i);
     {{HOUT}}
   }
 }

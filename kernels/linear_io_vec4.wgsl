@@ -3,7 +3,7 @@
 // 8-byte (f16) loads. The op prepends this file (or linear_io_scalar.wgsl when K % 4 != 0) to the
 // kernel body; both files define the same functions, so the bodies never see the storage types.
 //
-// bindings: 0 x (M, K) f32 · 1 w (N, K) f32|f16 (or [w | tail], see w_index) · 2 out (M, N) f32 · [3 res (M, N) f32] ·
+// bindings: 0 x (M, K) f32 · 1 w (N, K) f32|f16 · 2 out (M, N) f32 · [3 res (M, N) f32] ·
 //   [next: g (K) f32, the fused RMSNorm weight (matvec only)] · p (M, K, N, KV, eps)
 // ldx(m, k4) / ldw(n, k4): the vec4 at K-index 4·k4 of row m of x / row n of w, zero out of range.
 // ldx_in / ldw_in: the same for rows the caller knows are in range (k4 < KV is the caller's too).
@@ -23,14 +23,8 @@ fn ldx_in(m: u32, k4: u32) -> vec4<f32> {
   return x[m * p.KV + k4];
 }
 
-// vec4 index of row n, K-index 4·k4 of w: row-major, or (W_INDEX with a weight tail) two column
-// blocks [w (N, K1) | tail (N, K2)] of one binding, the tail starting at a fixed vec4 offset.
-fn w_index(n: u32, k4: u32) -> u32 {
-  {{W_INDEX}}
-}
-
 fn ldw_in(n: u32, k4: u32) -> vec4<f32> {
-  return vec4<f32>(w[w_index(n, k4)]);
+  return vec4<f32>(w[n * p.KV + k4]);
 }
 
 fn ldx(m: u32, k4: u32) -> vec4<f32> {

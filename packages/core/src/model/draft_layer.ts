@@ -19,15 +19,13 @@
  * (one buffer for the residual stream).
  *
  * Decoding runs the layer once per tree level, so it takes the fused variant (`{ fused: true }`,
- * what `Eagle3Draft.forward` and `.head` use): one `draftInput` dispatch writes concat(en, hn) rows
- * (embedding + input_layernorm + hidden_norm, + the tree's row pick of the hidden input;
- * bit-identical to the separate ops), one `linear` multiplies them by both q/k/v weight blocks
- * (`wTail`), post_attention_layernorm + gate/up + SwiGLU is one `linear` with the norm and SwiGLU
- * fused, and the final norm is fused into lm_head — 7 dispatches per layer + head instead of 14 (+ 1
- * gather) when {@link linearFuses} allows the M rows (else 9: the norm and SwiGLU run separately).
- * The single q/k/v pass sums in another order and the fused norm scales the product instead of x,
- * so fused rows differ from unfused ones in the last bits; training (TTT, whose backward reads the
- * unfused intermediates) keeps the unfused ops.
+ * what `Eagle3Draft.forward` and `.head` use): one `draftInput` dispatch for embedding +
+ * input_layernorm + hidden_norm (+ the tree's row gather of the hidden input; bit-identical to the
+ * separate ops), post_attention_layernorm + gate/up + SwiGLU as one `linear` with the norm and SwiGLU
+ * fused, and the final norm fused into lm_head — 9 dispatches per layer + head instead of 14 (+ 1
+ * gather) when {@link linearFuses} allows the M rows (else the norm / SwiGLU run separately). The
+ * fused norm scales the product instead of x, so those rows differ from the unfused ones in the last
+ * bits; training (TTT, whose backward reads the unfused intermediates) keeps the unfused ops.
  *
  * Placement: the forward is model code (floor 5, beside `eagle3.ts`, which calls it); the backward
  * composes the backward ops of `../grad/` (floor 3), so it can sit beside the forward without an
@@ -118,8 +116,6 @@ export interface DraftLayerActs {
   en: Tensor;
   /** (T, H) hidden_norm(hidden). */
   hn: Tensor;
-  /** (T, 2H) [en | hn] rows, the fused forward's q/k/v input (required with `fused`, else unused). */
-  enh?: Tensor;
   /** (T, (nH + 2nKV)·hd) fused projection (scratch: not read by the backward). */
   qkv: Tensor;
   /** (T, nH·hd) queries after RoPE. */
@@ -202,15 +198,14 @@ export interface DraftLayerForwardIo {
 export interface DraftForwardOptions {
   /**
    * Decoding's fused dispatches (see the module doc; default false, training's unfused ops).
-   * Fused, `acts.enh` replaces `acts.emb` / `en` / `hn` (not written, so they may alias anything of
-   * their shape), `acts.xn` / `acts.gu` are not written when {@link linearFuses} allows T rows, and
-   * `weights.qkvHidden` must follow `weights.qkvEmb` in one buffer (`Eagle3Draft` uploads them so).
+   * Fused, `acts.emb`, and `acts.xn` / `acts.gu` when {@link linearFuses} allows T rows, are not
+   * written, and `acts.en` / `acts.hn` must share one GPU buffer.
    */
   fused?: boolean;
 }
 
 /**
- * Record one draft-layer forward over T rows (12 dispatches, + 1 with `hiddenRows`; fused: 6 or 8,
+ * Record one draft-layer forward over T rows (12 dispatches, + 1 with `hiddenRows`; fused: 7 or 9,
  * see the module doc): activations into `acts`, keys and values into the cache rows of `io.rope`,
  * the pre-norm output into `io.out`. T is the row count of `io.out`; every tensor of `acts` must
  * have exactly T rows, and so must `io.hidden` unless `io.hiddenRows` picks them.
@@ -235,23 +230,20 @@ export function draftLayerForward(
   const h = rows ? rows.into.expectShape([T, H], "f32") : io.hidden; // (T, H) the residual input
 
   if (opts.fused) {
-    if (!acts.enh) throw new ShapeError("draftLayerForward: the fused forward needs acts.enh (T, 2H)");
     const gather = rows && { index: rows.index, offset: rows.offset, out: rows.into };
-    draftInput(rec, acts.enh, layer.embed, io.ids, io.hidden, w.inputNorm, w.hiddenNorm, eps, {
+    draftInput(rec, en, hn, layer.embed, io.ids, io.hidden, w.inputNorm, w.hiddenNorm, eps, {
       idsOffset,
       gather,
     });
-    // concat(en, hn)·[W_emb | W_hidden]ᵀ in one pass over both weight blocks.
-    linear(rec, qkv, acts.enh, w.qkvEmb, { wTail: w.qkvHidden });
   } else {
     // The row pick is a table lookup: the embedding op with the hidden rows as the table.
     if (rows) embedding(rec, rows.into, io.hidden, rows.index, { idsOffset: rows.offset ?? 0 });
     embedding(rec, emb, layer.embed, io.ids, { idsOffset });
     rmsNorm(rec, en, emb, w.inputNorm, eps);
     rmsNorm(rec, hn, h, w.hiddenNorm, eps);
-    linear(rec, qkv, en, w.qkvEmb); // concat(e, h)·Wᵀ = e·W_embᵀ + h·W_hiddenᵀ
-    linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
   }
+  linear(rec, qkv, en, w.qkvEmb); // concat(e, h)·Wᵀ = e·W_embᵀ + h·W_hiddenᵀ
+  linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
   ropeQkv(rec, q, io.kCache, io.vCache, qkv, { ...dims, theta: cfg.ropeTheta, ...io.rope });
   attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...io.attention });
   linear(rec, y, att, w.o, { residual: h });

@@ -11,14 +11,13 @@
  * so no GPU object is created per call. The KV cache is the caller's ({@link KvCache}, one layer; see
  * {@link Eagle3Draft.createKvCache}), passed to every forward.
  *
- * q/k/v_proj (N, 2H) are stored as their two column halves `qkvEmb` (N, H) and `qkvHidden` (N, H)
- * with q, k, v rows stacked (N = (nH + 2·nKV)·hd): training multiplies the two normalised inputs
- * by them in two accumulating linears, without materialising the concat. This class decodes, so it records the layer's fused
+ * The concat is never materialised: q/k/v_proj (N, 2H) are stored as their two column halves
+ * `qkvEmb` (N, H) and `qkvHidden` (N, H) with q, k, v rows stacked (N = (nH + 2·nKV)·hd), and the
+ * projection is two accumulating linears. This class decodes, so it records the layer's fused
  * variant (draft_layer.ts): `draftInput` (embedding + both input norms, + the tree's row pick of the
- * hidden input with `hiddenRows`), one QKV linear over both weight halves, ropeQkv, attention, o
- * linear (+residual), gate/up linear with post_attention_layernorm and SwiGLU fused, down linear
- * (+residual) = 7, plus lm_head with the final norm fused for logits (when `linearFuses` allows the
- * rows; else 8 + 2). The weight upload keeps qkvHidden right after qkvEmb, which that QKV pass needs. The layer itself
+ * hidden input with `hiddenRows`), 2 linear (QKV), ropeQkv, attention, o linear (+residual), gate/up
+ * linear with post_attention_layernorm and SwiGLU fused, down linear (+residual) = 7, plus lm_head with
+ * the final norm fused for logits (when `linearFuses` allows the rows; else 9 + 2). The layer itself
  * (shared with training, which runs it unfused) is `draft_layer.ts`; this class owns the weights, the
  * cache and the decoding workspace.
  * @module
@@ -155,7 +154,8 @@ export class Eagle3Draft {
   readonly #frozen: BufferArena;
   readonly #act: BufferArena;
   // Workspace, maxBatch rows each.
-  readonly #enh: Tensor; // (B, 2H) [input_layernorm(embedding) | hidden_norm(hidden)]
+  readonly #en: Tensor; // (B, H) input_layernorm(embedding)
+  readonly #hn: Tensor; // (B, H) hidden_norm(hidden), same buffer as #en (draftInput writes both)
   readonly #hin: Tensor; // (B, H) hidden rows picked by `hiddenRows`
   readonly #qkv: Tensor; // (B, (nH+2nKV)·hd)
   readonly #q: Tensor; // (B, nH·hd)
@@ -247,7 +247,8 @@ export class Eagle3Draft {
     const B = this.maxBatch;
     const actBytes = 4 * B * (5 * H + N + 2 * nH * hd + 3 * I + Vd) + 16 * 256;
     this.#act = new BufferArena(gpu, actBytes, "eagle3-activations");
-    this.#enh = this.#act.alloc([B, 2 * H], "f32", "draft_input_norms");
+    this.#en = this.#act.alloc([B, H], "f32", "draft_input_norm");
+    this.#hn = this.#act.alloc([B, H], "f32", "draft_hidden_norm");
     this.#hin = this.#act.alloc([B, H], "f32", "draft_hidden_rows");
     this.#qkv = this.#act.alloc([B, N], "f32", "draft_qkv");
     this.#q = this.#act.alloc([B, nH * hd], "f32", "draft_q");
@@ -337,19 +338,17 @@ export class Eagle3Draft {
     const o = out.shape[0] === T ? out : out.rows(T);
     const { numKvHeads: nKV, headDim: hd } = this.config;
     const kv = args.kv.expect(1, nKV * hd, 0, "Eagle3Draft.forward");
-    // Decoding's workspace: fused, [en | hn] rows replace emb / en / hn (never written: they alias
-    // the norm rows, shape checks only); y is the output buffer.
-    const xn = this.#xn.rows(T);
+    // Decoding's workspace (fused: the raw embedding is never materialised); y is the output buffer.
+    const en = this.#en.rows(T);
     const acts: DraftLayerActs = {
-      emb: xn,
-      en: xn,
-      hn: xn,
-      enh: this.#enh.rows(T),
+      emb: en,
+      en,
+      hn: this.#hn.rows(T),
       qkv: this.#qkv.rows(T),
       q: this.#q.rows(T),
       att: this.#att.rows(T),
       y: o,
-      xn,
+      xn: this.#xn.rows(T),
       gu: this.#gateUp.rows(T),
       act: this.#act1.rows(T),
     };

@@ -1,6 +1,6 @@
 /**
- * The EAGLE-3 draft layer's attention input in one dispatch (`kernels/draft_input.wgsl`):
- * concat(input_layernorm(embedding(ids)), hidden_norm(hidden)), the hidden rows optionally gathered by a
+ * The EAGLE-3 draft layer's two normalised inputs in one dispatch (`kernels/draft_input.wgsl`):
+ * input_layernorm(embedding(ids)) and hidden_norm(hidden), the hidden rows optionally gathered by a
  * GPU index (tree growth picks each frontier node's parent row from the previous level's output).
  * Decoding runs the draft once per tree level, so the four dispatches this replaces (embedding, two
  * RMSNorms, the row gather) are a large share of a level's; each row is normalised with exactly the
@@ -11,7 +11,7 @@
 import { DRAFT_INPUT_WGSL } from "@gto/kernels";
 import { specialize } from "../gpu/kernel.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { Tensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../errors.ts";
 import { grid1d } from "./dispatch.ts";
 import { memoKernel, rowGrid, weightDefs } from "./kernel_memo.ts";
@@ -41,16 +41,17 @@ export interface DraftInputOptions {
 }
 
 /**
- * normed (T, 2H) row t = [rmsNorm(table[ids[idsOffset + t]], inputNorm) | rmsNorm(h_t, hiddenNorm)]
+ * en (T, H) = rmsNorm(table[ids[idsOffset + t]], inputNorm) and hn (T, H) = rmsNorm(h_t, hiddenNorm)
  * with h_t = hidden[t] (or hidden[index[offset + t]] with `gather`, h_t also written to
- * `gather.out`): the draft layer's concat(input_layernorm(e), hidden_norm(h)). table (V, H) f32 |
- * f16; hidden (S, H) f32 (S ≥ T without gather); inputNorm, hiddenNorm (H) f32. An id ≥ V or an
- * index ≥ S gives a NaN half row. Throws {@link ShapeError} naming the tensor on a shape/dtype
- * mismatch or an overlapping output.
+ * `gather.out`). en and hn must live in one GPU buffer (they are bound as the span covering both, in
+ * which no other tensor of the call may lie). table (V, H) f32 | f16; hidden (S, H) f32 (S ≥ T
+ * without gather); inputNorm, hiddenNorm (H) f32. An id ≥ V or an index ≥ S gives a NaN row. Throws
+ * {@link ShapeError} naming the tensor on a shape/dtype mismatch or an overlapping output.
  */
 export function draftInput(
   rec: Recorder,
-  normed: Tensor,
+  en: Tensor,
+  hn: Tensor,
   table: Tensor,
   ids: Tensor,
   hidden: Tensor,
@@ -64,11 +65,18 @@ export function draftInput(
   }
   const [V, H] = table.shape; // (V, H)
   table.expectShape([V, H], ["f32", "f16"]);
-  if (normed.shape.length !== 2) {
-    throw new ShapeError(`draftInput: ${normed.name} must be (T, 2H), got [${normed.shape}]`);
+  if (en.shape.length !== 2) throw new ShapeError(`draftInput: ${en.name} must be (T, H), got [${en.shape}]`);
+  const T = en.shape[0];
+  en.expectShape([T, H], "f32"); // (T, H)
+  hn.expectShape([T, H], "f32"); // (T, H)
+  if (hn.buffer !== en.buffer) {
+    throw new ShapeError(`draftInput: ${en.name} and ${hn.name} must share one GPU buffer`);
   }
-  const T = normed.shape[0];
-  normed.expectShape([T, 2 * H], "f32"); // (T, 2H)
+  if (overlaps(en, hn)) throw new ShapeError(`draftInput: ${en.name} overlaps ${hn.name}`);
+  // The span bound for both outputs (element offsets of en and hn inside it).
+  const lo = Math.min(en.offset, hn.offset);
+  const hi = Math.max(en.offset + en.byteLength, hn.offset + hn.byteLength);
+  const normed = new Tensor(en.buffer, lo, [(hi - lo) / 4], "f32", `${en.name}+${hn.name}`);
   if (hidden.shape.length !== 2) {
     throw new ShapeError(`draftInput: ${hidden.name} must be (S, H), got [${hidden.shape}]`);
   }
@@ -133,13 +141,13 @@ export function draftInput(
       "rw",
       g ? "rw" : "unused",
     ],
-    params: "uuuuuuf",
+    params: "uuuuuufuu",
   }));
   const grid = sw ? grid1d(2 * T, 8, rec.gpu.limits.maxComputeWorkgroupsPerDimension) : rowGrid(rec, 2 * T);
   rec.dispatch(
     k,
     [table, ids, hidden, g?.index ?? null, inputNorm, hiddenNorm, normed, g?.out ?? null],
-    [T, H, V, off, S, gOff, eps],
+    [T, H, V, off, S, gOff, eps, (en.offset - lo) / 4, (hn.offset - lo) / 4],
     grid,
   );
 }

@@ -37,7 +37,7 @@
  */
 import { LINEAR_IO_SCALAR_WGSL, LINEAR_IO_VEC4_WGSL, MATMUL_WGSL, MATVEC_WGSL } from "@gto/kernels";
 import type { Recorder } from "../gpu/recorder.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import { type Kernel, type KernelCache, specialize } from "../gpu/kernel.ts";
 import { ShapeError } from "../errors.ts";
 import { grid1d } from "./dispatch.ts";
@@ -109,14 +109,6 @@ export interface LinearOptions {
    * the (M, 2N) intermediate. Matvec path only (M ≤ {@link MATVEC_MAX_M}).
    */
   swiglu?: boolean;
-  /**
-   * More weight columns: out = x·[w | wTail]ᵀ with w (N, K1), wTail (N, K2) and x (M, K1 + K2) —
-   * a projection of a concatenated input whose weight is stored as two column blocks (the EAGLE-3
-   * draft's q/k/v over concat(norm(embedding), norm(hidden)), kept as two blocks for training).
-   * wTail must lie after w in w's buffer (the span from w to wTail's end is bound, so no other
-   * tensor of the call may lie in between) with the same dtype; K1 and K2 multiples of 4.
-   */
-  wTail?: Tensor;
 }
 
 /**
@@ -226,28 +218,6 @@ export function linearFuses(rec: Recorder, M: number): boolean {
   return M <= MATVEC_MAX_M || rec.gpu.isFallback;
 }
 
-/**
- * The span from `w` to the end of `tail` as one bound weight (see {@link LinearOptions.wTail}),
- * after checking the tail's layout. Throws {@link ShapeError} naming the tensors.
- */
-function weightSpan(w: Tensor, tail: Tensor): Tensor {
-  const [N, K1] = w.shape;
-  if (tail.shape.length !== 2) {
-    throw new ShapeError(`linear: ${tail.name} must be (N, K2), got [${tail.shape}]`);
-  }
-  tail.expectShape([N, tail.shape[1]], w.dtype); // (N, K2)
-  const bpe = w.dtype === "f16" ? 2 : 4;
-  const gap = tail.offset - (w.offset + w.byteLength);
-  if (tail.buffer !== w.buffer || gap < 0 || (tail.offset - w.offset) % (4 * bpe) !== 0) {
-    throw new ShapeError(`linear: wTail ${tail.name} must follow ${w.name} in its buffer (vec4-aligned)`);
-  }
-  if (K1 % 4 !== 0 || tail.shape[1] % 4 !== 0) {
-    throw new ShapeError(`linear: wTail needs K1 (${K1}) and K2 (${tail.shape[1]}) multiples of 4`);
-  }
-  const elems = (tail.offset + tail.byteLength - w.offset) / bpe;
-  return new Tensor(w.buffer, w.offset, [elems], w.dtype, `${w.name}|${tail.name}`);
-}
-
 /** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */
 export function defaultMatvecRows(rec: Recorder): number {
   return isSoftware(rec) ? MATVEC_ROWS_SOFTWARE : MATVEC_ROWS;
@@ -276,26 +246,21 @@ export function linear(
   rec: Recorder,
   out: Tensor,
   x: Tensor,
-  weight: Tensor,
+  w: Tensor,
   opts: LinearOptions = {},
 ): void {
   if (x.shape.length < 1) throw new ShapeError(`linear: ${x.name} must have a K dimension, got [${x.shape}]`);
-  if (weight.shape.length !== 2) {
-    throw new ShapeError(`linear: ${weight.name} must be (N, K), got [${weight.shape}]`);
-  }
+  if (w.shape.length !== 2) throw new ShapeError(`linear: ${w.name} must be (N, K), got [${w.shape}]`);
   const swi = opts.swiglu ?? false;
-  const [NW, K1] = weight.shape; // (N, K), or (2N, K) [gate | up] with swiglu
+  const [NW, K] = w.shape; // (N, K), or (2N, K) [gate | up] with swiglu
   if (swi && NW % 2 !== 0) {
-    throw new ShapeError(`linear: swiglu needs ${weight.name} with 2N rows [gate | up], got ${NW}`);
+    throw new ShapeError(`linear: swiglu needs ${w.name} with 2N rows [gate | up], got ${NW}`);
   }
   const N = swi ? NW / 2 : NW;
-  weight.expectShape([NW, K1], ["f32", "f16"]); // (N, K) or (2N, K)
-  const tail = opts.wTail;
-  const w = tail ? weightSpan(weight, tail) : weight; // the bound weight
-  const K = K1 + (tail ? tail.shape[1] : 0);
   const lead = x.shape.slice(0, -1);
   const M = lead.reduce((a, b) => a * b, 1);
   x.expectShape([...lead, K], "f32"); // (M, K)
+  w.expectShape([NW, K], ["f32", "f16"]); // (N, K) or (2N, K)
   out.expectShape([...lead, N], "f32"); // (M, N)
   const norm = opts.norm;
   norm?.weight.expectShape([K], "f32"); // (K)
@@ -360,20 +325,12 @@ export function linear(
       G_LOAD: g ? (vec ? "return g[k4];" : "return g[k];") : (vec ? "return vec4<f32>(1.0);" : "return 1.0;"),
       PB: gBinding + (g ? 1 : 0),
       RES_EXPR: ["v", "v + res[i]", "v + out[i]"][resMode],
-      W_INDEX: wIndex,
     });
   const storage: ("read" | "rw")[] = tensors.map((t) =>
     t === w ? (wRead ? "read" : "rw") : t === g ? (gRead ? "read" : "rw") : "rw"
   );
-  // The tail's vec4 offsets as WGSL literals (a kernel per tail layout: one per draft in practice).
-  const bpe = f16 ? 2 : 4;
-  const wIndex = tail
-    ? `if (k4 < ${K1 / 4}u) { return n * ${K1 / 4}u + k4; }\n  ` +
-      `return ${(tail.offset - weight.offset) / (4 * bpe)}u + n * ${(K - K1) / 4}u + (k4 - ${K1 / 4}u);`
-    : "return n * p.KV + k4;";
   const variant = `${vec ? "v" : "s"}${f16 ? "h" : "f"}${wRead ? "r" : "w"}${resMode}` +
-    `${g ? (gRead ? "g" : "G") : ""}${swi ? "s" : ""}${tail ? "t" : ""}`;
-  const tailKey = tail ? `${K1},${K - K1},${(tail.offset - weight.offset) / bpe}` : "";
+    `${g ? (gRead ? "g" : "G") : ""}${swi ? "s" : ""}`;
   const params = [M, K, N, KV, norm?.eps ?? 0];
 
   const fuse = { NORM: g ? "true" : "false", SWIGLU: swi ? "true" : "false" };
@@ -386,7 +343,7 @@ export function linear(
         throw new ShapeError(`linear: matvecRowsPerThread must be 2, 4 or 8, got ${rpt}`);
       }
       const quad = opts.matvecQuads ?? M >= 3;
-      const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}:${quad}:${tailKey}`, () => ({
+      const k = kernelFor(rec, `matvec_sw:${variant}:${M}:${rpt}:${quad}`, () => ({
         name: `linear_matvec_sw${quad ? "4" : ""}_${variant}_m${M}`,
         code: prelude() + specialize(MATVEC_WGSL, {
           ROWS: 8,
@@ -417,7 +374,7 @@ export function linear(
       throw new ShapeError(`linear: matvecRows must be a power of two in 1..256, got ${rows}`);
     }
     if (swi && rows < 2) throw new ShapeError(`linear: swiglu needs matvecRows ≥ 2, got ${rows}`);
-    const k = kernelFor(rec, `matvec:${variant}:${M}:${rows}:${tailKey}`, () => ({
+    const k = kernelFor(rec, `matvec:${variant}:${M}:${rows}`, () => ({
       name: `linear_matvec_${variant}_m${M}`,
       code: prelude() + specialize(MATVEC_WGSL, {
         ROWS: rows,
@@ -447,7 +404,7 @@ export function linear(
     if (![1, 2, 4, 8].includes(ty)) {
       throw new ShapeError(`linear: directThreadRows must be 1, 2, 4 or 8, got ${ty}`);
     }
-    const k = kernelFor(rec, `${entry}:${variant}:${ty}:${tailKey}`, () => ({
+    const k = kernelFor(rec, `${entry}:${variant}:${ty}`, () => ({
       name: `linear_${entry}_${variant}${ty === 8 ? "" : `_ty${ty}`}`,
       code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: ty, TM: 8, BK: 16, ...fuse }),
       entryPoint: entry,
@@ -460,7 +417,7 @@ export function linear(
   const t = opts.tile ?? defaultTile(rec, M, N);
   const naive = kind === "naive";
   const entry = naive ? "naive" : t.tm === 8 ? "matmul8" : "matmul4";
-  const k = kernelFor(rec, `${entry}:${variant}:${t.tx},${t.ty},${t.tm},${t.bk}:${tailKey}`, () => ({
+  const k = kernelFor(rec, `${entry}:${variant}:${t.tx},${t.ty},${t.tm},${t.bk}`, () => ({
     name: `linear_${entry}_${variant}`,
     code: prelude() +
       specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk, NORM: "false", SWIGLU: "false" }),

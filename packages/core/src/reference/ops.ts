@@ -285,15 +285,15 @@ export function embeddingRef(table: Float32Array, ids: ArrayLike<number>, hidden
 }
 
 /**
- * The EAGLE-3 draft layer's attention input (op `draftInput`): row t is
- * [rmsNorm(table[ids[t]], gIn) | rmsNorm(hidden[rows[t]], gHid)] (rows[t] = t when null).
+ * The EAGLE-3 draft layer's normalised inputs (op `draftInput`): rows [0, T) are
+ * rmsNorm(table[ids[t]], gIn), rows [T, 2T) rmsNorm(hidden[rows[t]], gHid) (rows[t] = t when null).
  * @param table (V, H)
  * @param ids (T) token ids in [0, V)
  * @param hidden (S, H)
  * @param rows (T) row indices into hidden in [0, S), or null for the first T rows
  * @param gIn (H) input_layernorm weight
  * @param gHid (H) hidden_norm weight
- * @returns (T, 2H)
+ * @returns (2T, H)
  */
 export function draftInputRef(
   table: Float32Array,
@@ -306,12 +306,9 @@ export function draftInputRef(
 ): Float32Array {
   const H = gIn.length, T = ids.length;
   const picked = embeddingRef(hidden, rows ?? Array.from({ length: T }, (_, t) => t), H); // (T, H)
-  const en = rmsNormRef(embeddingRef(table, ids, H), gIn, eps), hn = rmsNormRef(picked, gHid, eps);
-  const y = new Float32Array(2 * T * H); // (T, 2H)
-  for (let t = 0; t < T; t++) {
-    y.set(en.subarray(t * H, (t + 1) * H), 2 * t * H);
-    y.set(hn.subarray(t * H, (t + 1) * H), (2 * t + 1) * H);
-  }
+  const y = new Float32Array(2 * T * H); // (2T, H)
+  y.set(rmsNormRef(embeddingRef(table, ids, H), gIn, eps));
+  y.set(rmsNormRef(picked, gHid, eps), T * H);
   return y;
 }
 

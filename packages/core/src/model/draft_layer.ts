@@ -23,7 +23,8 @@
  * input_layernorm + hidden_norm (+ the tree's row gather of the hidden input; bit-identical to the
  * separate ops), post_attention_layernorm + gate/up + SwiGLU as one `linear` with the norm and SwiGLU
  * fused, and the final norm fused into lm_head — 9 dispatches per layer + head instead of 14 (+ 1
- * gather) when {@link linearFuses} allows the M rows (else the norm / SwiGLU run separately). The
+ * gather) where {@link linearFuses} says both fusions pay for the M rows (else the norm and / or the
+ * SwiGLU run separately: software adapters fuse only the SwiGLU past 8 rows). The
  * fused norm scales the product instead of x, so those rows differ from the unfused ones in the last
  * bits; training (TTT, whose backward reads the unfused intermediates) keeps the unfused ops.
  *
@@ -198,14 +199,14 @@ export interface DraftLayerForwardIo {
 export interface DraftForwardOptions {
   /**
    * Decoding's fused dispatches (see the module doc; default false, training's unfused ops).
-   * Fused, `acts.emb`, and `acts.xn` / `acts.gu` when {@link linearFuses} allows T rows, are not
+   * Fused, `acts.emb`, and `acts.xn` / `acts.gu` where {@link linearFuses} fuses for T rows, are not
    * written, and `acts.en` / `acts.hn` must share one GPU buffer.
    */
   fused?: boolean;
 }
 
 /**
- * Record one draft-layer forward over T rows (12 dispatches, + 1 with `hiddenRows`; fused: 7 or 9,
+ * Record one draft-layer forward over T rows (12 dispatches, + 1 with `hiddenRows`; fused: 8 to 10,
  * see the module doc): activations into `acts`, keys and values into the cache rows of `io.rope`,
  * the pre-norm output into `io.out`. T is the row count of `io.out`; every tensor of `acts` must
  * have exactly T rows, and so must `io.hidden` unless `io.hiddenRows` picks them.
@@ -247,11 +248,13 @@ export function draftLayerForward(
   ropeQkv(rec, q, io.kCache, io.vCache, qkv, { ...dims, theta: cfg.ropeTheta, ...io.rope });
   attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...io.attention });
   linear(rec, y, att, w.o, { residual: h });
-  if (opts.fused && linearFuses(rec, T)) {
-    linear(rec, act, y, w.gateUp, { norm: { weight: w.postNorm, eps }, swiglu: true });
+  const fuseNorm = opts.fused === true && linearFuses(rec, T, "norm");
+  if (!fuseNorm) rmsNorm(rec, xn, y, w.postNorm, eps);
+  const mlp = { x: fuseNorm ? y : xn, opts: fuseNorm ? { norm: { weight: w.postNorm, eps } } : {} };
+  if (opts.fused && linearFuses(rec, T, "swiglu")) {
+    linear(rec, act, mlp.x, w.gateUp, { ...mlp.opts, swiglu: true });
   } else {
-    rmsNorm(rec, xn, y, w.postNorm, eps);
-    linear(rec, gu, xn, w.gateUp);
+    linear(rec, gu, mlp.x, w.gateUp, mlp.opts);
     swiglu(rec, act, gu);
   }
   linear(rec, io.out, act, w.down, { residual: y });
@@ -259,7 +262,7 @@ export function draftLayerForward(
 
 /**
  * Record logits (T, Vd) = lm_head(norm(x)) for x (T, H); `normed` (T, H) receives norm(x) (not
- * written when `fused` and {@link linearFuses} allows T rows: the norm is fused into lm_head).
+ * written when `fused` and {@link linearFuses} fuses the norm for T rows: it goes into lm_head).
  */
 export function draftHeadForward(
   rec: Recorder,
@@ -270,7 +273,7 @@ export function draftHeadForward(
   opts: DraftForwardOptions = {},
 ): void {
   const w = layer.weights, eps = layer.config.rmsNormEps;
-  if (opts.fused && linearFuses(rec, x.shape[0])) {
+  if (opts.fused && linearFuses(rec, x.shape[0], "norm")) {
     linear(rec, logits, x, w.lmHead, { norm: { weight: w.norm, eps } });
     return;
   }

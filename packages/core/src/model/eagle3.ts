@@ -16,8 +16,8 @@
  * projection is two accumulating linears. This class decodes, so it records the layer's fused
  * variant (draft_layer.ts): `draftInput` (embedding + both input norms, + the tree's row pick of the
  * hidden input with `hiddenRows`), 2 linear (QKV), ropeQkv, attention, o linear (+residual), gate/up
- * linear with post_attention_layernorm and SwiGLU fused, down linear (+residual) = 7, plus lm_head with
- * the final norm fused for logits (when `linearFuses` allows the rows; else 9 + 2). The layer itself
+ * linear with post_attention_layernorm and SwiGLU fused, down linear (+residual) = 8, plus lm_head with
+ * the final norm fused for logits, where `linearFuses` says so for the rows (else up to 10 + 2). The layer itself
  * (shared with training, which runs it unfused) is `draft_layer.ts`; this class owns the weights, the
  * cache and the decoding workspace.
  * @module
@@ -304,7 +304,7 @@ export class Eagle3Draft {
 
   /**
    * Record logits (T, Vd) = lm_head(norm(x)) for x (T, H), T ≤ maxBatch (the norm fused into lm_head,
-   * or in the norm workspace when `linearFuses` does not allow T rows).
+   * or in the norm workspace where `linearFuses` does not fuse the norm for T rows).
    */
   head(rec: Recorder, logits: Tensor, x: Tensor): void {
     const T = x.shape[0];

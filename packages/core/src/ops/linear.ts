@@ -209,13 +209,16 @@ export function matvecSw4Entry(rpt: number, norm: boolean, swiglu: boolean): str
 }
 
 /**
- * Whether {@link linear}'s default kernel for M rows on this device takes the fused `norm` and
- * `swiglu` options (callers fall back to the separate ops when not): the matvec kernels (M ≤
- * {@link MATVEC_MAX_M}) and the software adapters' `direct` kernel (`matmul_sw16`); not the
- * hardware tiled kernels.
+ * Whether callers should fuse `fusion` into {@link linear} for M rows on this device (else they run
+ * the norm / SwiGLU as separate ops): always on the matvec kernels (M ≤ {@link MATVEC_MAX_M}); on
+ * software adapters' `direct` kernel (`matmul_sw16`) SwiGLU only — its fused norm recomputes each
+ * row's Σx² in every thread, which on llvmpipe cost more than the norm dispatch it saves (tiny's
+ * draft at k = 10 rows, 7 levels: +0.7–0.85 ms of kernel time per cycle for norm + lm_head and
+ * post-norm + gate/up, against ~0.2 ms for the 14 rms_norm dispatches); never on the hardware tiled
+ * kernels (no fusion there).
  */
-export function linearFuses(rec: Recorder, M: number): boolean {
-  return M <= MATVEC_MAX_M || rec.gpu.isFallback;
+export function linearFuses(rec: Recorder, M: number, fusion: "norm" | "swiglu"): boolean {
+  return M <= MATVEC_MAX_M || (rec.gpu.isFallback && fusion === "swiglu");
 }
 
 /** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */

@@ -211,11 +211,12 @@ export function matvecSw4Entry(rpt: number, norm: boolean, swiglu: boolean): str
 /**
  * Whether callers should fuse `fusion` into {@link linear} for M rows on this device (else they run
  * the norm / SwiGLU as separate ops): always on the matvec kernels (M ≤ {@link MATVEC_MAX_M}); on
- * software adapters' `direct` kernel (`matmul_sw16`) SwiGLU only — its fused norm recomputes each
- * row's Σx² in every thread, which on llvmpipe cost more than the norm dispatch it saves (tiny's
- * draft at k = 10 rows, 7 levels: +0.7–0.85 ms of kernel time per cycle for norm + lm_head and
- * post-norm + gate/up, against ~0.2 ms for the 14 rms_norm dispatches); never on the hardware tiled
- * kernels (no fusion there).
+ * software adapters' `direct` kernel (`matmul_sw16`) SwiGLU only: its fused norm recomputes each
+ * row's Σx² in every thread, which on llvmpipe costs more than the norm dispatch it saves (kernel ms
+ * per call, tiny's draft at k = 10 rows: lm_head 10 × 128 × 2048 fused 0.86–0.91 vs 0.81–0.86 for
+ * rmsNorm + linear; gate/up 10 × 128 × 2·384 with SwiGLU 0.35 vs 0.32), while its fused SwiGLU
+ * saves time (0.29–0.33 vs 0.34–0.39 ms for linear + swiglu); never on the hardware tiled kernels
+ * (no fusion there).
  */
 export function linearFuses(rec: Recorder, M: number, fusion: "norm" | "swiglu"): boolean {
   return M <= MATVEC_MAX_M || (rec.gpu.isFallback && fusion === "swiglu");

@@ -15,8 +15,8 @@
  *
  * Activations ({@link DraftLayerActs}) are an explicit record of views, llm.c `ActivationTensors`
  * style: training keeps one record per unrolled step (what the backward reads); decoding passes its
- * workspace with `en` aliasing `emb` (the embedding normalised in place) and `y` aliasing the output
- * (one buffer for the residual stream).
+ * workspace with `emb` aliasing `en` (the fused input never materialises the raw embedding) and `y`
+ * aliasing the output (one buffer for the residual stream).
  *
  * Decoding runs the layer once per tree level, so it takes the fused variant (`{ fused: true }`,
  * what `Eagle3Draft.forward` and `.head` use): one `draftInput` dispatch for embedding +

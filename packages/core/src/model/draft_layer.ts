@@ -23,7 +23,7 @@
  * input_layernorm + hidden_norm (+ the tree's row gather of the hidden input; bit-identical to the
  * separate ops), post_attention_layernorm + gate/up + SwiGLU as one `linear` with the norm and SwiGLU
  * fused, and the final norm fused into lm_head — 9 dispatches per layer + head instead of 14 (+ 1
- * gather) where {@link linearFuses} says both fusions pay for the M rows (else the norm and / or the
+ * gather; 8 with `ropeAttention`, RoPE + KV write inside attention, the hardware default) where {@link linearFuses} says both fusions pay for the M rows (else the norm and / or the
  * SwiGLU run separately: software adapters fuse only the SwiGLU past 8 rows). The
  * fused norm scales the product instead of x, so those rows differ from the unfused ones in the last
  * bits; training (TTT, whose backward reads the unfused intermediates) keeps the unfused ops.
@@ -50,6 +50,7 @@ import {
   type TttMask,
 } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
+import { attentionRope, attentionRopeSupports } from "../ops/attention_rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { linearBackward, rmsNormBackward, ropeBackward, swigluBackward } from "../grad/backward.ts";
 import { attentionBackward } from "../grad/attention_bwd.ts";
@@ -203,6 +204,11 @@ export interface DraftForwardOptions {
    * written, and `acts.en` / `acts.hn` must share one GPU buffer.
    */
   fused?: boolean;
+  /**
+   * With `fused`: RoPE + the KV-cache write inside attention (`attentionRope`, one dispatch instead
+   * of two, bit-identical) where it takes the call (T ≤ 8, causal or tree mask). Default false.
+   */
+  ropeAttention?: boolean;
 }
 
 /**
@@ -245,8 +251,16 @@ export function draftLayerForward(
   }
   linear(rec, qkv, en, w.qkvEmb); // concat(e, h)·Wᵀ = e·W_embᵀ + h·W_hiddenᵀ
   linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
-  ropeQkv(rec, q, io.kCache, io.vCache, qkv, { ...dims, theta: cfg.ropeTheta, ...io.rope });
-  attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...io.attention });
+  const rope = { ...dims, theta: cfg.ropeTheta, ...io.rope }, at = io.attention;
+  if (
+    opts.fused && opts.ropeAttention && attentionRopeSupports(T, hd) && !at.segmented && !at.mask && !at.ttt
+  ) {
+    const masks = { kvLen: at.kvLen, dynamicLen: at.dynamicLen, treeMask: at.treeMask };
+    attentionRope(rec, att, qkv, io.kCache, io.vCache, { ...rope, ...masks });
+  } else {
+    ropeQkv(rec, q, io.kCache, io.vCache, qkv, rope);
+    attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...at });
+  }
   linear(rec, y, att, w.o, { residual: h });
   const fuseNorm = opts.fused === true && linearFuses(rec, T, "norm");
   if (!fuseNorm) rmsNorm(rec, xn, y, w.postNorm, eps);

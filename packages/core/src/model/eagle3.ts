@@ -15,11 +15,12 @@
  * `qkvEmb` (N, H) and `qkvHidden` (N, H) with q, k, v rows stacked (N = (nH + 2·nKV)·hd), and the
  * projection is two accumulating linears. This class decodes, so it records the layer's fused
  * variant (draft_layer.ts): `draftInput` (embedding + both input norms, + the tree's row pick of the
- * hidden input with `hiddenRows`), 2 linear (QKV), ropeQkv, attention, o linear (+residual), gate/up
- * linear with post_attention_layernorm and SwiGLU fused, down linear (+residual) = 8, plus lm_head with
- * the final norm fused for logits, where `linearFuses` says so for the rows (else up to 10 + 2). The layer itself
- * (shared with training, which runs it unfused) is `draft_layer.ts`; this class owns the weights, the
- * cache and the decoding workspace.
+ * hidden input with `hiddenRows`), 2 linear (QKV), ropeQkv, attention (one `attentionRope` dispatch
+ * with {@link Eagle3Options.fuseRopeAttention}), o linear (+residual), gate/up linear with
+ * post_attention_layernorm and SwiGLU fused, down linear (+residual) = 8 (7), plus lm_head with the
+ * final norm fused for logits, where `linearFuses` says so for the rows (else up to 10 + 2). The
+ * layer itself (shared with training, which runs it unfused) is `draft_layer.ts`; this class owns the
+ * weights, the cache and the decoding workspace.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -60,6 +61,13 @@ export interface Eagle3Options {
   maxSeqLen?: number;
   /** Most rows one forward may process (prefill chunk / tree frontier; default 256). */
   maxBatch?: number;
+  /**
+   * RoPE + the KV-cache write inside attention (`attentionRope`) for forwards of ≤ 8 rows with a
+   * causal or tree mask: one dispatch fewer per draft step, same results bit for bit. `auto`
+   * (default): on hardware adapters, off on software adapters, as `LlamaLoadOptions.fuseRopeAttention`
+   * (measured there).
+   */
+  fuseRopeAttention?: "auto" | boolean;
 }
 
 /** Options for {@link Eagle3Draft.create}: initialisation plus sizes. */
@@ -132,6 +140,8 @@ export class Eagle3Draft {
   readonly maxSeqLen: number;
   /** Most rows per forward. */
   readonly maxBatch: number;
+  /** Whether forwards of ≤ 8 rows run RoPE + the KV write inside attention (resolved option). */
+  readonly fuseRopeAttention: boolean;
   /** Trainable weights. */
   readonly weights: Readonly<Eagle3GpuWeights>;
   /**
@@ -172,6 +182,9 @@ export class Eagle3Draft {
     this.gpu = gpu;
     this.maxSeqLen = opts.maxSeqLen ?? Math.min(cfg.maxPositionEmbeddings, 2048);
     this.maxBatch = Math.min(opts.maxBatch ?? 256, this.maxSeqLen);
+    const software = gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+    const fra = opts.fuseRopeAttention ?? "auto";
+    this.fuseRopeAttention = fra === "auto" ? !software : fra;
     if (!Number.isInteger(this.maxSeqLen) || this.maxSeqLen < 1 || !Number.isInteger(this.maxBatch)) {
       throw new ShapeError(`Eagle3Draft: maxSeqLen ${this.maxSeqLen} / maxBatch ${this.maxBatch} invalid`);
     }
@@ -377,7 +390,7 @@ export class Eagle3Draft {
         segmented: args.segmented,
       },
       out: o,
-    }, { fused: true });
+    }, { fused: true, ropeAttention: this.fuseRopeAttention });
     if (args.logits === "none") return { out: o, logits: null };
     const logits = this.#logits.rows(T);
     this.head(rec, logits, o);

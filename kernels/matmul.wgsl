@@ -25,6 +25,9 @@
 // entry naive:   baseline for benchmarks: one thread per output, a plain loop over K (16×16 groups).
 
 const TX: u32 = {{TX}}u;
+// Fusions of matmul_sw16 (see there; false for every other entry): RMSNorm of x, SwiGLU.
+const NORM: bool = {{NORM}};
+const SWIGLU: bool = {{SWIGLU}};
 const TY: u32 = {{TY}}u;
 const TM: u32 = {{TM}}u;
 const BK: u32 = {{BK}}u;
@@ -228,14 +231,51 @@ fn matmul_sw(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
 }
 
 // entry matmul_sw16: matmul_sw with 16×8 outputs per thread (BM = 16·TY): 24 vec4 loads per 512 FMAs.
+//   The only tiled entry with the matvec kernels' fusions (the software adapter's kernel for M > 8):
+//   NORM scales each x vec4 by the norm weight as it is loaded and accumulates the row's Σx² from the
+//   same loads, the inverse RMS scaling the outputs at the store; SWIGLU makes the thread's 8 weight
+//   rows 4 gate rows and the 4 matching up rows (out (M, N), w (2N, K)), 4 outputs per thread
+//   (grid: (ceil(N / 4TX), ceil(M / 16TY))).
+fn sw16_wrow(n: u32, i: u32) -> u32 {
+  if (SWIGLU) {
+    let c = min(n + i % 4u, p.N - 1u);
+    return select(c, c + p.N, i >= 4u);
+  }
+  return min(n + i, p.N - 1u);
+}
+
+fn silu_mul(g: f32, u: f32) -> f32 {
+  return g / (1.0 + exp(-g)) * u;
+}
+
+// Row m's outputs from its accumulators c0 (weight rows q0..q3) and c1 (q4..q7) and its Σx² lanes ss.
+fn sw16_store(m: u32, n: u32, c0: vec4<f32>, c1: vec4<f32>, ss: vec4<f32>) {
+  var a = c0;
+  var b = c1;
+  if (NORM) {
+    let s = inverseSqrt(((ss.x + ss.y) + (ss.z + ss.w)) / f32(p.K) + p.eps);
+    a = a * s;
+    b = b * s;
+  }
+  if (SWIGLU) {
+    put4(m, n, vec4<f32>(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w)));
+  } else {
+    put4(m, n, a);
+    put4(m, n + 4u, b);
+  }
+}
+
 @compute @workgroup_size(NT)
 fn matmul_sw16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let tx = lid % TX;
   let ty = lid / TX;
   let m = wg.y * (TY * 16u) + ty * 16u;
-  let n = wg.x * (TX * 8u) + tx * 8u;
+  // Output columns n.. of this thread: 8 (SWIGLU: 4, from gate rows q0..q3 and up rows q4..q7).
+  var n = wg.x * (TX * 8u) + tx * 8u;
+  if (SWIGLU) {
+    n = wg.x * (TX * 4u) + tx * 4u;
+  }
   let ml = p.M - 1u;
-  let nl = p.N - 1u;
   let r0 = min(m + 0u, ml);
   let r1 = min(m + 1u, ml);
   let r2 = min(m + 2u, ml);
@@ -252,14 +292,14 @@ fn matmul_sw16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let r13 = min(m + 13u, ml);
   let r14 = min(m + 14u, ml);
   let r15 = min(m + 15u, ml);
-  let q0 = min(n + 0u, nl);
-  let q1 = min(n + 1u, nl);
-  let q2 = min(n + 2u, nl);
-  let q3 = min(n + 3u, nl);
-  let q4 = min(n + 4u, nl);
-  let q5 = min(n + 5u, nl);
-  let q6 = min(n + 6u, nl);
-  let q7 = min(n + 7u, nl);
+  let q0 = sw16_wrow(n, 0u);
+  let q1 = sw16_wrow(n, 1u);
+  let q2 = sw16_wrow(n, 2u);
+  let q3 = sw16_wrow(n, 3u);
+  let q4 = sw16_wrow(n, 4u);
+  let q5 = sw16_wrow(n, 5u);
+  let q6 = sw16_wrow(n, 6u);
+  let q7 = sw16_wrow(n, 7u);
   var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
   var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
   var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
@@ -276,7 +316,13 @@ fn matmul_sw16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   var c13_0 = vec4<f32>(); var c13_1 = vec4<f32>();
   var c14_0 = vec4<f32>(); var c14_1 = vec4<f32>();
   var c15_0 = vec4<f32>(); var c15_1 = vec4<f32>();
+  // NORM: Σx² of each x row (lanes summed at the store).
+  var s0 = vec4<f32>(); var s1 = vec4<f32>(); var s2 = vec4<f32>(); var s3 = vec4<f32>();
+  var s4 = vec4<f32>(); var s5 = vec4<f32>(); var s6 = vec4<f32>(); var s7 = vec4<f32>();
+  var s8 = vec4<f32>(); var s9 = vec4<f32>(); var s10 = vec4<f32>(); var s11 = vec4<f32>();
+  var s12 = vec4<f32>(); var s13 = vec4<f32>(); var s14 = vec4<f32>(); var s15 = vec4<f32>();
   for (var k4 = 0u; k4 < p.KV; k4++) {
+    let gv = ldg(k4);
     let b0 = ldw_in(q0, k4);
     let b1 = ldw_in(q1, k4);
     let b2 = ldw_in(q2, k4);
@@ -289,71 +335,87 @@ fn matmul_sw16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     let t0y = vec4<f32>(b0.y, b1.y, b2.y, b3.y); let t1y = vec4<f32>(b4.y, b5.y, b6.y, b7.y);
     let t0z = vec4<f32>(b0.z, b1.z, b2.z, b3.z); let t1z = vec4<f32>(b4.z, b5.z, b6.z, b7.z);
     let t0w = vec4<f32>(b0.w, b1.w, b2.w, b3.w); let t1w = vec4<f32>(b4.w, b5.w, b6.w, b7.w);
-    let a0 = ldx_in(r0, k4);
+    var a0 = ldx_in(r0, k4);
+    if (NORM) { s0 = fma(a0, a0, s0); a0 = a0 * gv; }
     c0_0 = fma(vec4(a0.w), t0w, fma(vec4(a0.z), t0z, fma(vec4(a0.y), t0y, fma(vec4(a0.x), t0x, c0_0))));
     c0_1 = fma(vec4(a0.w), t1w, fma(vec4(a0.z), t1z, fma(vec4(a0.y), t1y, fma(vec4(a0.x), t1x, c0_1))));
-    let a1 = ldx_in(r1, k4);
+    var a1 = ldx_in(r1, k4);
+    if (NORM) { s1 = fma(a1, a1, s1); a1 = a1 * gv; }
     c1_0 = fma(vec4(a1.w), t0w, fma(vec4(a1.z), t0z, fma(vec4(a1.y), t0y, fma(vec4(a1.x), t0x, c1_0))));
     c1_1 = fma(vec4(a1.w), t1w, fma(vec4(a1.z), t1z, fma(vec4(a1.y), t1y, fma(vec4(a1.x), t1x, c1_1))));
-    let a2 = ldx_in(r2, k4);
+    var a2 = ldx_in(r2, k4);
+    if (NORM) { s2 = fma(a2, a2, s2); a2 = a2 * gv; }
     c2_0 = fma(vec4(a2.w), t0w, fma(vec4(a2.z), t0z, fma(vec4(a2.y), t0y, fma(vec4(a2.x), t0x, c2_0))));
     c2_1 = fma(vec4(a2.w), t1w, fma(vec4(a2.z), t1z, fma(vec4(a2.y), t1y, fma(vec4(a2.x), t1x, c2_1))));
-    let a3 = ldx_in(r3, k4);
+    var a3 = ldx_in(r3, k4);
+    if (NORM) { s3 = fma(a3, a3, s3); a3 = a3 * gv; }
     c3_0 = fma(vec4(a3.w), t0w, fma(vec4(a3.z), t0z, fma(vec4(a3.y), t0y, fma(vec4(a3.x), t0x, c3_0))));
     c3_1 = fma(vec4(a3.w), t1w, fma(vec4(a3.z), t1z, fma(vec4(a3.y), t1y, fma(vec4(a3.x), t1x, c3_1))));
-    let a4 = ldx_in(r4, k4);
+    var a4 = ldx_in(r4, k4);
+    if (NORM) { s4 = fma(a4, a4, s4); a4 = a4 * gv; }
     c4_0 = fma(vec4(a4.w), t0w, fma(vec4(a4.z), t0z, fma(vec4(a4.y), t0y, fma(vec4(a4.x), t0x, c4_0))));
     c4_1 = fma(vec4(a4.w), t1w, fma(vec4(a4.z), t1z, fma(vec4(a4.y), t1y, fma(vec4(a4.x), t1x, c4_1))));
-    let a5 = ldx_in(r5, k4);
+    var a5 = ldx_in(r5, k4);
+    if (NORM) { s5 = fma(a5, a5, s5); a5 = a5 * gv; }
     c5_0 = fma(vec4(a5.w), t0w, fma(vec4(a5.z), t0z, fma(vec4(a5.y), t0y, fma(vec4(a5.x), t0x, c5_0))));
     c5_1 = fma(vec4(a5.w), t1w, fma(vec4(a5.z), t1z, fma(vec4(a5.y), t1y, fma(vec4(a5.x), t1x, c5_1))));
-    let a6 = ldx_in(r6, k4);
+    var a6 = ldx_in(r6, k4);
+    if (NORM) { s6 = fma(a6, a6, s6); a6 = a6 * gv; }
     c6_0 = fma(vec4(a6.w), t0w, fma(vec4(a6.z), t0z, fma(vec4(a6.y), t0y, fma(vec4(a6.x), t0x, c6_0))));
     c6_1 = fma(vec4(a6.w), t1w, fma(vec4(a6.z), t1z, fma(vec4(a6.y), t1y, fma(vec4(a6.x), t1x, c6_1))));
-    let a7 = ldx_in(r7, k4);
+    var a7 = ldx_in(r7, k4);
+    if (NORM) { s7 = fma(a7, a7, s7); a7 = a7 * gv; }
     c7_0 = fma(vec4(a7.w), t0w, fma(vec4(a7.z), t0z, fma(vec4(a7.y), t0y, fma(vec4(a7.x), t0x, c7_0))));
     c7_1 = fma(vec4(a7.w), t1w, fma(vec4(a7.z), t1z, fma(vec4(a7.y), t1y, fma(vec4(a7.x), t1x, c7_1))));
-    let a8 = ldx_in(r8, k4);
+    var a8 = ldx_in(r8, k4);
+    if (NORM) { s8 = fma(a8, a8, s8); a8 = a8 * gv; }
     c8_0 = fma(vec4(a8.w), t0w, fma(vec4(a8.z), t0z, fma(vec4(a8.y), t0y, fma(vec4(a8.x), t0x, c8_0))));
     c8_1 = fma(vec4(a8.w), t1w, fma(vec4(a8.z), t1z, fma(vec4(a8.y), t1y, fma(vec4(a8.x), t1x, c8_1))));
-    let a9 = ldx_in(r9, k4);
+    var a9 = ldx_in(r9, k4);
+    if (NORM) { s9 = fma(a9, a9, s9); a9 = a9 * gv; }
     c9_0 = fma(vec4(a9.w), t0w, fma(vec4(a9.z), t0z, fma(vec4(a9.y), t0y, fma(vec4(a9.x), t0x, c9_0))));
     c9_1 = fma(vec4(a9.w), t1w, fma(vec4(a9.z), t1z, fma(vec4(a9.y), t1y, fma(vec4(a9.x), t1x, c9_1))));
-    let a10 = ldx_in(r10, k4);
+    var a10 = ldx_in(r10, k4);
+    if (NORM) { s10 = fma(a10, a10, s10); a10 = a10 * gv; }
     c10_0 = fma(vec4(a10.w), t0w, fma(vec4(a10.z), t0z, fma(vec4(a10.y), t0y, fma(vec4(a10.x), t0x, c10_0))));
     c10_1 = fma(vec4(a10.w), t1w, fma(vec4(a10.z), t1z, fma(vec4(a10.y), t1y, fma(vec4(a10.x), t1x, c10_1))));
-    let a11 = ldx_in(r11, k4);
+    var a11 = ldx_in(r11, k4);
+    if (NORM) { s11 = fma(a11, a11, s11); a11 = a11 * gv; }
     c11_0 = fma(vec4(a11.w), t0w, fma(vec4(a11.z), t0z, fma(vec4(a11.y), t0y, fma(vec4(a11.x), t0x, c11_0))));
     c11_1 = fma(vec4(a11.w), t1w, fma(vec4(a11.z), t1z, fma(vec4(a11.y), t1y, fma(vec4(a11.x), t1x, c11_1))));
-    let a12 = ldx_in(r12, k4);
+    var a12 = ldx_in(r12, k4);
+    if (NORM) { s12 = fma(a12, a12, s12); a12 = a12 * gv; }
     c12_0 = fma(vec4(a12.w), t0w, fma(vec4(a12.z), t0z, fma(vec4(a12.y), t0y, fma(vec4(a12.x), t0x, c12_0))));
     c12_1 = fma(vec4(a12.w), t1w, fma(vec4(a12.z), t1z, fma(vec4(a12.y), t1y, fma(vec4(a12.x), t1x, c12_1))));
-    let a13 = ldx_in(r13, k4);
+    var a13 = ldx_in(r13, k4);
+    if (NORM) { s13 = fma(a13, a13, s13); a13 = a13 * gv; }
     c13_0 = fma(vec4(a13.w), t0w, fma(vec4(a13.z), t0z, fma(vec4(a13.y), t0y, fma(vec4(a13.x), t0x, c13_0))));
     c13_1 = fma(vec4(a13.w), t1w, fma(vec4(a13.z), t1z, fma(vec4(a13.y), t1y, fma(vec4(a13.x), t1x, c13_1))));
-    let a14 = ldx_in(r14, k4);
+    var a14 = ldx_in(r14, k4);
+    if (NORM) { s14 = fma(a14, a14, s14); a14 = a14 * gv; }
     c14_0 = fma(vec4(a14.w), t0w, fma(vec4(a14.z), t0z, fma(vec4(a14.y), t0y, fma(vec4(a14.x), t0x, c14_0))));
     c14_1 = fma(vec4(a14.w), t1w, fma(vec4(a14.z), t1z, fma(vec4(a14.y), t1y, fma(vec4(a14.x), t1x, c14_1))));
-    let a15 = ldx_in(r15, k4);
+    var a15 = ldx_in(r15, k4);
+    if (NORM) { s15 = fma(a15, a15, s15); a15 = a15 * gv; }
     c15_0 = fma(vec4(a15.w), t0w, fma(vec4(a15.z), t0z, fma(vec4(a15.y), t0y, fma(vec4(a15.x), t0x, c15_0))));
     c15_1 = fma(vec4(a15.w), t1w, fma(vec4(a15.z), t1z, fma(vec4(a15.y), t1y, fma(vec4(a15.x), t1x, c15_1))));
   }
-  put4(m + 0u, n, c0_0); put4(m + 0u, n + 4u, c0_1);
-  put4(m + 1u, n, c1_0); put4(m + 1u, n + 4u, c1_1);
-  put4(m + 2u, n, c2_0); put4(m + 2u, n + 4u, c2_1);
-  put4(m + 3u, n, c3_0); put4(m + 3u, n + 4u, c3_1);
-  put4(m + 4u, n, c4_0); put4(m + 4u, n + 4u, c4_1);
-  put4(m + 5u, n, c5_0); put4(m + 5u, n + 4u, c5_1);
-  put4(m + 6u, n, c6_0); put4(m + 6u, n + 4u, c6_1);
-  put4(m + 7u, n, c7_0); put4(m + 7u, n + 4u, c7_1);
-  put4(m + 8u, n, c8_0); put4(m + 8u, n + 4u, c8_1);
-  put4(m + 9u, n, c9_0); put4(m + 9u, n + 4u, c9_1);
-  put4(m + 10u, n, c10_0); put4(m + 10u, n + 4u, c10_1);
-  put4(m + 11u, n, c11_0); put4(m + 11u, n + 4u, c11_1);
-  put4(m + 12u, n, c12_0); put4(m + 12u, n + 4u, c12_1);
-  put4(m + 13u, n, c13_0); put4(m + 13u, n + 4u, c13_1);
-  put4(m + 14u, n, c14_0); put4(m + 14u, n + 4u, c14_1);
-  put4(m + 15u, n, c15_0); put4(m + 15u, n + 4u, c15_1);
+  sw16_store(m + 0u, n, c0_0, c0_1, s0);
+  sw16_store(m + 1u, n, c1_0, c1_1, s1);
+  sw16_store(m + 2u, n, c2_0, c2_1, s2);
+  sw16_store(m + 3u, n, c3_0, c3_1, s3);
+  sw16_store(m + 4u, n, c4_0, c4_1, s4);
+  sw16_store(m + 5u, n, c5_0, c5_1, s5);
+  sw16_store(m + 6u, n, c6_0, c6_1, s6);
+  sw16_store(m + 7u, n, c7_0, c7_1, s7);
+  sw16_store(m + 8u, n, c8_0, c8_1, s8);
+  sw16_store(m + 9u, n, c9_0, c9_1, s9);
+  sw16_store(m + 10u, n, c10_0, c10_1, s10);
+  sw16_store(m + 11u, n, c11_0, c11_1, s11);
+  sw16_store(m + 12u, n, c12_0, c12_1, s12);
+  sw16_store(m + 13u, n, c13_0, c13_1, s13);
+  sw16_store(m + 14u, n, c14_0, c14_1, s14);
+  sw16_store(m + 15u, n, c15_0, c15_1, s15);
 }
 
 @compute @workgroup_size(16, 16)

@@ -77,6 +77,7 @@ import activation from "./activation.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import softmax from "./softmax.wgsl" with { type: "text" };
 import select from "./select.wgsl" with { type: "text" };
+import draftInput from "./draft_input.wgsl" with { type: "text" };
 
 /** RMSNorm kernel `main` (placeholders `{{ENABLE}}`, `{{WT}}`: weight type f32 | f16). */
 export const NORM_WGSL: string = norm;
@@ -84,6 +85,11 @@ export const NORM_WGSL: string = norm;
 export const ACTIVATION_WGSL: string = activation;
 /** Embedding gather `main` (placeholders `{{ENABLE}}`, `{{WT}}`: table type f32 | f16). */
 export const EMBEDDING_WGSL: string = embedding;
+/**
+ * The EAGLE-3 draft layer's normalised inputs in one pass: embedding gather + input_layernorm and
+ * (optionally gathered) hidden + hidden_norm, `main` / `main_sw` (see the file header).
+ */
+export const DRAFT_INPUT_WGSL: string = draftInput;
 /** Row softmax kernels: `softmax`, `log_softmax` (with temperature). */
 export const SOFTMAX_WGSL: string = softmax;
 /** Token selection kernels: `argmax`, `topk`, `sample` (temperature / top-k / top-p). */

@@ -18,8 +18,10 @@ import type { AcceptanceProfile, TreeCostTable } from "./auto_tree.ts";
  * of 2026-11-30 (attention_sw, rms_norm / argmax lanes, fitted direct matmul) cut tree verification
  * and drafting 2–3× on llvmpipe (docs/engine.md §6). 4: the draft extension's lm_head runs on one row
  * (was the whole accepted path), and small targets dispatch inline on llvmpipe (gpu/software_threads.ts).
+ * 5: the fused draft forward (draft_layer.ts): 8–12 dispatches per draft level instead of 15, which
+ * matters where dispatches cost (hardware GPUs; on llvmpipe drafting ms is unchanged within noise).
  */
-export const TREE_CACHE_VERSION = 4;
+export const TREE_CACHE_VERSION = 5;
 const HASH_LIMIT = 256 * 2 ** 20;
 
 /** What one cache file holds. */

@@ -15,9 +15,18 @@
  *
  * Activations ({@link DraftLayerActs}) are an explicit record of views, llm.c `ActivationTensors`
  * style: training keeps one record per unrolled step (what the backward reads); decoding passes its
- * workspace with `en` aliasing `emb` (the embedding normalised in place) and `y` aliasing the output
- * (one buffer for the residual stream). The aliased and the separate layouts run the same dispatches
- * on the same values, so decoding and training compute bit-identical rows.
+ * workspace with `emb` aliasing `en` (the fused input never materialises the raw embedding) and `y`
+ * aliasing the output (one buffer for the residual stream).
+ *
+ * Decoding runs the layer once per tree level, so it takes the fused variant (`{ fused: true }`,
+ * what `Eagle3Draft.forward` and `.head` use): one `draftInput` dispatch for embedding +
+ * input_layernorm + hidden_norm (+ the tree's row gather of the hidden input; bit-identical to the
+ * separate ops), post_attention_layernorm + gate/up + SwiGLU as one `linear` with the norm and SwiGLU
+ * fused, and the final norm fused into lm_head — 9 dispatches per layer + head instead of 14 (+ 1
+ * gather; 8 with `ropeAttention`, RoPE + KV write inside attention, the hardware default) where {@link linearFuses} says both fusions pay for the M rows (else the norm and / or the
+ * SwiGLU run separately: software adapters fuse only the SwiGLU past 8 rows). The
+ * fused norm scales the product instead of x, so those rows differ from the unfused ones in the last
+ * bits; training (TTT, whose backward reads the unfused intermediates) keeps the unfused ops.
  *
  * Placement: the forward is model code (floor 5, beside `eagle3.ts`, which calls it); the backward
  * composes the backward ops of `../grad/` (floor 3), so it can sit beside the forward without an
@@ -28,7 +37,8 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { Eagle3Config } from "../io/eagle3.ts";
 import { ShapeError } from "../errors.ts";
-import { linear } from "../ops/linear.ts";
+import { linear, linearFuses } from "../ops/linear.ts";
+import { draftInput } from "../ops/draft_input.ts";
 import { rmsNorm } from "../ops/norm.ts";
 import { swiglu } from "../ops/activation.ts";
 import { embedding } from "../ops/embedding.ts";
@@ -40,6 +50,7 @@ import {
   type TttMask,
 } from "../ops/attention.ts";
 import { ropeQkv } from "../ops/rope.ts";
+import { attentionRope, attentionRopeSupports } from "../ops/attention_rope.ts";
 import { copyRows } from "../ops/elementwise.ts";
 import { linearBackward, rmsNormBackward, ropeBackward, swigluBackward } from "../grad/backward.ts";
 import { attentionBackward } from "../grad/attention_bwd.ts";
@@ -153,10 +164,22 @@ export interface DraftLayerAttention {
   segmented?: SegmentedMask;
 }
 
+/** Hidden input rows picked by a GPU index (tree growth: each frontier node's parent row). */
+export interface DraftLayerHiddenRows {
+  /** u32 row indices into `io.hidden` (≥ offset + T entries). */
+  index: Tensor;
+  /** First entry of `index` used (default 0). */
+  offset?: number;
+  /** (T, H) receives the picked rows: the layer's hidden input h (the residual). */
+  into: Tensor;
+}
+
 /** Inputs and outputs of {@link draftLayerForward}. */
 export interface DraftLayerForwardIo {
-  /** (T, H) hidden input h (fc(features) or a previous `out`). */
+  /** (T, H) hidden input h (fc(features) or a previous `out`); (S, H) rows to pick from with `hiddenRows`. */
   hidden: Tensor;
+  /** h_t = hidden[index[offset + t]] instead of hidden[t] (copied into `hiddenRows.into`). */
+  hiddenRows?: DraftLayerHiddenRows;
   /** u32 token ids (target vocabulary); ids[idsOffset + t] pairs with hidden row t. */
   ids: Tensor;
   /** Index of the first id in `ids` (default 0). */
@@ -173,50 +196,103 @@ export interface DraftLayerForwardIo {
   out: Tensor;
 }
 
+/** Options of {@link draftLayerForward} and {@link draftHeadForward}. */
+export interface DraftForwardOptions {
+  /**
+   * Decoding's fused dispatches (see the module doc; default false, training's unfused ops).
+   * Fused, `acts.emb`, and `acts.xn` / `acts.gu` where {@link linearFuses} fuses for T rows, are not
+   * written, and `acts.en` / `acts.hn` must share one GPU buffer.
+   */
+  fused?: boolean;
+  /**
+   * With `fused`: RoPE + the KV-cache write inside attention (`attentionRope`, one dispatch instead
+   * of two, bit-identical) where it takes the call (T ≤ 8, causal or tree mask). Default false.
+   */
+  ropeAttention?: boolean;
+}
+
 /**
- * Record one draft-layer forward over T rows (12 dispatches): activations into `acts`, keys and
- * values into the cache rows of `io.rope`, the pre-norm output into `io.out`. T is the row count of
- * `io.hidden`; every tensor of `acts` and `io.out` must have exactly T rows.
+ * Record one draft-layer forward over T rows (12 dispatches, + 1 with `hiddenRows`; fused: 8 to 10,
+ * see the module doc): activations into `acts`, keys and values into the cache rows of `io.rope`,
+ * the pre-norm output into `io.out`. T is the row count of `io.out`; every tensor of `acts` must
+ * have exactly T rows, and so must `io.hidden` unless `io.hiddenRows` picks them.
  */
 export function draftLayerForward(
   rec: Recorder,
   layer: DraftLayerParams,
   acts: DraftLayerActs,
   io: DraftLayerForwardIo,
+  opts: DraftForwardOptions = {},
 ): void {
   const cfg = layer.config, w = layer.weights, eps = cfg.rmsNormEps;
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: hd } = cfg;
-  const T = io.hidden.shape[0];
-  io.hidden.expectShape([T, H], "f32"); // (T, H)
+  const T = io.out.shape[0];
   io.out.expectShape([T, H], "f32"); // (T, H)
+  const rows = io.hiddenRows;
+  io.hidden.expectShape([rows ? io.hidden.shape[0] : T, H], "f32"); // (T, H), or (S, H) to pick from
   for (const t of [acts.emb, acts.en, acts.hn, acts.y, acts.xn]) t.expectShape([T, H], "f32"); // (T, H)
   const dims = { numHeads: nH, numKvHeads: nKV, headDim: hd };
   const { emb, en, hn, qkv, q, att, y, xn, gu, act } = acts;
+  const idsOffset = io.idsOffset ?? 0;
+  const h = rows ? rows.into.expectShape([T, H], "f32") : io.hidden; // (T, H) the residual input
 
-  embedding(rec, emb, layer.embed, io.ids, { idsOffset: io.idsOffset ?? 0 });
-  rmsNorm(rec, en, emb, w.inputNorm, eps);
-  rmsNorm(rec, hn, io.hidden, w.hiddenNorm, eps);
+  if (opts.fused) {
+    const gather = rows && { index: rows.index, offset: rows.offset, out: rows.into };
+    draftInput(rec, en, hn, layer.embed, io.ids, io.hidden, w.inputNorm, w.hiddenNorm, eps, {
+      idsOffset,
+      gather,
+    });
+  } else {
+    // The row pick is a table lookup: the embedding op with the hidden rows as the table.
+    if (rows) embedding(rec, rows.into, io.hidden, rows.index, { idsOffset: rows.offset ?? 0 });
+    embedding(rec, emb, layer.embed, io.ids, { idsOffset });
+    rmsNorm(rec, en, emb, w.inputNorm, eps);
+    rmsNorm(rec, hn, h, w.hiddenNorm, eps);
+  }
   linear(rec, qkv, en, w.qkvEmb); // concat(e, h)·Wᵀ = e·W_embᵀ + h·W_hiddenᵀ
   linear(rec, qkv, hn, w.qkvHidden, { residual: qkv });
-  ropeQkv(rec, q, io.kCache, io.vCache, qkv, { ...dims, theta: cfg.ropeTheta, ...io.rope });
-  attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...io.attention });
-  linear(rec, y, att, w.o, { residual: io.hidden });
-  rmsNorm(rec, xn, y, w.postNorm, eps);
-  linear(rec, gu, xn, w.gateUp);
-  swiglu(rec, act, gu);
+  const rope = { ...dims, theta: cfg.ropeTheta, ...io.rope }, at = io.attention;
+  if (
+    opts.fused && opts.ropeAttention && attentionRopeSupports(T, hd) && !at.segmented && !at.mask && !at.ttt
+  ) {
+    const masks = { kvLen: at.kvLen, dynamicLen: at.dynamicLen, treeMask: at.treeMask };
+    attentionRope(rec, att, qkv, io.kCache, io.vCache, { ...rope, ...masks });
+  } else {
+    ropeQkv(rec, q, io.kCache, io.vCache, qkv, rope);
+    attention(rec, att, q, io.kCache, io.vCache, { ...dims, ...at });
+  }
+  linear(rec, y, att, w.o, { residual: h });
+  const fuseNorm = opts.fused === true && linearFuses(rec, T, "norm");
+  if (!fuseNorm) rmsNorm(rec, xn, y, w.postNorm, eps);
+  const mlp = { x: fuseNorm ? y : xn, opts: fuseNorm ? { norm: { weight: w.postNorm, eps } } : {} };
+  if (opts.fused && linearFuses(rec, T, "swiglu")) {
+    linear(rec, act, mlp.x, w.gateUp, { ...mlp.opts, swiglu: true });
+  } else {
+    linear(rec, gu, mlp.x, w.gateUp, mlp.opts);
+    swiglu(rec, act, gu);
+  }
   linear(rec, io.out, act, w.down, { residual: y });
 }
 
-/** Record logits (T, Vd) = lm_head(norm(x)) for x (T, H); `normed` (T, H) receives norm(x). */
+/**
+ * Record logits (T, Vd) = lm_head(norm(x)) for x (T, H); `normed` (T, H) receives norm(x) (not
+ * written when `fused` and {@link linearFuses} fuses the norm for T rows: it goes into lm_head).
+ */
 export function draftHeadForward(
   rec: Recorder,
   layer: DraftLayerParams,
   logits: Tensor,
   normed: Tensor,
   x: Tensor,
+  opts: DraftForwardOptions = {},
 ): void {
-  rmsNorm(rec, normed, x, layer.weights.norm, layer.config.rmsNormEps);
-  linear(rec, logits, normed, layer.weights.lmHead);
+  const w = layer.weights, eps = layer.config.rmsNormEps;
+  if (opts.fused && linearFuses(rec, x.shape[0], "norm")) {
+    linear(rec, logits, x, w.lmHead, { norm: { weight: w.norm, eps } });
+    return;
+  }
+  rmsNorm(rec, normed, x, w.norm, eps);
+  linear(rec, logits, normed, w.lmHead);
 }
 
 /**

@@ -13,10 +13,14 @@
  *
  * The concat is never materialised: q/k/v_proj (N, 2H) are stored as their two column halves
  * `qkvEmb` (N, H) and `qkvHidden` (N, H) with q, k, v rows stacked (N = (nH + 2·nKV)·hd), and the
- * projection is two accumulating linears. Dispatches per forward: embedding, 2 rmsNorm, 2 linear
- * (QKV), ropeQkv, attention, o linear (+residual), rmsNorm, gate/up linear, SwiGLU, down linear
- * (+residual) = 12, plus rmsNorm + lm_head for logits. The layer itself (shared with training) is
- * `draft_layer.ts`; this class owns the weights, the cache and the decoding workspace.
+ * projection is two accumulating linears. This class decodes, so it records the layer's fused
+ * variant (draft_layer.ts): `draftInput` (embedding + both input norms, + the tree's row pick of the
+ * hidden input with `hiddenRows`), 2 linear (QKV), ropeQkv, attention (one `attentionRope` dispatch
+ * with {@link Eagle3Options.fuseRopeAttention}), o linear (+residual), gate/up linear with
+ * post_attention_layernorm and SwiGLU fused, down linear (+residual) = 8 (7), plus lm_head with the
+ * final norm fused for logits, where `linearFuses` says so for the rows (else up to 10 + 2). The
+ * layer itself (shared with training, which runs it unfused) is `draft_layer.ts`; this class owns the
+ * weights, the cache and the decoding workspace.
  * @module
  */
 import type { GpuDevice } from "../gpu/device.ts";
@@ -57,6 +61,13 @@ export interface Eagle3Options {
   maxSeqLen?: number;
   /** Most rows one forward may process (prefill chunk / tree frontier; default 256). */
   maxBatch?: number;
+  /**
+   * RoPE + the KV-cache write inside attention (`attentionRope`) for forwards of ≤ 8 rows with a
+   * causal or tree mask: one dispatch fewer per draft step, same results bit for bit. `auto`
+   * (default): on hardware adapters, off on software adapters, as `LlamaLoadOptions.fuseRopeAttention`
+   * (measured there).
+   */
+  fuseRopeAttention?: "auto" | boolean;
 }
 
 /** Options for {@link Eagle3Draft.create}: initialisation plus sizes. */
@@ -66,8 +77,19 @@ export interface Eagle3CreateOptions extends Eagle3Options, Eagle3InitOptions {}
 export interface Eagle3ForwardArgs {
   /** The draft KV cache (one layer; see {@link Eagle3Draft.createKvCache}). */
   kv: KvCache;
-  /** (≥T, H) f32 hidden input (fc(features) or a previous `out`); rows [0, T) are used. */
+  /**
+   * (≥T, H) f32 hidden input (fc(features) or a previous `out`); rows [0, T) are used, or the rows
+   * `hiddenRows` names.
+   */
   hidden: Tensor;
+  /**
+   * u32 row indices: hidden row t is `hidden[hiddenRows[hiddenRowsOffset + t]]` (tree growth: each
+   * frontier node continues its parent's row), picked inside the input dispatch into the draft's
+   * workspace (so `out` may be `hidden` itself, e.g. the previous level's output).
+   */
+  hiddenRows?: Tensor;
+  /** First entry of `hiddenRows` used (default 0). */
+  hiddenRowsOffset?: number;
   /** u32 token ids (target vocabulary); ids[idsOffset + t] pairs with hidden row t. */
   ids: Tensor;
   /** Index of the first id in `ids` (default 0). */
@@ -118,6 +140,8 @@ export class Eagle3Draft {
   readonly maxSeqLen: number;
   /** Most rows per forward. */
   readonly maxBatch: number;
+  /** Whether forwards of ≤ 8 rows run RoPE + the KV write inside attention (resolved option). */
+  readonly fuseRopeAttention: boolean;
   /** Trainable weights. */
   readonly weights: Readonly<Eagle3GpuWeights>;
   /**
@@ -140,8 +164,9 @@ export class Eagle3Draft {
   readonly #frozen: BufferArena;
   readonly #act: BufferArena;
   // Workspace, maxBatch rows each.
-  readonly #emb: Tensor; // (B, H) embedding, normalised in place
-  readonly #hn: Tensor; // (B, H) hidden_norm(hidden)
+  readonly #en: Tensor; // (B, H) input_layernorm(embedding)
+  readonly #hn: Tensor; // (B, H) hidden_norm(hidden), same buffer as #en (draftInput writes both)
+  readonly #hin: Tensor; // (B, H) hidden rows picked by `hiddenRows`
   readonly #qkv: Tensor; // (B, (nH+2nKV)·hd)
   readonly #q: Tensor; // (B, nH·hd)
   readonly #att: Tensor; // (B, nH·hd)
@@ -157,6 +182,9 @@ export class Eagle3Draft {
     this.gpu = gpu;
     this.maxSeqLen = opts.maxSeqLen ?? Math.min(cfg.maxPositionEmbeddings, 2048);
     this.maxBatch = Math.min(opts.maxBatch ?? 256, this.maxSeqLen);
+    const software = gpu.isFallback || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+    const fra = opts.fuseRopeAttention ?? "auto";
+    this.fuseRopeAttention = fra === "auto" ? !software : fra;
     if (!Number.isInteger(this.maxSeqLen) || this.maxSeqLen < 1 || !Number.isInteger(this.maxBatch)) {
       throw new ShapeError(`Eagle3Draft: maxSeqLen ${this.maxSeqLen} / maxBatch ${this.maxBatch} invalid`);
     }
@@ -230,10 +258,11 @@ export class Eagle3Draft {
     );
 
     const B = this.maxBatch;
-    const actBytes = 4 * B * (4 * H + N + 2 * nH * hd + 3 * I + Vd) + 16 * 256;
+    const actBytes = 4 * B * (5 * H + N + 2 * nH * hd + 3 * I + Vd) + 16 * 256;
     this.#act = new BufferArena(gpu, actBytes, "eagle3-activations");
-    this.#emb = this.#act.alloc([B, H], "f32", "draft_emb");
+    this.#en = this.#act.alloc([B, H], "f32", "draft_input_norm");
     this.#hn = this.#act.alloc([B, H], "f32", "draft_hidden_norm");
+    this.#hin = this.#act.alloc([B, H], "f32", "draft_hidden_rows");
     this.#qkv = this.#act.alloc([B, N], "f32", "draft_qkv");
     this.#q = this.#act.alloc([B, nH * hd], "f32", "draft_q");
     this.#att = this.#act.alloc([B, nH * hd], "f32", "draft_attn");
@@ -286,13 +315,16 @@ export class Eagle3Draft {
     linear(rec, out, feats, this.weights.fc);
   }
 
-  /** Record logits (T, Vd) = lm_head(norm(x)) for x (T, H), T ≤ maxBatch (uses the norm workspace). */
+  /**
+   * Record logits (T, Vd) = lm_head(norm(x)) for x (T, H), T ≤ maxBatch (the norm fused into lm_head,
+   * or in the norm workspace where `linearFuses` does not fuse the norm for T rows).
+   */
   head(rec: Recorder, logits: Tensor, x: Tensor): void {
     const T = x.shape[0];
     if (x.shape.length !== 2 || T < 1 || T > this.maxBatch) {
       throw new ShapeError(`Eagle3Draft.head: ${x.name} [${x.shape}] must be (1..${this.maxBatch}, H)`);
     }
-    draftHeadForward(rec, this, logits, this.#xn.rows(T), x);
+    draftHeadForward(rec, this, logits, this.#xn.rows(T), x, { fused: true });
   }
 
   /**
@@ -307,22 +339,23 @@ export class Eagle3Draft {
       throw new ShapeError(`Eagle3Draft.forward: T=${T}; this draft was loaded for 1..${this.maxBatch} rows`);
     }
     args.hidden.expectShape([-1, H], "f32");
-    if (args.hidden.shape[0] < T) {
+    const picked = args.hiddenRows !== undefined;
+    if (!picked && args.hidden.shape[0] < T) {
       throw new ShapeError(
         `Eagle3Draft.forward: ${args.hidden.name} has ${args.hidden.shape[0]} rows < T=${T}`,
       );
     }
-    const hidden = args.hidden.shape[0] === T ? args.hidden : args.hidden.rows(T);
+    const hidden = picked || args.hidden.shape[0] === T ? args.hidden : args.hidden.rows(T);
     const out = args.out ? args.out.expectShape([-1, H], "f32") : this.#out;
     if (out.shape[0] < T) throw new ShapeError(`Eagle3Draft.forward: ${out.name} has fewer than ${T} rows`);
     const o = out.shape[0] === T ? out : out.rows(T);
     const { numKvHeads: nKV, headDim: hd } = this.config;
     const kv = args.kv.expect(1, nKV * hd, 0, "Eagle3Draft.forward");
-    // Decoding's workspace: the embedding is normalised in place and y is the output buffer.
-    const emb = this.#emb.rows(T);
+    // Decoding's workspace (fused: the raw embedding is never materialised); y is the output buffer.
+    const en = this.#en.rows(T);
     const acts: DraftLayerActs = {
-      emb,
-      en: emb,
+      emb: en,
+      en,
       hn: this.#hn.rows(T),
       qkv: this.#qkv.rows(T),
       q: this.#q.rows(T),
@@ -332,8 +365,12 @@ export class Eagle3Draft {
       gu: this.#gateUp.rows(T),
       act: this.#act1.rows(T),
     };
+    const hiddenRows = picked
+      ? { index: args.hiddenRows!, offset: args.hiddenRowsOffset, into: this.#hin.rows(T) }
+      : undefined;
     draftLayerForward(rec, this, acts, {
       hidden,
+      hiddenRows,
       ids: args.ids,
       idsOffset: args.idsOffset,
       kCache: kv.k[0],
@@ -353,7 +390,7 @@ export class Eagle3Draft {
         segmented: args.segmented,
       },
       out: o,
-    });
+    }, { fused: true, ropeAttention: this.fuseRopeAttention });
     if (args.logits === "none") return { out: o, logits: null };
     const logits = this.#logits.rows(T);
     this.head(rec, logits, o);

@@ -133,8 +133,9 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
       kvLen: P + N,
       treeMask,
     });
-    assertAllClose(await rec.readF32(a.out), refT.out, { rtol: 2e-4, atol: 2e-5, name: "tree out" });
-    assertAllClose(await rec.readF32(a.logits!), refT.logits, {
+    const aOut = await rec.readF32(a.out), aLogits = await rec.readF32(a.logits!);
+    assertAllClose(aOut, refT.out, { rtol: 2e-4, atol: 2e-5, name: "tree out" });
+    assertAllClose(aLogits, refT.logits, {
       rtol: 2e-4,
       atol: 5e-5,
       name: "tree logits",
@@ -167,6 +168,28 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
       name: "dynamic tree logits",
     });
 
+    // The same expansion picking its hidden rows from a larger (N + 3, H) source by a GPU index (tree
+    // growth's `hiddenRows`), writing over that source: bit-identical to passing the rows themselves.
+    const perm = [6, 0, 3, 5, 1];
+    const src = randn((N + 3) * H, 41);
+    perm.forEach((j, t) => src.set(th.subarray(t * H, (t + 1) * H), j * H));
+    const srcT = io.upload(src, [N + 3, H], "f32", "tree_hidden_src");
+    const c = draft.forward(rec, {
+      kv,
+      hidden: srcT,
+      hiddenRows: io.upload(Uint32Array.from([7, ...perm]), [N + 1], "u32", "tree_rows"),
+      hiddenRowsOffset: 1,
+      out: srcT,
+      ids: tidsT,
+      T: N,
+      cacheRow: P,
+      positions: posT,
+      kvLen: P + N,
+      treeMask,
+    });
+    deepEqual(await rec.readF32(c.out), aOut);
+    deepEqual(await rec.readF32(c.logits!), aLogits);
+
     // head() = lm_head(norm(x)), d2t maps on the GPU.
     const lg = io.alloc([N, Vd], "f32", "head_logits");
     draft.head(rec, lg, thT);
@@ -184,6 +207,59 @@ Deno.test("eagle3: GPU forward matches the reference (fc, causal prefix, tree ex
     kv.destroy();
     io.destroy();
   }
+});
+
+Deno.test("eagle3: fuseRopeAttention (RoPE + KV write inside attention) is bit-identical", async () => {
+  const { gpu, rec } = await testGpu();
+  const ckpt = await randomDraft();
+  const H = ckpt.config.hiddenSize, V = ckpt.config.vocabSize;
+  const io = new BufferArena(gpu, 1 << 20, "eagle3-rope-io");
+  const r = rng(5);
+  const P = 6, N = 4;
+  const hidden = io.upload(randn(P * H, 51, 0.5), [P, H], "f32", "hidden");
+  const ids = io.upload(Uint32Array.from({ length: P }, () => Math.floor(r() * V)), [P], "u32", "ids");
+  // Tree step after the prefix: node 0 at depth 0, nodes 1–3 its children; rows picked from the prefix.
+  const anc = Uint8Array.from([1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1]);
+  const treeMask = { mask: io.upload(packMask(anc, N, N), [N, 1], "u32", "mask"), treeLen: N };
+  const pos = io.upload(Uint32Array.of(0, 1, 1, 1), [N], "u32", "pos");
+  const rows = io.upload(Uint32Array.of(5, 2, 0, 3), [N], "u32", "rows");
+  const meta = io.upload(Uint32Array.of(P), [1], "u32", "meta");
+  const results: Float32Array[][] = [];
+  for (const fuseRopeAttention of [false, true]) {
+    const draft = Eagle3Draft.fromCheckpoint(gpu, ckpt, { maxSeqLen: 32, maxBatch: 8, fuseRopeAttention });
+    equal(draft.fuseRopeAttention, fuseRopeAttention);
+    const kv = draft.createKvCache();
+    const got: Float32Array[] = [];
+    const pre = draft.forward(rec, { kv, hidden, ids, T: P, cacheRow: 0, kvLen: P }); // causal
+    got.push(await rec.readF32(pre.out), await rec.readF32(pre.logits!));
+    const tree = draft.forward(rec, {
+      kv,
+      hidden, // not pre.out: the keys written here then depend on the inputs only
+      hiddenRows: rows,
+      ids,
+      T: N,
+      cacheRow: 0,
+      dynamicRow: { meta, index: 0 },
+      positions: pos,
+      dynamicPos: { meta, index: 0 },
+      kvLen: N,
+      dynamicLen: { meta, index: 0 },
+      treeMask,
+    });
+    got.push(await rec.readF32(tree.out), await rec.readF32(tree.logits!));
+    got.push(await rec.readF32(kv.k[0]), await rec.readF32(kv.v[0]));
+    results.push(got);
+    draft.destroy();
+  }
+  // Keys and values: the same rotation either way, bit for bit. Outputs: bit for bit against the
+  // workgroup attention kernel that attentionRope extends (hardware); software adapters attend with
+  // the one-lane-per-query kernel (another summation order), so there all-close.
+  const names = ["prefix out", "prefix logits", "tree out", "tree logits", "keys", "values"];
+  for (let i = 0; i < names.length; i++) {
+    if (i >= 4 || !gpu.isFallback) deepEqual(results[1][i], results[0][i], names[i]);
+    else assertAllClose(results[1][i], results[0][i], { rtol: 1e-5, atol: 1e-5, name: names[i] });
+  }
+  io.destroy();
 });
 
 Deno.test("eagle3: create() initialises like HF with the target's embedding and an identity vocabulary", async () => {

@@ -22,7 +22,9 @@
  *   per-lane scalar loop and every barrier into a coroutine switch, so the number of loads decides;
  *   8192×128 f32: 0.67 ms against ~1.8 ms for `matvec`).
  * The matvec kernels can also fuse an RMSNorm of x into the load (`norm`) and SwiGLU over a fused
- * gate/up weight into the store (`swiglu`), which removes 2 of the 9 dispatches per decoder layer.
+ * gate/up weight into the store (`swiglu`), which removes 2 of the 9 dispatches per decoder layer;
+ * so can `matmul_sw16` (software adapters, M > 8: the draft's tree levels of more than 8 nodes),
+ * not the hardware tiled kernels ({@link linearFuses} says which M a device fuses).
  *
  * Both are prefixed by a loader prelude: kernels/linear_io_vec4.wgsl when K % 4 == 0 (vec4 loads),
  * else kernels/linear_io_scalar.wgsl (scalar loads packed into vec4s). f16 weights use the same
@@ -206,6 +208,20 @@ export function matvecSw4Entry(rpt: number, norm: boolean, swiglu: boolean): str
   return lines.join("\n");
 }
 
+/**
+ * Whether callers should fuse `fusion` into {@link linear} for M rows on this device (else they run
+ * the norm / SwiGLU as separate ops): always on the matvec kernels (M ≤ {@link MATVEC_MAX_M}); on
+ * software adapters' `direct` kernel (`matmul_sw16`) SwiGLU only: its fused norm recomputes each
+ * row's Σx² in every thread, which on llvmpipe costs more than the norm dispatch it saves (kernel ms
+ * per call, tiny's draft at k = 10 rows: lm_head 10 × 128 × 2048 fused 0.86–0.91 vs 0.81–0.86 for
+ * rmsNorm + linear; gate/up 10 × 128 × 2·384 with SwiGLU 0.35 vs 0.32), while its fused SwiGLU
+ * saves time (0.29–0.33 vs 0.34–0.39 ms for linear + swiglu); never on the hardware tiled kernels
+ * (no fusion there).
+ */
+export function linearFuses(rec: Recorder, M: number, fusion: "norm" | "swiglu"): boolean {
+  return M <= MATVEC_MAX_M || (rec.gpu.isFallback && fusion === "swiglu");
+}
+
 /** Weight rows per 256-thread matvec workgroup that {@link linear} uses on this device. */
 export function defaultMatvecRows(rec: Recorder): number {
   return isSoftware(rec) ? MATVEC_ROWS_SOFTWARE : MATVEC_ROWS;
@@ -278,9 +294,12 @@ export function linear(
   if (useMatvec && M > MATVEC_MAX_M) {
     throw new ShapeError(`linear: matvec kernel needs M ≤ ${MATVEC_MAX_M}, ${x.name} has M = ${M}`);
   }
-  if ((norm || swi) && !useMatvec) {
+  const direct = !useMatvec &&
+    (kind === "direct" || (kind === "auto" && rec.gpu.isFallback && opts.tile === undefined));
+  if ((norm || swi) && !useMatvec && !(direct && (opts.directRows ?? 16) === 16)) {
     throw new ShapeError(
-      `linear: fused norm / swiglu need the matvec kernel (M ≤ ${MATVEC_MAX_M}); ${x.name} has M = ${M}`,
+      `linear: fused norm / swiglu need the matvec kernel (M ≤ ${MATVEC_MAX_M}) or the direct kernel ` +
+        `with 16 rows per thread; ${x.name} has M = ${M}`,
     );
   }
   if (M === 0 || N === 0) return;
@@ -318,10 +337,10 @@ export function linear(
     `${g ? (gRead ? "g" : "G") : ""}${swi ? "s" : ""}`;
   const params = [M, K, N, KV, norm?.eps ?? 0];
 
+  const fuse = { NORM: g ? "true" : "false", SWIGLU: swi ? "true" : "false" };
   if (useMatvec) {
     const mk = opts.matvecKind ??
       (opts.matvecRows !== undefined ? "reduce" : isSoftware(rec) ? "rows" : "reduce");
-    const fuse = { NORM: g ? "true" : "false", SWIGLU: swi ? "true" : "false" };
     if (mk === "rows") {
       const rpt = opts.matvecRowsPerThread ?? 8;
       if (rpt !== 2 && rpt !== 4 && rpt !== 8) {
@@ -378,7 +397,7 @@ export function linear(
     rec.dispatch(k, tensors, params, grid1d(N, outRows, rec.gpu.limits.maxComputeWorkgroupsPerDimension));
     return;
   }
-  if (kind === "direct" || (kind === "auto" && rec.gpu.isFallback && opts.tile === undefined)) {
+  if (direct) {
     // 8×8 threads × (R×8) outputs: an (8R)×64 tile per workgroup, x and w read straight from storage.
     const R = opts.directRows ?? 16;
     if (R !== 8 && R !== 16) throw new ShapeError(`linear: directRows must be 8 or 16, got ${R}`);
@@ -391,12 +410,12 @@ export function linear(
     }
     const k = kernelFor(rec, `${entry}:${variant}:${ty}`, () => ({
       name: `linear_${entry}_${variant}${ty === 8 ? "" : `_ty${ty}`}`,
-      code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: ty, TM: 8, BK: 16 }),
+      code: prelude() + specialize(MATMUL_WGSL, { TX: 8, TY: ty, TM: 8, BK: 16, ...fuse }),
       entryPoint: entry,
       storage,
       params: "uuuuf",
     }));
-    rec.dispatch(k, tensors, params, [Math.ceil(N / 64), Math.ceil(M / (ty * R))]);
+    rec.dispatch(k, tensors, params, [Math.ceil(N / (swi ? 32 : 64)), Math.ceil(M / (ty * R))]);
     return;
   }
   const t = opts.tile ?? defaultTile(rec, M, N);
@@ -404,7 +423,8 @@ export function linear(
   const entry = naive ? "naive" : t.tm === 8 ? "matmul8" : "matmul4";
   const k = kernelFor(rec, `${entry}:${variant}:${t.tx},${t.ty},${t.tm},${t.bk}`, () => ({
     name: `linear_${entry}_${variant}`,
-    code: prelude() + specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk }),
+    code: prelude() +
+      specialize(MATMUL_WGSL, { TX: t.tx, TY: t.ty, TM: t.tm, BK: t.bk, NORM: "false", SWIGLU: "false" }),
     entryPoint: entry,
     storage,
     params: "uuuuf",

@@ -267,6 +267,8 @@ async function checkFused(
     matvecRowsPerThread?: 2 | 4 | 8;
     matvecRows?: number;
     matvecQuads?: boolean;
+    kernel?: "direct";
+    directThreadRows?: 1 | 2 | 4 | 8;
   },
 ): Promise<void> {
   const { gpu, rec } = await testGpu();
@@ -309,6 +311,8 @@ async function checkFused(
       matvecRowsPerThread: opts.matvecRowsPerThread,
       matvecRows: opts.matvecRows,
       matvecQuads: opts.matvecQuads,
+      kernel: opts.kernel,
+      directThreadRows: opts.directThreadRows,
     });
     assertAllClose(await rec.readF32(out), expected, {
       name: `fused linear M=${M} K=${K} N=${N} ${JSON.stringify(opts)}`,
@@ -354,6 +358,26 @@ Deno.test("linear: fused RMSNorm / SwiGLU matvec (both kernels, every rows setti
   await checkFused(1, 64, 33, { norm: true, swiglu: true, sharedWeights: true, matvecKind: "reduce" });
 });
 
+Deno.test("linear: fused RMSNorm / SwiGLU in the direct kernel (matmul_sw16, M > 8 on software) match the references", async () => {
+  // Odd M / N, K % 4 != 0 (scalar loads), several 16-row blocks and thread-row counts.
+  const shapes: [number, number, number][] = [
+    [9, 128, 67],
+    [10, 130, 33],
+    [17, 36, 70],
+    [40, 64, 9],
+    [3, 7, 5],
+  ];
+  for (const [M, K, N] of shapes) {
+    for (const [norm, swiglu] of [[true, false], [false, true], [true, true]]) {
+      await checkFused(M, K, N, { norm, swiglu, kernel: "direct", residual: !swiglu });
+      await checkFused(M, K, N, { norm, swiglu, kernel: "direct", residual: swiglu, directThreadRows: 8 });
+    }
+  }
+  await checkFused(12, 128, 200, { norm: true, swiglu: true, f16: true, kernel: "direct" });
+  await checkFused(11, 64, 33, { norm: true, sharedWeights: true, kernel: "direct" });
+  await checkFused(11, 64, 33, { norm: true, swiglu: true, sharedWeights: true, kernel: "direct" });
+});
+
 Deno.test("linear: fused options are validated", async () => {
   const { gpu, rec } = await testGpu();
   const acts = new BufferArena(gpu, 1 << 20, "acts");
@@ -364,8 +388,18 @@ Deno.test("linear: fused options are validated", async () => {
       () =>
         linear(rec, acts.alloc([9, 4], "f32"), x, acts.alloc([4, 8], "f32"), {
           norm: { weight: g, eps: 1e-5 },
+          kernel: "tiled",
         }),
       /matvec kernel/,
+    );
+    assert.throws(
+      () =>
+        linear(rec, acts.alloc([9, 4], "f32"), x, acts.alloc([8, 8], "f32"), {
+          swiglu: true,
+          kernel: "direct",
+          directRows: 8,
+        }),
+      /16 rows per thread/,
     );
     assert.throws(
       () => linear(rec, acts.alloc([1, 2], "f32"), x1, acts.alloc([5, 8], "f32", "w5"), { swiglu: true }),

@@ -10,6 +10,7 @@ export * from "./rope.ts";
 export * from "./attention.ts";
 export * from "./activation.ts";
 export * from "./embedding.ts";
+export * from "./draft_input.ts";
 export * from "./softmax.ts";
 export * from "./select.ts";
 export * from "./topk.ts";

@@ -10,6 +10,7 @@ export {
   type AttentionDims,
   attentionRef,
   causalMask,
+  draftInputRef,
   embeddingRef,
   linearRef,
   logSoftmaxRef,

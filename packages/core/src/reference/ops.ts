@@ -284,6 +284,34 @@ export function embeddingRef(table: Float32Array, ids: ArrayLike<number>, hidden
   return y;
 }
 
+/**
+ * The EAGLE-3 draft layer's normalised inputs (op `draftInput`): rows [0, T) are
+ * rmsNorm(table[ids[t]], gIn), rows [T, 2T) rmsNorm(hidden[rows[t]], gHid) (rows[t] = t when null).
+ * @param table (V, H)
+ * @param ids (T) token ids in [0, V)
+ * @param hidden (S, H)
+ * @param rows (T) row indices into hidden in [0, S), or null for the first T rows
+ * @param gIn (H) input_layernorm weight
+ * @param gHid (H) hidden_norm weight
+ * @returns (2T, H)
+ */
+export function draftInputRef(
+  table: Float32Array,
+  ids: ArrayLike<number>,
+  hidden: Float32Array,
+  rows: ArrayLike<number> | null,
+  gIn: Float32Array,
+  gHid: Float32Array,
+  eps: number,
+): Float32Array {
+  const H = gIn.length, T = ids.length;
+  const picked = embeddingRef(hidden, rows ?? Array.from({ length: T }, (_, t) => t), H); // (T, H)
+  const y = new Float32Array(2 * T * H); // (2T, H)
+  y.set(rmsNormRef(embeddingRef(table, ids, H), gIn, eps));
+  y.set(rmsNormRef(picked, gHid, eps), T * H);
+  return y;
+}
+
 function softmaxRows(x: Float32Array, cols: number, temperature: number, log: boolean): Float32Array {
   if (!(temperature > 0)) throw new ShapeError(`softmax: temperature must be > 0, got ${temperature}`);
   const rows = rowsOf("softmax x", x, cols);

@@ -71,7 +71,6 @@ export class GtoTreeBatch {
   readonly #fused: Tensor; // (S, H)
   readonly #lastHidden: Tensor; // (P, H)
   readonly #lastLogits: Tensor; // (P, Vd)
-  readonly #hidden: Tensor; // (P·k, H)
   readonly #posE: Tensor; // (P·k) u32
   readonly #posV: Tensor; // (c·N) u32
   readonly #cTokens: Tensor; // (P·N) u32: internal-only verification rows (chunk k from t0·N)
@@ -116,8 +115,7 @@ export class GtoTreeBatch {
     this.rewards = new GtoRewardBuffers(gpu, { trees: P, totalTokens: N });
     this.draftKv = draft.createKvCache(S + D * P * k, "gto.draft_kv");
     const wN = Math.ceil(N / 32);
-    const words =
-      4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k * (H + 1) + c * N + P * N * (3 + wN)) +
+    const words = 4 * (3 * P + P * (W - 1) + S * H + P * (H + Vd) + P * k + c * N + P * N * (3 + wN)) +
       20 * 256;
     const a = this.#arena = new BufferArena(gpu, words, "gto.trees");
     this.prefix = a.alloc([P], "u32", "gto.prefix");
@@ -127,7 +125,6 @@ export class GtoTreeBatch {
     this.#fused = a.alloc([S, H], "f32", "gto.fused");
     this.#lastHidden = a.alloc([P, H], "f32", "gto.lastHidden");
     this.#lastLogits = a.alloc([P, Vd], "f32", "gto.lastLogits");
-    this.#hidden = a.alloc([P * k, H], "f32", "gto.hidden");
     this.#posE = a.alloc([P * k], "u32", "gto.posE");
     this.#posV = a.alloc([c * N], "u32", "gto.posV");
     this.#cTokens = a.alloc([P * N], "u32", "gto.internalTokens");
@@ -195,11 +192,11 @@ export class GtoTreeBatch {
     treeLevel(rec, tb, this.#lastLogits, 0, { fromLogits: true });
     let prevOut = this.#lastHidden;
     for (let e = 0; e < D; e++) {
-      gatherRows(rec, this.#hidden, prevOut, tb.outIds);
       recordTreePositions(rec, this.#posE, { meta: this.prefix, index: 0 }, { perTree: k, add: e });
       const r = draft.forward(rec, {
         kv: this.draftKv,
-        hidden: this.#hidden,
+        hidden: prevOut,
+        hiddenRows: tb.outIds, // each frontier node continues its parent's row (as growDraftTree)
         ids: tb.frontierTokens,
         T: P * k,
         cacheRow: this.maxSeqLen + e * P * k,

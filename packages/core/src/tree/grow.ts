@@ -7,8 +7,8 @@
  * ```
  * treeLevel(tb, lastLogits, 0, fromLogits)          (fused log-softmax + top-k per row)
  * for e in 0..D−1:
- *   hidden = prevOut[tb.outIds]                        (prevOut = lastHidden at e = 0)
- *   draft forward on tb.frontierTokens: KV rows prefix + k·e .., every frontier node at position
+ *   draft forward on tb.frontierTokens, hidden rows prevOut[tb.outIds] (prevOut = lastHidden at e = 0;
+ *     the row pick is fused into the draft's input dispatch): KV rows prefix + k·e .., every frontier node at position
  *     prefix + e (EAGLE's `len_posi + position_ids`, position_ids = zeros(k)), attention over the
  *     prefix + the k·(e+1) expanded rows (mask tb.draftMasks[e])
  *   treeLevel(tb, logits, e + 1, fromLogits)
@@ -27,15 +27,14 @@ import type { KvCache } from "../model/kv_cache.ts";
 import type { DynamicValue } from "../ops/attention.ts";
 import { ShapeError } from "../errors.ts";
 import type { ResolvedTreeConfig } from "./config.ts";
-import { gatherRows, type TreeBuffers, treeFinalize, treeLevel } from "./tree_ops.ts";
+import { type TreeBuffers, treeFinalize, treeLevel } from "./tree_ops.ts";
 
 /**
  * Scratch of {@link growDraftTree} (P trees; see {@link allocGrowScratch}). No log-prob rows: each
- * level selects straight from the draft logits (`treeLevel` with `fromLogits`).
+ * level selects straight from the draft logits (`treeLevel` with `fromLogits`), and no hidden rows:
+ * the draft picks the frontier's rows itself (`hiddenRows`).
  */
 export interface GrowScratch {
-  /** (P·k, H) f32: hidden input of the frontier rows. */
-  hidden: Tensor;
   /** positions[e]: (P·k) u32, all e: the frontier's position offsets at expansion e (e = 0..D−1). */
   positions: readonly Tensor[];
 }
@@ -61,8 +60,8 @@ export interface GrowDraftTreeArgs {
 }
 
 /** Bytes {@link allocGrowScratch} takes from an arena for `P` trees (alignment included). */
-export function growScratchBytes(draft: Eagle3Draft, tree: ResolvedTreeConfig, P = 1): number {
-  return 4 * P * tree.topK * draft.config.hiddenSize + 256 + tree.depth * (4 * P * tree.topK + 256);
+export function growScratchBytes(_draft: Eagle3Draft, tree: ResolvedTreeConfig, P = 1): number {
+  return tree.depth * (4 * P * tree.topK + 256);
 }
 
 /** Allocate {@link GrowScratch} for `P` trees from `arena` (once, at setup; writes the positions). */
@@ -72,23 +71,19 @@ export function allocGrowScratch(
   tree: ResolvedTreeConfig,
   P = 1,
 ): GrowScratch {
-  const H = draft.config.hiddenSize;
   const k = tree.topK;
   const positions = Array.from({ length: tree.depth }, (_, e) => {
     const t = arena.alloc([P * k], "u32", `grow.positions${e}`);
     writeTensor(draft.gpu, t, new Uint32Array(P * k).fill(e));
     return t;
   });
-  return {
-    hidden: arena.alloc([P * k, H], "f32", "grow.hidden"),
-    positions,
-  };
+  return { positions };
 }
 
 /**
  * Record the growth of the draft tree `tb` (1 + D levels, the draft forwards and the final
  * re-rank): afterwards `tb.tokens`, `tb.parents`, `tb.depths`, `tb.treeMask`, `tb.retrieve` and
- * `tb.info` hold the tree. Dispatches: 2 (level 0), D × (gather + draft forward + 2), + 1; each
+ * `tb.info` hold the tree. Dispatches: 2 (level 0), D × (draft forward + 2), + 1; each
  * level's selection is the fused `topkLogSoftmax` (one pass over each logit row, bit for bit the
  * trees of `logSoftmax` → `topk`). Throws {@link ShapeError} on inconsistent shapes.
  */
@@ -116,7 +111,6 @@ export function growDraftTree(
     throw new ShapeError(`growDraftTree: tree buffers for Vd=${tb.draftVocab}, draft has ${Vd}`);
   }
   const s = args.scratch;
-  s.hidden.expectShape([P * k, H], "f32");
   if (s.positions.length !== D) {
     throw new ShapeError(`growDraftTree: ${s.positions.length} position rows for depth ${D}`);
   }
@@ -127,10 +121,10 @@ export function growDraftTree(
   treeLevel(rec, tb, args.lastLogits, 0, { fromLogits: true });
   let prevOut = args.lastHidden; // (1, H) at e = 0 (outIds are all 0), then the last expansion's (k, H)
   for (let e = 0; e < D; e++) {
-    gatherRows(rec, s.hidden, prevOut, tb.outIds);
     const r = draft.forward(rec, {
       kv: args.kv,
-      hidden: s.hidden,
+      hidden: prevOut,
+      hiddenRows: tb.outIds,
       ids: tb.frontierTokens,
       T: k,
       cacheRow: k * e,

@@ -111,6 +111,11 @@ export interface DecodeNumbers {
   tokens: number;
   /** Wall seconds of the call. */
   seconds: number;
+  /**
+   * Seconds after the first token (the engine's `timing`: total − first token), i.e. the decode loop
+   * without the prompt's prefill: what the auto tree predicts.
+   */
+  decodeSeconds: number;
   /** `stop` (eos) or `length`. */
   finishReason: "stop" | "length";
 }
@@ -214,8 +219,12 @@ export interface AcceptReport {
     choice: string;
     predictedTokPerSec: number;
     measuredTokPerSec: number;
+    /** Σ (tokens − 1) / Σ decode seconds of the same calls: the rate the prediction is about. */
+    measuredDecodeTokPerSec: number;
     predictedPlainTokPerSec: number;
     measuredPlainTokPerSec: number | null;
+    /** Plain decoding's decode-only rate (null without plain). */
+    measuredPlainDecodeTokPerSec: number | null;
     predictedTau: number;
     measuredTau: number;
     line: string;
@@ -421,6 +430,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
               rec0.plain = {
                 tokens: p.res.tokens.length,
                 seconds: p.seconds,
+                decodeSeconds: decodeSeconds(p.res.timing),
                 finishReason: p.res.finishReason as "stop" | "length",
               };
               tick(`${label} plain`);
@@ -432,6 +442,7 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
             rec0.spec = {
               tokens: q.res.tokens.length,
               seconds: q.seconds,
+              decodeSeconds: decodeSeconds(q.res.timing),
               finishReason: q.res.finishReason as "stop" | "length",
               cycles: q.res.speculative?.cycles ?? n0,
               cycleTokens: hist.reduce((a, c, L) => a + c * (L + 1), 0),
@@ -491,21 +502,48 @@ export async function runAcceptBench(opts: AcceptBenchOptions): Promise<AcceptRe
     rows,
     prompts: records,
     mismatches: rows.filter((r) => r.bench !== "all").reduce((s, r) => s + (r.mismatches ?? 0), 0),
-    autoTree: autoTreeReport(engine, rows),
+    autoTree: autoTreeReport(engine, rows, records),
   };
 }
 
-function autoTreeReport(engine: Engine, rows: AcceptRow[]): AcceptReport["autoTree"] {
+/** Engine timing → seconds after the first token. */
+function decodeSeconds(t: { firstTokenSeconds: number; totalSeconds: number }): number {
+  return Math.max(0, t.totalSeconds - t.firstTokenSeconds);
+}
+
+/** Σ (tokens − 1) / Σ decode seconds over the records' `which` calls (0 when nothing was decoded). */
+function decodeRate(recs: PromptRecord[], which: "plain" | "spec"): number {
+  let tokens = 0, seconds = 0;
+  for (const r of recs) {
+    const d = r[which];
+    if (!d || d.tokens < 2) continue;
+    tokens += d.tokens - 1;
+    seconds += d.decodeSeconds;
+  }
+  return seconds > 0 ? tokens / seconds : 0;
+}
+
+function autoTreeReport(
+  engine: Engine,
+  rows: AcceptRow[],
+  records: PromptRecord[],
+): AcceptReport["autoTree"] {
   const a = engine.info.autoTree;
   if (!a || rows.length === 0) return null;
   const row = rows.find((r) => r.bench === "all" && r.temperature === 0) ??
     rows.find((r) => r.temperature === 0) ?? rows[0];
+  const recs = records.filter((r) =>
+    r.temperature === row.temperature && !r.skipped &&
+    (row.bench === "all" || r.bench === row.bench)
+  );
   return {
     choice: a.tree ? `${a.tree.totalTokens}/${a.tree.depth}/${a.tree.topK}` : "plain",
     predictedTokPerSec: a.predictedTokPerSec,
     measuredTokPerSec: row.specTokPerSec,
+    measuredDecodeTokPerSec: decodeRate(recs, "spec"),
     predictedPlainTokPerSec: a.plainTokPerSec,
     measuredPlainTokPerSec: row.plainTokPerSec,
+    measuredPlainDecodeTokPerSec: row.plainTokPerSec === null ? null : decodeRate(recs, "plain"),
     predictedTau: a.predictedTau,
     measuredTau: row.tau,
     line: a.line,
@@ -559,10 +597,16 @@ export function formatMarkdown(report: AcceptReport): string {
       `auto tree ${a.choice}: predicted ${a.predictedTokPerSec.toFixed(1)} tok/s (τ ${
         a.predictedTau.toFixed(2)
       }), ` +
-        `measured ${a.measuredTokPerSec.toFixed(1)} tok/s (τ ${a.measuredTau.toFixed(2)}); plain predicted ` +
-        `${a.predictedPlainTokPerSec.toFixed(1)} tok/s, measured ${f(a.measuredPlainTokPerSec, 1)} tok/s` +
+        `measured ${a.measuredDecodeTokPerSec.toFixed(1)} decode tok/s (${
+          a.measuredTokPerSec.toFixed(1)
+        } end to end; τ ${a.measuredTau.toFixed(2)}); plain predicted ` +
+        `${a.predictedPlainTokPerSec.toFixed(1)} tok/s, measured ${
+          f(a.measuredPlainDecodeTokPerSec, 1)
+        } decode ` +
+        `tok/s (${f(a.measuredPlainTokPerSec, 1)} end to end)` +
         (c.tree ? "" : " (the spec columns are plain decoding: the auto tree chose it)") +
-        ". Predictions are decode rates (no prefill, calibrated once); measurements are end to end per call.",
+        ". Predictions are decode rates calibrated once on short prompts; decode tok/s = Σ (tokens − 1) / Σ " +
+        "seconds after each call's first token, end to end = Σ tokens / Σ wall seconds.",
     );
   }
   const skipped = report.prompts.filter((p) => p.skipped).length;

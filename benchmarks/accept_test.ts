@@ -168,6 +168,12 @@ Deno.test("harness on tiny with a random saved draft: T=0 lossless, every column
       if (p.temperature === 0) equal(p.match, true, `${p.bench} ${p.id} turn ${p.turn}`);
       ok(p.spec!.tokens <= 8 && p.plain!.tokens <= 8);
       ok(p.spec!.cycles >= 1 || p.spec!.tokens <= 1, `${p.bench} ${p.id}: cycles ${p.spec!.cycles}`);
+      for (const d of [p.plain!, p.spec!]) {
+        ok(
+          d.decodeSeconds >= 0 && d.decodeSeconds < d.seconds,
+          `decode ${d.decodeSeconds} s of ${d.seconds} s`,
+        );
+      }
     }
     const mt2 = report.prompts.find((p) => p.bench === "mt_bench" && p.turn === 2)!;
     const mt1 = report.prompts.find((p) => p.bench === "mt_bench" && p.turn === 1)!;

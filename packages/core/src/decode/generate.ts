@@ -7,7 +7,9 @@
  * awaits the *previous* batch's readback (double buffering), checking it for eos. Steps encoded after
  * an eos are wasted GPU work and discarded. Positions are known on the CPU (pos = prompt + step), so
  * they travel in uniform params. An `AbortSignal` is checked whenever a batch has been read back, so
- * a cancelled call returns within one batch (finishReason `abort`).
+ * a cancelled call returns within one batch (finishReason `abort`). Batches start at 8 steps and double
+ * up to 64 while a batch takes under ~110 ms (`ReadBatches`, read_batches.ts: on llvmpipe with inline
+ * dispatch Deno's ~11 ms readback latency is not hidden by the double buffering).
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
@@ -17,6 +19,8 @@ import type { LlamaModel } from "../model/llama.ts";
 import type { KvCache } from "../model/kv_cache.ts";
 import { ShapeError } from "../errors.ts";
 import { argmax, sample } from "../ops/select.ts";
+import { ReadBatches } from "./read_batches.ts";
+import { submitsRunInline } from "../gpu/software_threads.ts";
 
 /** Sampling settings. temperature 0 = greedy. */
 export interface SamplingOptions {
@@ -36,7 +40,10 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens: number;
   /** Token ids that end generation (not included in the output). Empty = never stop early. */
   eosIds?: readonly number[];
-  /** Decode steps encoded per submit/readback (default 16). */
+  /**
+   * Decode steps encoded per submit/readback. Default: 8, doubling up to 64 while a batch takes
+   * under ~110 ms (read_batches.ts).
+   */
   stepsPerRead?: number;
   /** Called with each batch of new tokens as soon as it is read back (streaming). */
   onTokens?: (ids: number[]) => void;
@@ -97,10 +104,11 @@ export async function generate(
   }
   const temperature = opts.temperature ?? 0;
   const eos = new Set(opts.eosIds ?? []);
-  const K = opts.stepsPerRead ?? 16;
-  if (!Number.isInteger(K) || K < 1) {
+  const K = opts.stepsPerRead;
+  if (K !== undefined && (!Number.isInteger(K) || K < 1)) {
     throw new ShapeError(`generate: stepsPerRead=${K} must be an integer ≥ 1`);
   }
+  const batches = new ReadBatches({ fixed: K, first: 8, max: 64 });
   const select = (logits: Tensor, outOffset: number, step: number) => {
     if (temperature <= 0) argmax(rec, ring, logits, { outOffset });
     else {
@@ -151,11 +159,27 @@ export async function generate(
     tokens.push(...fresh);
     if (fresh.length > 0) opts.onTokens?.(fresh);
   };
+  // With inline dispatch (llvmpipe, LP_NUM_THREADS=0) a submit runs its batch before returning, so
+  // encoding batch 1 before the first token is read would delay that token by a whole batch and
+  // count batch 1's work as prefill: read it first (costs nothing there; on a GPU it would idle the
+  // device for one readback latency, so there the first batch rides along as before).
+  if (submitsRunInline(model.gpu)) {
+    consume(await inflight);
+    inflight = null;
+    const now = performance.now();
+    prefillSeconds = (now - t0) / 1000;
+    firstBatch = false;
+    if (done || produced >= maxTokens || opts.signal?.aborted) {
+      if (!done && opts.signal?.aborted) finish = "abort";
+      return { tokens, promptTokens: P, finishReason: finish, prefillSeconds, decodeSeconds: 0 };
+    }
+  }
   let tDecode = performance.now();
-  while (inflight) {
+  let tRead = tDecode; // when the last readback resolved
+  while (inflight || (produced < maxTokens && !done)) {
     let next: Promise<ArrayBuffer> | null = null;
     if (produced < maxTokens) {
-      const n = Math.min(K, maxTokens - produced);
+      const n = Math.min(batches.size, maxTokens - produced);
       for (let s = 0; s < n; s++) {
         const p = P + produced - 1; // position of the token being fed
         const logits = model.forward(rec, kv, ring, p, 1, p, { logits: "last" })!;
@@ -165,12 +189,20 @@ export async function generate(
       next = rec.readback(view(P + produced - n, n));
       rec.submit();
     }
+    if (!inflight) { // inline dispatch, right after the first token: nothing is in flight yet
+      inflight = next;
+      continue;
+    }
     consume(await inflight);
+    const now = performance.now();
     if (firstBatch) {
       firstBatch = false;
-      tDecode = performance.now();
+      tDecode = now;
       prefillSeconds = (tDecode - t0) / 1000;
+    } else {
+      batches.next(now - tRead);
     }
+    tRead = now;
     inflight = next;
     if (!done && opts.signal?.aborted) {
       finish = "abort";

@@ -25,6 +25,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { Eagle3Draft } from "../model/eagle3.ts";
 import { generate } from "../decode/generate.ts";
+import { argmax } from "../ops/select.ts";
 import { TokenRing } from "../decode/ring.ts";
 import { SpecDecoder } from "../speculative/decoder.ts";
 import {
@@ -107,14 +108,31 @@ export async function calibrateAutoTree(
   };
   const ring = new TokenRing(target.gpu, rows.target);
   try {
-    // Plain step: one warm-up, then the fastest of 3 decode parts of 33-token greedy runs (eos ignored;
-    // the minimum, like the probes': load spikes only ever add time).
-    const plainOpts = { maxTokens: 33, eosIds: [], stepsPerRead: 16 };
-    await generate(target, rec, kv.target, ring.tensor, opts.prompts[0], { ...plainOpts, maxTokens: 17 });
+    // Plain step, timed like `SpecDecoder.profile` times the phases, so both sides of the comparison
+    // are GPU time: after a warm-up generate() (pipelines, and a prompt in the KV cache), 32 greedy steps
+    // (the loop's forward + argmax) in one submit, less the completion latency of an empty round trip
+    // (Deno's ~11 ms; fastest of 3); the fastest of 3 such runs (load only ever adds time). Timing
+    // generate() itself mixed in how its batches overlap readbacks, which differs between adapters
+    // (with inline dispatch it counted part of a batch as prefill and read 1.8 instead of ~2.7 ms).
+    const P0 = opts.prompts[0].length;
+    await generate(target, rec, kv.target, ring.tensor, opts.prompts[0], { maxTokens: 2, eosIds: [] });
+    let latency = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      await rec.finish();
+      latency = Math.min(latency, performance.now() - t);
+    }
+    const STEPS = Math.max(1, Math.min(32, kv.target.capacity - P0 - 2)); // within the KV cache
     const steps: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const pr = await generate(target, rec, kv.target, ring.tensor, opts.prompts[0], plainOpts);
-      steps.push(1000 * pr.decodeSeconds / (plainOpts.maxTokens - 1));
+      const t = performance.now();
+      for (let s = 0; s < STEPS; s++) {
+        const p = P0 + s; // the token at p (written by the previous step) is fed; p + 1 is written
+        const logits = target.forward(rec, kv.target, ring.tensor, p, 1, p, { logits: "last" })!;
+        argmax(rec, ring.tensor, logits, { outOffset: p + 1 });
+      }
+      await rec.finish();
+      steps.push(Math.max(0, performance.now() - t - latency) / STEPS);
     }
     const plainStepMs = Math.min(...steps);
 

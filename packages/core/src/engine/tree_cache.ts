@@ -20,8 +20,10 @@ import type { AcceptanceProfile, TreeCostTable } from "./auto_tree.ts";
  * (was the whole accepted path), and small targets dispatch inline on llvmpipe (gpu/software_threads.ts).
  * 5: the fused draft forward (draft_layer.ts): 8–12 dispatches per draft level instead of 15, which
  * matters where dispatches cost (hardware GPUs; on llvmpipe drafting ms is unchanged within noise).
+ * 6: the plain step is timed like the phases (GPU time of 32 steps in one submit, latency subtracted);
+ * with inline dispatch the old generate()-based figure was ~1.5× too fast.
  */
-export const TREE_CACHE_VERSION = 5;
+export const TREE_CACHE_VERSION = 6;
 const HASH_LIMIT = 256 * 2 ** 20;
 
 /** What one cache file holds. */

@@ -82,3 +82,12 @@ export function applySoftwareThreads(threads: number | undefined): number | null
   applied = Number.isInteger(n) && n >= 0 ? n : null;
   return applied;
 }
+
+/**
+ * Whether a submit on this device runs its work before returning (llvmpipe with `LP_NUM_THREADS=0`):
+ * then double buffering cannot overlap the GPU with the CPU, and a decode loop reads its first token
+ * before encoding more work (decode/generate.ts).
+ */
+export function submitsRunInline(gpu: { isFallback: boolean; softwareThreads: number | null }): boolean {
+  return gpu.isFallback && gpu.softwareThreads === 0;
+}

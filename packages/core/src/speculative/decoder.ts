@@ -40,6 +40,7 @@ import { gatherRows, TreeBuffers } from "../tree/tree_ops.ts";
 import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../tree/config.ts";
 import { allocGrowScratch, growDraftTree, type GrowScratch, growScratchBytes } from "../tree/grow.ts";
 import { acceptSample, commitPath } from "./accept.ts";
+import { ReadBatches } from "../decode/read_batches.ts";
 import { kvCompactAll } from "./kv_compact.ts";
 import { greedyPath } from "./greedy_path.ts";
 import { featureTaps, verifyTree } from "./verify.ts";
@@ -87,7 +88,10 @@ export interface SpecGenerateOptions extends SamplingOptions {
   maxTokens: number;
   /** Token ids that end generation (not included in the output). */
   eosIds?: readonly number[];
-  /** Cycles encoded per submit / readback (default 4). */
+  /**
+   * Cycles encoded per submit / readback. Default: 2, doubling up to 16 while a batch takes under
+   * ~110 ms (decode/read_batches.ts); with `onCycle` at most `maxTraceCycles`.
+   */
   cyclesPerRead?: number;
   /** Called with each batch of new tokens as soon as it is read back. */
   onTokens?: (ids: number[]) => void;
@@ -443,12 +447,13 @@ export class SpecDecoder {
     if (eos.length > this.#maxEos) {
       throw new ShapeError(`generate: ${eos.length} eos ids; at most ${this.#maxEos}`);
     }
-    const K = opts.cyclesPerRead ?? 4;
-    if (!Number.isInteger(K) || K < 1) {
+    const K = opts.cyclesPerRead;
+    if (K !== undefined && (!Number.isInteger(K) || K < 1)) {
       throw new ShapeError(`generate: cyclesPerRead=${K} must be an integer ≥ 1`);
     }
     const tracing = opts.onCycle !== undefined;
-    if (tracing && K > this.#trace.shape[0]) {
+    const maxTrace = this.#trace.shape[0];
+    if (tracing && K !== undefined && K > maxTrace) {
       throw new ShapeError(
         `generate: cyclesPerRead=${K} with onCycle exceeds maxTraceCycles ${this.#trace.shape[0]}`,
       );
@@ -494,8 +499,13 @@ export class SpecDecoder {
       "u32",
       "ring.output",
     );
-    const encodeBatch = (first: boolean): Promise<ArrayBuffer[]> => {
-      for (let c = 0; c < K; c++) {
+    // Cycles per batch: fixed when given, else growing (see ReadBatches); each batch remembers its size.
+    const batches = new ReadBatches({ fixed: K, first: 2, max: tracing ? Math.min(16, maxTrace) : 16 });
+    let encoded = 0; // cycles encoded so far
+    const encodeBatch = (first: boolean): { k: number; reads: Promise<ArrayBuffer[]> } => {
+      const k = batches.size;
+      encoded += k;
+      for (let c = 0; c < k; c++) {
         if (first && c === 0) this.#encodePrefill(P, opts);
         else this.#encodeDraftExtension();
         this.#encodeTree();
@@ -518,9 +528,9 @@ export class SpecDecoder {
         }
       }
       const reads = [rec.readback(this.#state), rec.readback(ringOut), rec.readback(this.#hist)];
-      if (tracing) reads.push(rec.readback(this.#trace.rows(K)));
+      if (tracing) reads.push(rec.readback(this.#trace.rows(k)));
       rec.submit();
-      return Promise.all(reads);
+      return { k, reads: Promise.all(reads) };
     };
 
     const tokens: number[] = [];
@@ -528,14 +538,18 @@ export class SpecDecoder {
     let aborted = false;
     let prefillSeconds = 0;
     let inflight = encodeBatch(true);
+    let tRead = performance.now();
     let st = state, hist = new Uint32Array(2 * Dp + 1 + LOG_CAP);
     let traced = { cycles: 0, outLen: 1 }; // cycles traced so far; output length before the next cycle
     for (let batch = 0;; batch++) {
       // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
-      const next = batch * K < maxTokens + 2 ? encodeBatch(false) : null;
-      const [sBuf, rBuf, hBuf, tBuf] = await inflight;
+      const next = encoded < maxTokens + 2 ? encodeBatch(false) : null;
+      const [sBuf, rBuf, hBuf, tBuf] = await inflight.reads;
       rec.checkErrors();
-      if (batch === 0) prefillSeconds = (performance.now() - t0) / 1000;
+      const now = performance.now();
+      if (batch === 0) prefillSeconds = (now - t0) / 1000;
+      else batches.next(now - tRead);
+      tRead = now;
       st = new Uint32Array(sBuf);
       hist = new Uint32Array(hBuf);
       const ring = new Uint32Array(rBuf);
@@ -543,14 +557,14 @@ export class SpecDecoder {
       const fresh = outLen > tokens.length ? Array.from(ring.subarray(tokens.length, outLen)) : [];
       tokens.push(...fresh);
       if (tracing) {
-        const d = decodeTraces(new Uint32Array(tBuf), K, this.tree.totalTokens, Dp, tokens, traced);
+        const d = decodeTraces(new Uint32Array(tBuf), inflight.k, this.tree.totalTokens, Dp, tokens, traced);
         traced = d;
         for (const t of d.traces) opts.onCycle!(t);
       }
       if (fresh.length > 0) opts.onTokens?.(fresh);
       if (st[STATE.done] || opts.signal?.aborted) {
         aborted = !st[STATE.done];
-        if (next) await next; // let the GPU finish before the caller reuses the buffers
+        if (next) await next.reads; // let the GPU finish before the caller reuses the buffers
         rec.checkErrors();
         break;
       }

@@ -1,0 +1,39 @@
+/**
+ * The plain decoding tests again, in a child process whose llvmpipe runs every dispatch inline
+ * (`LP_NUM_THREADS=0`, the engine's choice for small targets): there `generate` reads the first token
+ * before encoding more work (decode/generate.ts), a path the parent's test device (Mesa's default
+ * threads) never takes. Same assertions (LlamaRef greedy, eos, budgets, sampling, abort).
+ */
+import assert from "node:assert/strict";
+import { testGpu } from "../testing/mod.ts";
+import { submitsRunInline } from "../gpu/software_threads.ts";
+
+Deno.test("generate tests pass with inline dispatch (LP_NUM_THREADS=0 in a child process)", async () => {
+  const { gpu } = await testGpu();
+  const file = decodeURIComponent(new URL("./generate_test.ts", import.meta.url).pathname);
+  const lock = decodeURIComponent(new URL("../../../../deno.tests.lock", import.meta.url).pathname);
+  const probe = `import { testGpu } from "${new URL("../testing/mod.ts", import.meta.url).href}";
+import { submitsRunInline } from "${new URL("../gpu/software_threads.ts", import.meta.url).href}";
+const { gpu } = await testGpu(); console.log(submitsRunInline(gpu)); gpu.device.destroy();`;
+  const env = { LP_NUM_THREADS: "0", XDG_RUNTIME_DIR: "/tmp" };
+  const p = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", probe],
+    env,
+    stderr: "piped",
+  })
+    .output();
+  assert.ok(p.success, new TextDecoder().decode(p.stderr));
+  // A hardware adapter never runs inline: then the child would only repeat the parent's run.
+  assert.equal(new TextDecoder().decode(p.stdout).trim(), String(gpu.isFallback));
+  assert.equal(submitsRunInline(gpu), false, "the parent's device is expected to use Mesa's default threads");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--quiet", `--lock=${lock}`, file],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, `inline generate tests failed:\n${text.slice(-3000)}`);
+  // deno colours its summary even into a pipe: strip the escapes before matching it.
+  assert.match(text.replace(/\x1b\[[0-9;]*m/g, ""), /ok \| \d+ passed \| 0 failed/);
+});

@@ -41,6 +41,7 @@ import { type ResolvedTreeConfig, resolveTreeConfig, type TreeConfig } from "../
 import { allocGrowScratch, growDraftTree, type GrowScratch, growScratchBytes } from "../tree/grow.ts";
 import { acceptSample, commitPath } from "./accept.ts";
 import { ReadBatches } from "../decode/read_batches.ts";
+import { submitsRunInline } from "../gpu/software_threads.ts";
 import { kvCompactAll } from "./kv_compact.ts";
 import { greedyPath } from "./greedy_path.ts";
 import { featureTaps, verifyTree } from "./verify.ts";
@@ -537,13 +538,16 @@ export class SpecDecoder {
     let finish: FinishReason = "length";
     let aborted = false;
     let prefillSeconds = 0;
+    const inline = submitsRunInline(this.target.gpu);
     let inflight = encodeBatch(true);
     let tRead = performance.now();
     let st = state, hist = new Uint32Array(2 * Dp + 1 + LOG_CAP);
     let traced = { cycles: 0, outLen: 1 }; // cycles traced so far; output length before the next cycle
     for (let batch = 0;; batch++) {
       // Guard against a loop that makes no progress (a bug, never expected): each cycle emits ≥ 1 token.
-      const next = encoded < maxTokens + 2 ? encodeBatch(false) : null;
+      // With inline dispatch the first batch is read before the next is encoded (see generate.ts).
+      const ahead = !(inline && batch === 0);
+      let next = ahead && encoded < maxTokens + 2 ? encodeBatch(false) : null;
       const [sBuf, rBuf, hBuf, tBuf] = await inflight.reads;
       rec.checkErrors();
       const now = performance.now();
@@ -568,6 +572,7 @@ export class SpecDecoder {
         rec.checkErrors();
         break;
       }
+      if (!ahead && encoded < maxTokens + 2) next = encodeBatch(false);
       if (!next) {
         throw new Error(`speculative decoding made no progress after ${batch + 1} batches (state ${st})`);
       }

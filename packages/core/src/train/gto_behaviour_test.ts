@@ -4,7 +4,7 @@
  * `gto_ops_test.ts`, `ttt_state_test.ts`, `gto_test.ts`) check each quantity and the gradient against
  * references; only this one checks the direction of the whole loop on the real GPU pipeline.
  *
- * Setting: the bundled `models/tiny` target and `models/tiny-draft` (Phase I) as M (and as M₀), one
+ * Setting: the bundled `models/tiny` target and `models/tiny-draft-phase1` (Phase I) as M (and as M₀), one
  * fixed prompt whose response is regenerated greedily by the target (so Ŝ = the greedy-verification
  * path, as in training), K = 2 groups × m = 8 prefixes at FIXED roots (the same `step` seed every
  * time), L_token weight 0 (`tokenWeight: 0`: L_GTO alone), no debiasing (with debiasing every R is 0
@@ -26,7 +26,9 @@ import { testGpu } from "../testing/mod.ts";
 import { regenerateResponses, renderPrompt } from "./data.ts";
 import { GtoObjective } from "./gto.ts";
 
-const DRAFT_DIR = decodeURIComponent(new URL("../../../../models/tiny-draft", import.meta.url).pathname);
+// The Phase-I draft this test was tuned with (M₀ of the GTO experiment), not whatever `models/tiny-draft`
+// points at today.
+const DRAFT_DIR = decodeURIComponent(new URL("../../../../models/tiny-draft-phase1", import.meta.url).pathname);
 const PROMPT = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips " +
   "in May. How many clips did Natalia sell altogether?";
 const TREE = { totalTokens: 24, depth: 4, topK: 6 };

@@ -28,7 +28,9 @@ import { GtoObjective } from "./gto.ts";
 
 // The Phase-I draft this test was tuned with (M₀ of the GTO experiment), not whatever `models/tiny-draft`
 // points at today.
-const DRAFT_DIR = decodeURIComponent(new URL("../../../../models/tiny-draft-phase1", import.meta.url).pathname);
+const DRAFT_DIR = decodeURIComponent(
+  new URL("../../../../models/tiny-draft-phase1", import.meta.url).pathname,
+);
 const PROMPT = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips " +
   "in May. How many clips did Natalia sell altogether?";
 const TREE = { totalTokens: 24, depth: 4, topK: 6 };

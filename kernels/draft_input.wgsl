@@ -9,8 +9,8 @@
 // 256-byte offsets, so hn cannot simply be rows T.. of a (2T, h) tensor, and one binding keeps the
 // kernel within WebGPU's default of 8 storage buffers per stage.
 //
-// Each row is normalised by exactly the arithmetic of kernels/norm.wgsl (same entry shapes, same
-// reduction order), so the results are bit-identical to the unfused ops on the same adapter.
+// Each row is normalised by the same entries as kernels/norm.wgsl (the shared fragment rms_rows.wgsl,
+// with this file's row hooks), so the results are bit-identical to the unfused ops on the same adapter.
 //
 // Output row r < T is en[r], r ≥ T is hn[r − T].
 // entry main: one 256-thread workgroup per output row (2T rows; row = wg.y * nwg.x + wg.x): strided
@@ -48,18 +48,22 @@ fn srow(t: u32) -> u32 {
 }
 
 // Where output row r reads from: emb (table or src), the element base, and whether it is in range.
-struct RowSrc { emb: bool, ok: bool, base: u32, key: u32 }
+struct RmsRow { emb: bool, ok: bool, base: u32, key: u32 }
 
-fn row_src(r: u32) -> RowSrc {
-  if (r < p.t) {
-    let id = ids[p.ids_off + r];
-    return RowSrc(true, id < p.v, select(0u, id * p.h, id < p.v), id);
-  }
-  let s = srow(r - p.t);
-  return RowSrc(false, s < p.s, select(0u, s * p.h, s < p.s), s);
+fn rms_rows() -> u32 {
+  return 2u * p.t;
 }
 
-fn value(q: RowSrc, i: u32) -> f32 {
+fn rms_row(r: u32) -> RmsRow {
+  if (r < p.t) {
+    let id = ids[p.ids_off + r];
+    return RmsRow(true, id < p.v, select(0u, id * p.h, id < p.v), id);
+  }
+  let s = srow(r - p.t);
+  return RmsRow(false, s < p.s, select(0u, s * p.h, s < p.s), s);
+}
+
+fn rms_value(q: RmsRow, i: u32) -> f32 {
   if (!q.ok) {
     // A quiet NaN built from a runtime value (a NaN constant is a WGSL const-evaluation error).
     return bitcast<f32>(0x7fc00000u | (q.key & 0u));
@@ -70,7 +74,7 @@ fn value(q: RowSrc, i: u32) -> f32 {
   return src[q.base + i];
 }
 
-fn gain(q: RowSrc, i: u32) -> f32 {
+fn gain(q: RmsRow, i: u32) -> f32 {
   if (q.emb) {
     return g_in[i];
   }
@@ -78,7 +82,7 @@ fn gain(q: RowSrc, i: u32) -> f32 {
 }
 
 // Store normalised element i of output row r (and the raw hidden value when gathering).
-fn store(q: RowSrc, r: u32, i: u32, v: f32, scale: f32) {
+fn rms_store(q: RmsRow, r: u32, i: u32, v: f32, scale: f32) {
   if (q.emb) {
     normed[p.en_off + r * p.h + i] = v * scale * gain(q, i);
   } else {
@@ -87,48 +91,4 @@ fn store(q: RowSrc, r: u32, i: u32, v: f32, scale: f32) {
   }
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = wg.y * nwg.x + wg.x;
-  if (r >= 2u * p.t) {
-    return; // uniform: depends only on the workgroup id and the uniform
-  }
-  let q = row_src(r);
-  var ss = 0.0;
-  for (var i = lid; i < p.h; i += 256u) {
-    let v = value(q, i);
-    ss += v * v;
-  }
-  red[lid] = ss;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let scale = inverseSqrt(red[0] / f32(p.h) + p.eps);
-  for (var i = lid; i < p.h; i += 256u) {
-    store(q, r, i, value(q, i), scale);
-  }
-}
-
-@compute @workgroup_size(8)
-fn main_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-           @builtin(local_invocation_index) lid: u32) {
-  let r = (wg.y * nwg.x + wg.x) * 8u + lid;
-  if (r >= 2u * p.t) {
-    return;
-  }
-  let q = row_src(r);
-  var ss = 0.0;
-  for (var i = 0u; i < p.h; i++) {
-    let v = value(q, i);
-    ss = fma(v, v, ss);
-  }
-  let scale = inverseSqrt(ss / f32(p.h) + p.eps);
-  for (var i = 0u; i < p.h; i++) {
-    store(q, r, i, value(q, i), scale);
-  }
-}
+// #include rms_rows.wgsl

@@ -11,10 +11,12 @@
  * @module
  */
 import attentionOnline from "./attention_online.wgsl" with { type: "text" };
+import rmsRows from "./rms_rows.wgsl" with { type: "text" };
 
 /** Fragments a kernel may `#include`, by file name. */
 const FRAGMENTS: Readonly<Record<string, string>> = {
   "attention_online.wgsl": attentionOnline,
+  "rms_rows.wgsl": rmsRows,
 };
 
 const INCLUDE = /^\/\/ #include (\S+)[ \t]*$/gm;
@@ -80,7 +82,7 @@ import select from "./select.wgsl" with { type: "text" };
 import draftInput from "./draft_input.wgsl" with { type: "text" };
 
 /** RMSNorm kernel `main` (placeholders `{{ENABLE}}`, `{{WT}}`: weight type f32 | f16). */
-export const NORM_WGSL: string = norm;
+export const NORM_WGSL: string = linkWgsl("norm.wgsl", norm);
 /** Activation kernels: `swiglu` over the fused gate/up projection. */
 export const ACTIVATION_WGSL: string = activation;
 /** Embedding gather `main` (placeholders `{{ENABLE}}`, `{{WT}}`: table type f32 | f16). */
@@ -89,7 +91,7 @@ export const EMBEDDING_WGSL: string = embedding;
  * The EAGLE-3 draft layer's normalised inputs in one pass: embedding gather + input_layernorm and
  * (optionally gathered) hidden + hidden_norm, `main` / `main_sw` (see the file header).
  */
-export const DRAFT_INPUT_WGSL: string = draftInput;
+export const DRAFT_INPUT_WGSL: string = linkWgsl("draft_input.wgsl", draftInput);
 /** Row softmax kernels: `softmax`, `log_softmax` (with temperature). */
 export const SOFTMAX_WGSL: string = softmax;
 /** Token selection kernels: `argmax`, `topk`, `sample` (temperature / top-k / top-p). */

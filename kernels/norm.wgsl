@@ -3,6 +3,9 @@
 // Exists because every transformer layer normalises its input twice and the final hidden state
 // once; the row statistic needs a reduction, so it cannot be fused into the elementwise kernels.
 //
+// The two entries are the shared fragment rms_rows.wgsl (also draft_input.wgsl's), with this file's
+// hooks: a row is its element base in x; the stored value is x · (1/rms) · w, in that order.
+//
 // entry main: one 256-thread workgroup per row. Pass 1: each thread sums x² over a strided slice of
 //   the row (coalesced), then a tree reduction in workgroup memory gives Σx². Pass 2: each thread
 //   scales its slice. The row index is (wg.y * nwg.x + wg.x), so more than 65535 rows fit.
@@ -27,48 +30,22 @@ struct Params { h: u32, m: u32, eps: f32 }
 
 var<workgroup> red: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = wg.y * nwg.x + wg.x;
-  if (row >= p.m) {
-    return; // uniform: depends only on the workgroup id and the uniform
-  }
-  let base = row * p.h;
-  var ss = 0.0;
-  for (var i = lid; i < p.h; i += 256u) {
-    let v = x[base + i];
-    ss += v * v;
-  }
-  red[lid] = ss;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let r = inverseSqrt(red[0] / f32(p.h) + p.eps);
-  for (var i = lid; i < p.h; i += 256u) {
-    out[base + i] = x[base + i] * r * f32(w[i]);
-  }
+// #include rms_rows.wgsl
+
+struct RmsRow { base: u32 }
+
+fn rms_rows() -> u32 {
+  return p.m;
 }
 
-@compute @workgroup_size(8)
-fn main_sw(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-           @builtin(local_invocation_index) lid: u32) {
-  let row = (wg.y * nwg.x + wg.x) * 8u + lid;
-  if (row >= p.m) {
-    return;
-  }
-  let base = row * p.h;
-  var ss = 0.0;
-  for (var i = 0u; i < p.h; i++) {
-    let v = x[base + i];
-    ss = fma(v, v, ss);
-  }
-  let r = inverseSqrt(ss / f32(p.h) + p.eps);
-  for (var i = 0u; i < p.h; i++) {
-    out[base + i] = x[base + i] * r * f32(w[i]);
-  }
+fn rms_row(r: u32) -> RmsRow {
+  return RmsRow(r * p.h);
+}
+
+fn rms_value(q: RmsRow, i: u32) -> f32 {
+  return x[q.base + i];
+}
+
+fn rms_store(q: RmsRow, r: u32, i: u32, v: f32, scale: f32) {
+  out[q.base + i] = v * scale * f32(w[i]);
 }

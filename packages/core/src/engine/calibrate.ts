@@ -116,12 +116,7 @@ export async function calibrateAutoTree(
     // (with inline dispatch it counted part of a batch as prefill and read 1.8 instead of ~2.7 ms).
     const P0 = opts.prompts[0].length;
     await generate(target, rec, kv.target, ring.tensor, opts.prompts[0], { maxTokens: 2, eosIds: [] });
-    let latency = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const t = performance.now();
-      await rec.finish();
-      latency = Math.min(latency, performance.now() - t);
-    }
+    const latency = await rec.completionLatencyMs();
     const STEPS = Math.max(1, Math.min(32, kv.target.capacity - P0 - 2)); // within the KV cache
     const steps: number[] = [];
     for (let i = 0; i < 3; i++) {

@@ -319,6 +319,22 @@ export class Recorder {
     this.checkErrors();
   }
 
+  /**
+   * Deno's completion latency in ms: the fastest of `tries` empty round trips through {@link finish}.
+   * Deno resolves completion a fixed ~11 ms after the GPU is done (docs/engine.md §2), so timings of
+   * submitted work subtract this to get GPU time; the minimum, because load only ever adds time.
+   * Submits whatever is recorded (call it with nothing pending).
+   */
+  async completionLatencyMs(tries = 3): Promise<number> {
+    let latency = Infinity;
+    for (let i = 0; i < tries; i++) {
+      const t = performance.now();
+      await this.finish();
+      latency = Math.min(latency, performance.now() - t);
+    }
+    return latency;
+  }
+
   /** Submit and read `t` back as its typed array (tests and setup; loops use {@link readback}). */
   async read(t: Tensor): Promise<Float32Array | Uint32Array | Int32Array | Uint16Array> {
     const p = this.readback(t);

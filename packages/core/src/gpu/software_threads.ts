@@ -19,29 +19,23 @@
  * `LP_NUM_THREADS` already in the environment always wins (it is Mesa's own, documented knob).
  * @module
  */
+import type { LlamaConfig } from "../io/config.ts";
 
 /** Models with at most this many parameters run inline on a software adapter (see the module doc). */
 export const INLINE_SOFTWARE_MAX_PARAMS = 6_000_000;
 
-/** The config fields {@link llamaParamCount} reads (a {@link LlamaConfig} has them all). */
-export interface ParamCountConfig {
-  /** Residual width H. */
-  hiddenSize: number;
-  /** MLP width I. */
-  intermediateSize: number;
-  /** Decoder layers L. */
-  numLayers: number;
-  /** Query heads. */
-  numHeads: number;
-  /** Key/value heads. */
-  numKvHeads: number;
-  /** Per-head width. */
-  headDim: number;
-  /** Vocabulary size V. */
-  vocabSize: number;
-  /** Whether lm_head is the embedding matrix. */
-  tieWordEmbeddings: boolean;
-}
+/** The config fields {@link llamaParamCount} reads. */
+export type ParamCountConfig = Pick<
+  LlamaConfig,
+  | "hiddenSize"
+  | "intermediateSize"
+  | "numLayers"
+  | "numHeads"
+  | "numKvHeads"
+  | "headDim"
+  | "vocabSize"
+  | "tieWordEmbeddings"
+>;
 
 /** Parameters of a LLaMA model with this config (norm weights included). */
 export function llamaParamCount(c: ParamCountConfig): number {

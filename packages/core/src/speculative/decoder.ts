@@ -630,12 +630,7 @@ export class SpecDecoder {
     // empty round trip measures it (fastest of 3: load only adds time) and it is subtracted, so a
     // phase's figure is its GPU time, not that latency / reps (2.9 ms at reps 4, which made small
     // trees look 2× dearer than they are on the CPU adapter).
-    let latency = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const t = performance.now();
-      await rec.finish();
-      latency = Math.min(latency, performance.now() - t);
-    }
+    const latency = await rec.completionLatencyMs();
     const time = async (encode: () => void): Promise<{ ms: number; dispatches: number }> => {
       const d0 = rec.stats.dispatches;
       const t = performance.now();
